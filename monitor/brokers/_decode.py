@@ -1,0 +1,58 @@
+"""Decoding helpers shared by the broker parsers: typed JSON in, BadResponse out."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import TypeVar
+
+import msgspec
+
+from monitor.brokers.errors import BadResponse
+
+T = TypeVar("T")
+
+_MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$")
+_MAX_ECHO = 40
+
+
+def decode_json(body: bytes, into: type[T], broker: str) -> T:
+    """Decode ``body`` straight into typed structs; any mismatch names the JSON path."""
+    try:
+        return msgspec.json.decode(body, type=into)
+    except msgspec.ValidationError as err:
+        message = str(err)
+        match = _MSGSPEC_PATH.match(message)
+        path = (match and match["path"]) or "body"
+        reason = match["reason"] if match else message
+        raise BadResponse(broker, f"{path}: {reason}") from err
+    except msgspec.DecodeError as err:
+        raise BadResponse(broker, f"body: not valid JSON ({err})") from err
+
+
+def echo(value: object) -> str:
+    """A broker value quoted for an error message, cut short so a huge field cannot flood logs."""
+    text = repr(value)
+    return text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 3] + "..."
+
+
+def grouped_decimal(raw: str | int | float, broker: str, field: str) -> Decimal | None:
+    """Parse numbers such as "1,550.00"; "--" and "" mean empty (None)."""
+    if isinstance(raw, str):
+        text = raw.strip().replace(",", "")
+        if text in ("", "--"):
+            return None
+    else:
+        text = repr(raw)
+    try:
+        value = Decimal(text)
+    except InvalidOperation as err:
+        raise BadResponse(broker, f"{field}: not a number: {echo(raw)}") from err
+    return require_finite(value, broker, field)
+
+
+def require_finite(value: Decimal, broker: str, field: str) -> Decimal:
+    """Reject NaN and Infinity, which Decimal parses but no position can hold."""
+    if not value.is_finite():
+        raise BadResponse(broker, f"{field}: not a finite number: {value}")
+    return value

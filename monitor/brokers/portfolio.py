@@ -1,0 +1,70 @@
+"""Portfolio positions API: ``POST {base}/Portfolio/1.0/portfolio/v1/positions``.
+
+Seed: portfolio-positions-api.md (the only public description of this API). Numbers arrive as
+decimal strings; ``pnl`` is the broker's own P&L for the row, so ``mtm = pnl`` and
+``net_qty = netQty``. The key has no product: (``es``, ``tok``, "").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+from monitor.brokers._decode import decode_json, require_finite
+from monitor.brokers.errors import AuthExpired, BadResponse
+from monitor.model import Position, PositionKey, Snapshot
+
+BROKER = "portfolio"
+TIMEZONE = "Asia/Kolkata"
+
+
+class _Row(msgspec.Struct, rename="camel"):
+    tok: str
+    es: str
+    ts: str
+    net_qty: Decimal
+    pnl: Decimal
+    ltp: Decimal | None = None
+    avg_price: Decimal | None = None
+
+
+class _Envelope(msgspec.Struct, rename={"status": "Status", "error_code": "errorCode"}):
+    status: str
+    message: str = ""
+    error_code: str | int = ""
+    data: list[_Row] | None = None
+
+
+def parse(
+    body: bytes, *, account: str, taken_at: datetime, quotes: Mapping[str, Decimal]
+) -> Snapshot:
+    """Turn a positions response body into a Snapshot, or raise a typed BrokerError."""
+    del quotes  # rows carry their own ltp and pnl
+    envelope = decode_json(body, _Envelope, BROKER)
+    if envelope.status != "Success":
+        reason = f"Status {envelope.status}, errorCode {envelope.error_code}: {envelope.message}"
+        if str(envelope.error_code) in ("401", "403"):
+            raise AuthExpired(BROKER, reason)
+        raise BadResponse(BROKER, reason)
+    if envelope.data is None:
+        raise BadResponse(BROKER, "data: missing from a Status Success response")
+
+    positions: dict[PositionKey, Position] = {}
+    for index, row in enumerate(envelope.data):
+        key = PositionKey(account, row.es, row.tok, "")
+        if key in positions:
+            raise BadResponse(BROKER, f"data[{index}]: duplicate position {row.es}|{row.tok}")
+        positions[key] = Position(
+            key=key,
+            symbol=row.ts,
+            net_qty=require_finite(row.net_qty, BROKER, f"data[{index}].netQty"),
+            avg_price=row.avg_price,
+            ltp=row.ltp,
+            realized=None,
+            unrealized=None,
+            mtm=require_finite(row.pnl, BROKER, f"data[{index}].pnl"),
+        )
+    return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)

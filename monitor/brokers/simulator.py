@@ -1,0 +1,148 @@
+"""The built-in simulator: a seeded market for the zero-configuration demo and for tests.
+
+The world is a pure function of (seed, account, trading day, tick): each trading day starts
+flat at local midnight and is stepped tick by tick with a random generator seeded from those
+values. A restarted daemon therefore finds the market where it would have been, including the
+trades made while it was down, exactly like a real broker.
+
+Each tick prices take a mean-reverting random step, and every one to three ticks the next action
+of a fixed cycle happens (open a short, open a long, a price shock against the book, flip a
+position, square one off), so every rule kind fires within the first minute of polling.
+Positions are valued like Kotak rows: mtm = cash from trades + net_qty * ltp.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from monitor.model import Position, PositionKey, Snapshot
+
+BROKER = "simulator"
+
+# (exchange segment, token, symbol, base price, lot size, products it trades under)
+_INSTRUMENTS = (
+    ("nse_fo", "53179", "BANKNIFTY25DECFUT", 52000.0, 30, ("NRML", "MIS")),
+    ("nse_fo", "53001", "NIFTY25DECFUT", 24500.0, 75, ("NRML", "MIS")),
+    ("nse_cm", "2885", "RELIANCE-EQ", 1450.0, 100, ("CNC", "MIS")),
+    ("nse_cm", "2031", "M&M-EQ", 3100.0, 50, ("CNC", "MIS")),
+    ("nse_cm", "1594", "INFY-EQ", 1650.0, 200, ("CNC", "MIS")),
+    ("mcx_fo", "430106", "CRUDEOIL25DECFUT", 5900.0, 100, ("NRML",)),
+)
+_ACTIONS = ("open_short", "open_long", "shock", "flip", "square_off", "open_long", "shock")
+_MAX_OPEN = 5
+_VOLATILITY = 0.0015  # per tick
+_REVERSION = 0.02  # pull back towards the base price per tick
+_SHOCK = 0.012  # an adverse move against every open position
+
+
+@dataclass(slots=True)
+class _Holding:
+    qty: int = 0
+    cash: float = 0.0  # sell value minus buy value of every trade today
+
+
+@dataclass(slots=True)
+class _World:
+    day: date
+    rng: random.Random
+    tick: int = -1
+    next_action_tick: int = 1
+    action_index: int = 0
+    prices: list[float] = field(default_factory=lambda: [i[3] for i in _INSTRUMENTS])
+    holdings: dict[tuple[int, str], _Holding] = field(default_factory=dict)
+
+    def step(self) -> None:
+        self.tick += 1
+        rng = self.rng
+        for i, (*_, base, _lot, _products) in enumerate(_INSTRUMENTS):
+            price = self.prices[i]
+            price += _REVERSION * (base - price) + price * rng.gauss(0.0, _VOLATILITY)
+            self.prices[i] = max(price, base * 0.5)
+        if self.tick >= self.next_action_tick:
+            self._act(_ACTIONS[self.action_index % len(_ACTIONS)])
+            self.action_index += 1
+            self.next_action_tick = self.tick + rng.randint(1, 3)
+
+    def _act(self, action: str) -> None:
+        rng = self.rng
+        open_keys = sorted(k for k, h in self.holdings.items() if h.qty)
+        if action.startswith("open") and len(open_keys) >= _MAX_OPEN:
+            action = "square_off"
+        if action in ("flip", "square_off", "shock") and not open_keys:
+            action = "open_short"
+        if action == "shock":
+            for index, product in open_keys:
+                direction = 1 if self.holdings[(index, product)].qty > 0 else -1
+                self.prices[index] *= 1 - direction * _SHOCK
+        elif action.startswith("open"):
+            flat = [
+                (i, product)
+                for i, instrument in enumerate(_INSTRUMENTS)
+                for product in instrument[5]
+                if not self.holdings.get((i, product), _Holding()).qty
+            ]
+            index, product = rng.choice(flat)
+            lots = rng.randint(1, 3) * _INSTRUMENTS[index][4]
+            self._trade(index, product, -lots if action == "open_short" else lots)
+        else:
+            index, product = rng.choice(open_keys)
+            qty = self.holdings[(index, product)].qty
+            self._trade(index, product, -2 * qty if action == "flip" else -qty)
+
+    def _trade(self, index: int, product: str, qty: int) -> None:
+        holding = self.holdings.setdefault((index, product), _Holding())
+        holding.qty += qty
+        holding.cash -= qty * self.prices[index]
+
+
+class Simulator:
+    """A broker whose positions come from the seeded world instead of the network."""
+
+    def __init__(self, account: str, *, seed: int, tick: timedelta, timezone: ZoneInfo) -> None:
+        self.account = account
+        self._seed = seed
+        self._tick = tick
+        self._tz = timezone
+        self._world: _World | None = None
+
+    async def fetch(self) -> Snapshot:
+        """Positions as of now."""
+        return self.snapshot_at(datetime.now(UTC))
+
+    async def close(self) -> None:
+        """Nothing to release: the simulator holds no connections."""
+
+    def snapshot_at(self, taken_at: datetime) -> Snapshot:
+        """Positions as the world stands at ``taken_at`` (deterministic for a given seed)."""
+        local = taken_at.astimezone(self._tz)
+        day = local.date()
+        day_start = datetime.combine(day, time(), self._tz)
+        target = int((local - day_start) / self._tick)
+        world = self._world
+        if world is None or world.day != day or world.tick > target:
+            world = self._world = _World(day, random.Random(f"{self._seed}:{self.account}:{day}"))  # noqa: S311 - a simulation, not security
+        while world.tick < target:
+            world.step()
+        return Snapshot(self.account, BROKER, taken_at, self._positions(world))
+
+    def _positions(self, world: _World) -> dict[PositionKey, Position]:
+        positions: dict[PositionKey, Position] = {}
+        for (index, product), holding in world.holdings.items():
+            segment, token, symbol, *_ = _INSTRUMENTS[index]
+            key = PositionKey(self.account, segment, token, product)
+            ltp = round(world.prices[index], 2)
+            positions[key] = Position(
+                key=key,
+                symbol=symbol,
+                net_qty=Decimal(holding.qty),
+                avg_price=None,
+                ltp=Decimal(f"{ltp:.2f}"),
+                realized=None,
+                unrealized=None,
+                mtm=Decimal(f"{holding.cash + holding.qty * ltp:.2f}"),
+            )
+        return positions

@@ -1,0 +1,73 @@
+"""Torus: ``POST {base}/api/v1/holdings/netposition`` (seed: torus-netposition.md).
+
+Numbers are JSON numbers, decoded exactly into Decimal. ``net_qty`` is already signed;
+``mtm`` is the unrealised part, so ``mtm = realised_profit + mtm``. The key is
+(``exchange + "_" + segment``, ``security_id``, ``product``), e.g. ("BSE_E", "500325", "C").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+from monitor.brokers._decode import decode_json, require_finite
+from monitor.brokers.errors import BadResponse
+from monitor.model import Position, PositionKey, Snapshot
+
+BROKER = "torus"
+TIMEZONE = "Asia/Kolkata"
+
+
+class _Row(msgspec.Struct):
+    symbol: str
+    exchange: str
+    segment: str
+    security_id: str | int
+    product: str
+    net_qty: Decimal
+    realised_profit: Decimal
+    mtm: Decimal
+    last_traded_price: Decimal | None = None
+    buy_avg: Decimal | None = None
+    sell_avg: Decimal | None = None
+
+
+class _Envelope(msgspec.Struct):
+    status: str
+    message: str = ""
+    data: list[_Row] | None = None
+
+
+def parse(
+    body: bytes, *, account: str, taken_at: datetime, quotes: Mapping[str, Decimal]
+) -> Snapshot:
+    """Turn a net-position response body into a Snapshot, or raise a typed BrokerError."""
+    del quotes  # rows carry their own prices and P&L
+    envelope = decode_json(body, _Envelope, BROKER)
+    if envelope.status.lower() != "success":
+        raise BadResponse(BROKER, f"status {envelope.status}: {envelope.message}")
+    if envelope.data is None:
+        raise BadResponse(BROKER, "data: missing from a status success response")
+
+    positions: dict[PositionKey, Position] = {}
+    for index, row in enumerate(envelope.data):
+        segment = f"{row.exchange}_{row.segment}"
+        token = str(row.security_id)
+        key = PositionKey(account, segment, token, row.product)
+        if key in positions:
+            raise BadResponse(BROKER, f"data[{index}]: duplicate position {'|'.join(key[1:])}")
+        net_qty = require_finite(row.net_qty, BROKER, f"data[{index}].net_qty")
+        positions[key] = Position(
+            key=key,
+            symbol=row.symbol,
+            net_qty=net_qty,
+            avg_price=row.buy_avg if net_qty > 0 else row.sell_avg,
+            ltp=row.last_traded_price,
+            realized=row.realised_profit,
+            unrealized=row.mtm,
+            mtm=require_finite(row.realised_profit + row.mtm, BROKER, f"data[{index}].mtm"),
+        )
+    return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)

@@ -1,0 +1,136 @@
+"""Immutable value types passed from the broker edge inward.
+
+Money and quantities are ``Decimal``. Brokers send decimal strings ("2625.00", "1,550.00"),
+thresholds are compared against sums of many positions, and binary floats would turn an exact
+5000.00 drawdown into 4999.999999 and miss the alert. Decimal keeps every figure exactly as the
+broker reported it; the cost is small next to decoding the body.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+ZERO = Decimal(0)
+
+
+class PositionKey(NamedTuple):
+    """Identity of a position: the same token under two products is two positions."""
+
+    account: str
+    exchange_segment: str
+    token: str
+    product: str
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One row of a broker's positions, normalised.
+
+    ``mtm`` is realized + unrealized P&L in the account currency, or ``None`` when it cannot be
+    computed (an open position without a price).
+    """
+
+    key: PositionKey
+    symbol: str
+    net_qty: Decimal
+    avg_price: Decimal | None
+    ltp: Decimal | None
+    realized: Decimal | None
+    unrealized: Decimal | None
+    mtm: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every position of one account as one good poll saw it, in the broker's row order."""
+
+    account: str
+    broker: str
+    taken_at: datetime
+    positions: Mapping[PositionKey, Position]
+
+
+class ChangeKind(enum.StrEnum):
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """How one key differs between two snapshots; ``before``/``after`` is None when absent."""
+
+    kind: ChangeKind
+    key: PositionKey
+    before: Position | None
+    after: Position | None
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Order for routing thresholds: info < warning < critical."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+DetailValue = Decimal | int | str | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """What a rule decided a trader must hear about. ``key`` is None for account-wide alerts."""
+
+    rule: str
+    kind: str
+    severity: Severity
+    account: str
+    key: PositionKey | None
+    symbol: str | None
+    at: datetime
+    message: str
+    details: Mapping[str, DetailValue]
+
+    def to_json(self) -> dict[str, object]:
+        """The alert JSON contract (DESIGN section 5), field order included."""
+        key = self.key
+        return {
+            "rule": self.rule,
+            "kind": self.kind,
+            "severity": str(self.severity),
+            "account": self.account,
+            "exchange_segment": key.exchange_segment if key else None,
+            "token": key.token if key else None,
+            "product": key.product if key else None,
+            "symbol": self.symbol,
+            "at": self.at.isoformat(),
+            "message": self.message,
+            "details": {name: json_number(value) for name, value in self.details.items()},
+        }
+
+
+def json_number(value: DetailValue) -> object:
+    """Render a Decimal as a JSON number: an int when integral, else a float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def format_qty(qty: Decimal) -> str:
+    """Quantities print without a trailing '.0' when whole: 25, -25, 0.5."""
+    return str(int(qty)) if qty == qty.to_integral_value() else f"{qty.normalize():f}"
+
+
+def format_money(amount: Decimal) -> str:
+    """Money prints with grouping and two decimals: 12,500.00."""
+    return f"{amount:,.2f}"

@@ -1,0 +1,192 @@
+"""``mtm_drawdown``: MTM has fallen ``threshold`` or more below the day's peak.
+
+MTM = realized + unrealized P&L, per position (``scope: position``) or summed over the account's
+positions that pass the filters (``scope: account``). The peak is the highest MTM seen since the
+trading day began; the first good poll of the day sets it. The rule fires once when
+peak - MTM >= threshold, stays quiet while the drawdown stays at or above the threshold, and
+re-arms when the drawdown falls below half the threshold or a new peak is set.
+
+An account MTM is unknown when any counted position has no price: that poll is not evaluated.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from monitor.model import ZERO, Alert, PositionKey, Severity, Snapshot, format_money
+from monitor.rules.base import Poll, PositionFilter, RuleConfigError, describe, position_alert
+
+KIND = "mtm_drawdown"
+
+
+class Scope(enum.StrEnum):
+    ACCOUNT = "account"
+    POSITION = "position"
+
+
+@dataclass(frozen=True, slots=True)
+class Peak:
+    """The day's highest MTM for one scope, and whether the rule has fired since."""
+
+    peak: Decimal
+    fired: bool
+
+
+# Keyed by position key, or None for the whole account.
+DrawdownState = dict[PositionKey | None, Peak]
+
+
+@dataclass(frozen=True, slots=True)
+class MtmDrawdown:
+    """Alert when MTM falls ``threshold`` below the day's peak."""
+
+    name: str
+    severity: Severity
+    filter: PositionFilter
+    scope: Scope
+    threshold: Decimal
+
+    @property
+    def kind(self) -> str:
+        """The rule kind string used in rules.yaml and alerts."""
+        return KIND
+
+    def evaluate(
+        self, state: DrawdownState | None, poll: Poll
+    ) -> tuple[DrawdownState, list[Alert]]:
+        """Advance every peak with this poll's MTM and alert on fresh breaches."""
+        previous: DrawdownState = {} if state is None or poll.new_day else state
+        if self.scope is Scope.ACCOUNT:
+            return self._evaluate_account(previous, poll)
+        return self._evaluate_positions(previous, poll)
+
+    def _evaluate_account(
+        self, previous: DrawdownState, poll: Poll
+    ) -> tuple[DrawdownState, list[Alert]]:
+        mtm = self.account_mtm(poll.snapshot)
+        if mtm is None:
+            return previous, []
+        entry, fired = self._advance(previous.get(None), mtm)
+        alerts = []
+        if fired:
+            snapshot = poll.snapshot
+            drawdown = entry.peak - mtm
+            alerts.append(
+                Alert(
+                    rule=self.name,
+                    kind=KIND,
+                    severity=self.severity,
+                    account=snapshot.account,
+                    key=None,
+                    symbol=None,
+                    at=snapshot.taken_at,
+                    message=(
+                        f"MTM drawdown on account {snapshot.account}: "
+                        f"{self._figures(mtm, entry.peak, drawdown)}"
+                    ),
+                    details=self._details(mtm, entry.peak, drawdown),
+                )
+            )
+        return {None: entry}, alerts
+
+    def _evaluate_positions(
+        self, previous: DrawdownState, poll: Poll
+    ) -> tuple[DrawdownState, list[Alert]]:
+        state: DrawdownState = {}
+        alerts = []
+        check_filter = self.filter.filters_positions
+        for key, position in poll.snapshot.positions.items():
+            if check_filter and not self.filter.allows(position):
+                continue
+            known = previous.get(key)
+            if position.mtm is None:
+                if known is not None:
+                    state[key] = known  # keep the peak through a poll without a price
+                continue
+            entry, fired = self._advance(known, position.mtm)
+            state[key] = entry
+            if fired:
+                drawdown = entry.peak - position.mtm
+                message = (
+                    f"MTM drawdown on {describe(position)}: "
+                    f"{self._figures(position.mtm, entry.peak, drawdown)}"
+                )
+                details = self._details(position.mtm, entry.peak, drawdown)
+                alerts.append(position_alert(self, poll, position, message, details))
+        return state, alerts
+
+    def account_mtm(self, snapshot: Snapshot) -> Decimal | None:
+        """Sum of MTM over the positions this rule counts, or None if any is unknown."""
+        check_filter = self.filter.filters_positions
+        total = ZERO
+        for position in snapshot.positions.values():
+            if check_filter and not self.filter.allows(position):
+                continue
+            if position.mtm is None:
+                return None
+            total += position.mtm
+        return total
+
+    def _advance(self, entry: Peak | None, mtm: Decimal) -> tuple[Peak, bool]:
+        """Next peak state for one scope, and whether this poll fires."""
+        if entry is None or mtm > entry.peak:
+            return Peak(mtm, False), False  # the day's first poll or a new peak: armed
+        drawdown = entry.peak - mtm
+        if not entry.fired and drawdown >= self.threshold:
+            return Peak(entry.peak, True), True
+        if entry.fired and drawdown * 2 < self.threshold:
+            return Peak(entry.peak, False), False
+        return entry, False
+
+    def _figures(self, mtm: Decimal, peak: Decimal, drawdown: Decimal) -> str:
+        return (
+            f"{format_money(drawdown)} below the day's peak {format_money(peak)} "
+            f"(MTM {format_money(mtm)}, threshold {format_money(self.threshold)})"
+        )
+
+    def _details(self, mtm: Decimal, peak: Decimal, drawdown: Decimal) -> dict[str, Decimal]:
+        return {"mtm": mtm, "peak": peak, "drawdown": drawdown, "threshold": self.threshold}
+
+    def dump_state(self, state: DrawdownState) -> object:
+        """Rows of [segment, token, product, peak, fired]; the account row has null keys."""
+        return [
+            [*(key[1:] if key is not None else (None, None, None)), str(p.peak), p.fired]
+            for key, p in state.items()
+        ]
+
+    def load_state(self, account: str, data: object) -> DrawdownState:
+        """The inverse of ``dump_state`` for the account that owns the stored row."""
+        if not isinstance(data, list):
+            raise TypeError(f"stored {KIND} state must be a list, not {type(data).__name__}")
+        state: DrawdownState = {}
+        for segment, token, product, peak, fired in data:
+            key = None if segment is None else PositionKey(account, segment, token, product)
+            state[key] = Peak(Decimal(peak), bool(fired))
+        return state
+
+
+def build(
+    name: str, severity: Severity, filter: PositionFilter, options: Mapping[str, object]
+) -> MtmDrawdown:
+    """Make the rule from its rules.yaml entry: ``threshold`` (required) and ``scope``."""
+    unknown = set(options) - {"threshold", "scope"}
+    if unknown:
+        raise RuleConfigError(sorted(unknown)[0], f"unknown field for kind {KIND}")
+    scope_raw = options.get("scope", Scope.ACCOUNT.value)
+    if scope_raw not in {s.value for s in Scope}:
+        raise RuleConfigError("scope", f"must be one of account, position; got {scope_raw!r}")
+    if "threshold" not in options:
+        raise RuleConfigError("threshold", f"required for kind {KIND}")
+    raw = options["threshold"]
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise RuleConfigError("threshold", f"must be a number; got {raw!r}")
+    try:
+        threshold = Decimal(str(raw))
+    except InvalidOperation:
+        raise RuleConfigError("threshold", f"must be a number; got {raw!r}") from None
+    if not threshold.is_finite() or threshold <= 0:
+        raise RuleConfigError("threshold", f"must be a positive amount; got {raw}")
+    return MtmDrawdown(name, severity, filter, Scope(scope_raw), threshold)

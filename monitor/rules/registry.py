@@ -1,0 +1,25 @@
+"""The only place a rule ``kind`` string from rules.yaml becomes a rule type."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from monitor.model import Severity
+from monitor.rules import mtm_drawdown, new_short, squared_off
+from monitor.rules.base import PositionFilter, Rule
+
+
+class Builder(Protocol):
+    """Makes a rule from its common fields and its kind-specific options."""
+
+    def __call__(
+        self, name: str, severity: Severity, filter: PositionFilter, options: Mapping[str, object]
+    ) -> Rule: ...
+
+
+RULE_KINDS: Mapping[str, Builder] = {
+    mtm_drawdown.KIND: mtm_drawdown.build,
+    new_short.KIND: new_short.build,
+    squared_off.KIND: squared_off.build,
+}

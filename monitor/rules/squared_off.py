@@ -1,0 +1,68 @@
+"""``squared_off``: a key that was open is flat now, or its row vanished, on the same trading day.
+
+Nothing fires on the silent baseline or on the first poll of a new trading day: brokers reset
+day positions at the day boundary, so rows that vanish or read zero then are not square-offs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from monitor.model import ZERO, Alert, ChangeKind, DetailValue, Severity, format_qty
+from monitor.rules.base import Poll, PositionFilter, RuleConfigError, describe, position_alert
+
+KIND = "squared_off"
+
+
+@dataclass(frozen=True, slots=True)
+class SquaredOff:
+    """Alert when an open position is closed."""
+
+    name: str
+    severity: Severity
+    filter: PositionFilter
+
+    @property
+    def kind(self) -> str:
+        """The rule kind string used in rules.yaml and alerts."""
+        return KIND
+
+    def evaluate(self, state: None, poll: Poll) -> tuple[None, list[Alert]]:
+        """Alerts for every open position that went to zero or disappeared."""
+        if poll.baseline or poll.new_day:
+            return None, []
+        alerts = []
+        for change in poll.changes:
+            before = change.before
+            if before is None or before.net_qty == ZERO:
+                continue
+            if change.after is not None and change.after.net_qty != ZERO:
+                continue
+            if not self.filter.allows(before):
+                continue
+            removed = change.kind is ChangeKind.REMOVED
+            tail = "position no longer reported" if removed else "net qty 0"
+            message = f"Squared off {describe(before)}: was {format_qty(before.net_qty)}, {tail}"
+            details: dict[str, DetailValue] = {
+                "net_qty_before": before.net_qty,
+                "net_qty": ZERO,
+                "row_removed": removed,
+            }
+            alerts.append(position_alert(self, poll, change.after or before, message, details))
+        return None, alerts
+
+    def dump_state(self, state: None) -> None:
+        """Stateless."""
+
+    def load_state(self, account: str, data: object) -> None:
+        """Stateless."""
+
+
+def build(
+    name: str, severity: Severity, filter: PositionFilter, options: Mapping[str, object]
+) -> SquaredOff:
+    """Make the rule from its rules.yaml entry; it takes no options of its own."""
+    for field in options:
+        raise RuleConfigError(field, f"unknown field for kind {KIND}")
+    return SquaredOff(name, severity, filter)
