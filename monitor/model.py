@@ -9,6 +9,7 @@ broker reported it; the cost is small next to decoding the body.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,6 +101,15 @@ class Alert:
     at: datetime
     message: str
     details: Mapping[str, DetailValue]
+
+    def to_line(self) -> str:
+        """The one-line human form: time, severity, rule, account, message."""
+        when = self.at.isoformat()
+        return f"{when} {self.severity.upper():8} {self.rule} [{self.account}] {self.message}"
+
+    def to_jsonl(self) -> str:
+        """The alert JSON contract on one line."""
+        return json.dumps(self.to_json(), ensure_ascii=False)
 
     def to_json(self) -> dict[str, object]:
         """The alert JSON contract (DESIGN section 5), field order included."""

@@ -12,6 +12,18 @@ from monitor.brokers import alphapoint, kotak_neo, portfolio, samco, torus
 from monitor.model import Snapshot
 
 
+class Broker(Protocol):
+    """A live source of one account's positions."""
+
+    async def fetch(self) -> Snapshot:
+        """One poll: a good snapshot, or a typed BrokerError."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
 class Parser(Protocol):
     """Raw response body -> Snapshot, or a typed BrokerError."""
 

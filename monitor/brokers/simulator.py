@@ -7,7 +7,7 @@ trades made while it was down, exactly like a real broker.
 
 Each tick prices take a mean-reverting random step, and every one to three ticks the next action
 of a fixed cycle happens (open a short, open a long, a price shock against the book, flip a
-position, square one off), so every rule kind fires within the first minute of polling.
+position, square one off, a rally), so every rule kind fires within the first minute of polling.
 Positions are valued like Kotak rows: mtm = cash from trades + net_qty * ltp.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -32,7 +32,12 @@ _INSTRUMENTS = (
     ("nse_cm", "1594", "INFY-EQ", 1650.0, 200, ("CNC", "MIS")),
     ("mcx_fo", "430106", "CRUDEOIL25DECFUT", 5900.0, 100, ("NRML",)),
 )
-_ACTIONS = ("open_short", "open_long", "shock", "flip", "square_off", "open_long", "shock")
+# Every close that follows a shock is mirrored by one that follows a rally, so the day's P&L
+# swings (drawdowns fire) without drifting one way over thousands of ticks.
+_ACTIONS = (
+    "open_short", "shock", "square_off", "open_long", "rally", "flip",
+    "open_long", "shock", "flip", "rally", "square_off",
+)  # fmt: skip
 _MAX_OPEN = 5
 _VOLATILITY = 0.0015  # per tick
 _REVERSION = 0.02  # pull back towards the base price per tick
@@ -72,12 +77,14 @@ class _World:
         open_keys = sorted(k for k, h in self.holdings.items() if h.qty)
         if action.startswith("open") and len(open_keys) >= _MAX_OPEN:
             action = "square_off"
-        if action in ("flip", "square_off", "shock") and not open_keys:
+        if action in ("flip", "square_off", "shock", "rally") and not open_keys:
             action = "open_short"
-        if action == "shock":
+        if action in ("shock", "rally"):
+            # A move against (shock) or with (rally) every open position.
+            sign = 1 if action == "shock" else -1
             for index, product in open_keys:
                 direction = 1 if self.holdings[(index, product)].qty > 0 else -1
-                self.prices[index] *= 1 - direction * _SHOCK
+                self.prices[index] *= 1 - sign * direction * _SHOCK
         elif action.startswith("open"):
             flat = [
                 (i, product)
@@ -110,8 +117,8 @@ class Simulator:
         self._world: _World | None = None
 
     async def fetch(self) -> Snapshot:
-        """Positions as of now."""
-        return self.snapshot_at(datetime.now(UTC))
+        """Positions as of now, stamped in the account's zone like every alert time."""
+        return self.snapshot_at(datetime.now(self._tz))
 
     async def close(self) -> None:
         """Nothing to release: the simulator holds no connections."""

@@ -1,0 +1,119 @@
+"""Command line: ``position-monitor run | check | replay``.
+
+Exit status: 0 success; 2 bad input (rules.yaml, replay file, arguments), with one line per
+problem on standard error; 1 a runtime failure such as an unusable state file or busy port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitor import __version__, config, daemon, replay
+from monitor.logs import configure_logging
+from monitor.model import Alert
+from monitor.store import StoreError
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``position-monitor`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except config.ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="position-monitor",
+        description="Watch broker positions, diff every poll, alert before a loss grows.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", type=Path, default=Path("rules.yaml"), help="rules file")
+    run.add_argument("--state", type=Path, help="SQLite state file (overrides daemon.state)")
+    run.add_argument("--listen", help="metrics HOST:PORT (overrides daemon.listen)")
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check", help="validate a rules file")
+    check.add_argument("rules", type=Path, nargs="?", default=Path("rules.yaml"))
+    check.set_defaults(handler=_check)
+
+    rerun = commands.add_parser("replay", help="run recorded polls through the rules")
+    rerun.add_argument("file", type=Path, help="JSON Lines file of poll outcomes")
+    rerun.add_argument("--rules", type=Path, default=Path("rules.yaml"), help="rules file")
+    rerun.add_argument("--output", choices=("text", "jsonl"), default="text")
+    rerun.set_defaults(handler=_replay)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    loaded = config.load(args.config)
+    host, port = loaded.listen
+    if args.listen is not None:
+        try:
+            host, port = config.parse_listen(args.listen)
+        except ValueError as err:
+            print(f"--listen: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    settings = daemon.Settings(args.state or loaded.state_path, host, port)
+    configure_logging(secrets=[v for a in loaded.accounts for v in a.credentials.values()])
+    try:
+        asyncio.run(daemon.run(loaded, settings))
+    except daemon.StartupError as err:
+        print(f"position-monitor: {err}", file=sys.stderr)
+        return EXIT_RUNTIME
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    loaded = config.load(args.rules)
+    kinds = Counter(rule.kind for rule in loaded.rules)
+    rules = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    accounts = len(loaded.accounts) or "no accounts (run uses the built-in simulator)"
+    if isinstance(accounts, int):
+        accounts = f"{accounts} account{'s' * (accounts != 1)}"
+    sinks = ", ".join(s.name for s in loaded.sinks)
+    print(f"{args.rules}: OK: {accounts}; {len(loaded.rules)} rules ({rules}); sinks: {sinks}")
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    loaded = config.load(args.rules)
+
+    def emit(alert: Alert) -> None:
+        print(alert.to_jsonl() if args.output == "jsonl" else alert.to_line(), flush=True)
+
+    def warn(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    try:
+        replay.replay(args.file, loaded, emit, warn)
+    except replay.ReplayLineError as err:
+        print(err, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as err:
+        print(f"{args.file}: cannot read: {err.strerror or err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StoreError as err:
+        print(f"position-monitor: {err}", file=sys.stderr)
+        return EXIT_RUNTIME
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,474 @@
+"""Load and validate rules.yaml into typed, immutable configuration.
+
+Every problem is reported, not just the first, as one line each in the shape
+``FILE: rule 'NAME': FIELD: REASON (line N)`` (``account 'ID'`` / ``notify 'NAME'`` for those
+sections, nothing for top-level fields). The loader is PyYAML's SafeLoader extended only to keep
+line numbers and to reject duplicate keys, which plain YAML would silently overwrite.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from monitor.brokers import FORMATS
+from monitor.brokers.simulator import BROKER as SIMULATOR
+from monitor.model import Severity
+from monitor.rules.base import Globs, PositionFilter, Rule, RuleConfigError
+from monitor.rules.registry import RULE_KINDS
+
+DEFAULT_POLL_EVERY = timedelta(seconds=5)
+SIMULATOR_POLL_EVERY = timedelta(seconds=2)
+MIN_POLL_EVERY = timedelta(milliseconds=500)
+DEFAULT_STATE_PATH = Path("position-monitor.db")
+DEFAULT_LISTEN = ("127.0.0.1", 9650)
+BROKERS = (*FORMATS, SIMULATOR)
+SINK_KINDS = ("console",)
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
+_TOP_LEVEL = ("timezone", "accounts", "rules", "notify", "daemon")
+_RULE_COMMON = ("name", "kind", "severity", "accounts", "segments", "products", "symbols")
+
+
+class ConfigError(Exception):
+    """rules.yaml is not usable; ``problems`` holds one ready-to-print line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """One broker account to poll."""
+
+    id: str
+    broker: str
+    poll_every: timedelta
+    timezone: ZoneInfo
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    seed: int = 1  # simulator only
+
+
+@dataclass(frozen=True, slots=True)
+class SinkConfig:
+    """One alert destination."""
+
+    name: str
+    kind: str
+    min_severity: Severity = Severity.INFO
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A validated rules.yaml."""
+
+    path: Path
+    timezone: ZoneInfo | None
+    accounts: tuple[AccountConfig, ...]
+    rules: tuple[Rule, ...]
+    sinks: tuple[SinkConfig, ...]
+    state_path: Path = DEFAULT_STATE_PATH
+    listen: tuple[str, int] = DEFAULT_LISTEN
+
+    def timezone_for(self, broker: str) -> ZoneInfo:
+        """The trading-day zone of an account that sets none: the file's, else the broker's."""
+        if self.timezone is not None:
+            return self.timezone
+        return ZoneInfo(FORMATS[broker].timezone if broker in FORMATS else "Asia/Kolkata")
+
+
+def simulator_account(config: Config) -> AccountConfig:
+    """The account ``run`` watches when rules.yaml configures none."""
+    return AccountConfig(
+        id="simulator",
+        broker=SIMULATOR,
+        poll_every=SIMULATOR_POLL_EVERY,
+        timezone=config.timezone_for(SIMULATOR),
+    )
+
+
+def load(path: Path) -> Config:
+    """Read and validate ``path``; raise ConfigError listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError([f"{path}: cannot read: {err}"]) from err
+    try:
+        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError([f"{path}: invalid YAML: {err.problem}{where}"]) from err
+    except yaml.YAMLError as err:
+        raise ConfigError([f"{path}: invalid YAML: {err}"]) from err
+    return _Validator(path).config(document)
+
+
+class _LineMap(dict[Any, Any]):
+    """A YAML mapping that remembers the line of itself and of each key."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineMap:
+    loader.flatten_mapping(node)
+    mapping = _LineMap()
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float | bool):
+            raise yaml.constructor.ConstructorError(
+                None, None, "mapping keys must be plain scalars", key_node.start_mark
+            )
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class _Validator:
+    """Walks the loaded document once, collecting every problem with its line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[str] = []
+
+    def problem(self, owner: str, field: str, reason: str, line: int) -> None:
+        prefix = f"{self.path}: {owner}: " if owner else f"{self.path}: "
+        self.problems.append(f"{prefix}{field}: {reason} (line {line})")
+
+    def config(self, document: object) -> Config:
+        if document is None:  # an empty file
+            document = _LineMap()
+            document.line, document.key_lines = 1, {}
+        if not isinstance(document, _LineMap):
+            raise ConfigError([f"{self.path}: top level: must be a mapping (line 1)"])
+        for key in document:
+            if key not in _TOP_LEVEL:
+                self.problem(
+                    "",
+                    str(key),
+                    f"unknown field; expected one of {', '.join(_TOP_LEVEL)}",
+                    document.line_of(key),
+                )
+        timezone = None
+        if "timezone" in document:
+            timezone = self.zone(document["timezone"], "", "timezone", document.line_of("timezone"))
+        draft = Config(self.path, timezone, (), (), ())
+        accounts = self.accounts(document, draft)
+        rules = self.rules(document)
+        sinks = self.sinks(document)
+        state_path, listen = self.daemon(document)
+        if self.problems:
+            raise ConfigError(self.problems)
+        return Config(self.path, timezone, accounts, rules, sinks, state_path, listen)
+
+    # -- sections -------------------------------------------------------------------------
+
+    def accounts(self, document: _LineMap, draft: Config) -> tuple[AccountConfig, ...]:
+        entries = self.entries(document, "accounts", required=False)
+        accounts: list[AccountConfig] = []
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            ident = entry.get("id")
+            owner = f"account '{ident}'" if isinstance(ident, str) else f"accounts[{index}]"
+            line = entry.line
+            for key in entry:
+                if key not in ("id", "broker", "poll_every", "timezone", "credentials", "seed"):
+                    self.problem(owner, str(key), "unknown field", entry.line_of(key))
+            if not isinstance(ident, str) or not _ID.match(ident):
+                self.problem(
+                    owner,
+                    "id",
+                    "required: letters, digits, '_', '.', '-' (at most 64)",
+                    entry.line_of("id"),
+                )
+                continue
+            if ident in seen:
+                self.problem(owner, "id", f"duplicate of the account on line {seen[ident]}", line)
+                continue
+            seen[ident] = line
+            broker = entry.get("broker")
+            if broker not in BROKERS:
+                got = "missing" if broker is None else f"unknown broker {broker!r}"
+                self.problem(
+                    owner,
+                    "broker",
+                    f"{got}; expected one of {', '.join(BROKERS)}",
+                    entry.line_of("broker"),
+                )
+                continue
+            default_every = SIMULATOR_POLL_EVERY if broker == SIMULATOR else DEFAULT_POLL_EVERY
+            poll_every = self.duration(
+                entry.get("poll_every"), default_every, owner, entry.line_of("poll_every")
+            )
+            zone = draft.timezone_for(broker)
+            if "timezone" in entry:
+                zone = (
+                    self.zone(entry["timezone"], owner, "timezone", entry.line_of("timezone"))
+                    or zone
+                )
+            credentials = self.credentials(
+                entry.get("credentials"), owner, entry.line_of("credentials")
+            )
+            seed = entry.get("seed", 1)
+            if "seed" in entry and broker != SIMULATOR:
+                self.problem(
+                    owner, "seed", "only the simulator takes a seed", entry.line_of("seed")
+                )
+            elif isinstance(seed, bool) or not isinstance(seed, int):
+                self.problem(
+                    owner, "seed", f"must be an integer; got {seed!r}", entry.line_of("seed")
+                )
+                seed = 1
+            accounts.append(AccountConfig(ident, broker, poll_every, zone, credentials, seed))
+        return tuple(accounts)
+
+    def rules(self, document: _LineMap) -> tuple[Rule, ...]:
+        entries = self.entries(document, "rules", required=True)
+        rules: list[Rule] = []
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            name = entry.get("name")
+            owner = f"rule '{name}'" if isinstance(name, str) and name else f"rules[{index}]"
+            if not isinstance(name, str) or not name.strip():
+                self.problem(owner, "name", "required: a non-empty string", entry.line_of("name"))
+                continue
+            if name in seen:
+                self.problem(
+                    owner,
+                    "name",
+                    f"duplicate of the rule on line {seen[name]}",
+                    entry.line_of("name"),
+                )
+                continue
+            seen[name] = entry.line
+            kind = entry.get("kind")
+            builder = RULE_KINDS.get(kind) if isinstance(kind, str) else None
+            if builder is None:
+                got = "missing" if kind is None else f"unknown kind {kind!r}"
+                self.problem(
+                    owner,
+                    "kind",
+                    f"{got}; expected one of {', '.join(RULE_KINDS)}",
+                    entry.line_of("kind"),
+                )
+                continue
+            severity = self.severity(entry, owner, Severity.WARNING)
+            filters = PositionFilter(
+                **{
+                    f: self.globs(entry, f, owner)
+                    for f in ("accounts", "segments", "products", "symbols")
+                }
+            )
+            options = {k: v for k, v in entry.items() if k not in _RULE_COMMON}
+            try:
+                rules.append(builder(name, severity, filters, options))
+            except RuleConfigError as err:
+                self.problem(owner, err.field, err.reason, entry.line_of(err.field))
+        return tuple(rules)
+
+    def sinks(self, document: _LineMap) -> tuple[SinkConfig, ...]:
+        if "notify" not in document:
+            return (SinkConfig("console", "console"),)
+        sinks: list[SinkConfig] = []
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(self.entries(document, "notify", required=True)):
+            kind = entry.get("kind")
+            name = entry.get("name", kind)
+            owner = f"notify '{name}'" if isinstance(name, str) else f"notify[{index}]"
+            for key in entry:
+                if key not in ("kind", "name", "min_severity", "format"):
+                    self.problem(owner, str(key), "unknown field", entry.line_of(key))
+            if kind not in SINK_KINDS:
+                got = "missing" if kind is None else f"unknown sink kind {kind!r}"
+                self.problem(
+                    owner,
+                    "kind",
+                    f"{got}; expected one of {', '.join(SINK_KINDS)}",
+                    entry.line_of("kind"),
+                )
+                continue
+            if not isinstance(name, str) or not _ID.match(name):
+                self.problem(
+                    owner,
+                    "name",
+                    "letters, digits, '_', '.', '-' (at most 64)",
+                    entry.line_of("name"),
+                )
+                continue
+            if name in seen:
+                self.problem(
+                    owner,
+                    "name",
+                    f"duplicate of the sink on line {seen[name]}",
+                    entry.line_of("name"),
+                )
+                continue
+            seen[name] = entry.line
+            output = entry.get("format", "text")
+            if output not in ("text", "json"):
+                self.problem(
+                    owner,
+                    "format",
+                    f"must be text or json; got {output!r}",
+                    entry.line_of("format"),
+                )
+            sinks.append(
+                SinkConfig(
+                    name, kind, self.severity(entry, owner, Severity.INFO, "min_severity"), output
+                )
+            )
+        return tuple(sinks)
+
+    def daemon(self, document: _LineMap) -> tuple[Path, tuple[str, int]]:
+        section = document.get("daemon")
+        if section is None:
+            return DEFAULT_STATE_PATH, DEFAULT_LISTEN
+        if not isinstance(section, _LineMap):
+            self.problem("", "daemon", "must be a mapping", document.line_of("daemon"))
+            return DEFAULT_STATE_PATH, DEFAULT_LISTEN
+        for key in section:
+            if key not in ("state", "listen"):
+                self.problem(
+                    "daemon",
+                    str(key),
+                    "unknown field; expected state, listen",
+                    section.line_of(key),
+                )
+        state = section.get("state", str(DEFAULT_STATE_PATH))
+        if not isinstance(state, str) or not state:
+            self.problem("daemon", "state", "must be a file path", section.line_of("state"))
+            state = str(DEFAULT_STATE_PATH)
+        listen = DEFAULT_LISTEN
+        if "listen" in section:
+            try:
+                listen = parse_listen(section["listen"])
+            except ValueError as err:
+                self.problem("daemon", "listen", str(err), section.line_of("listen"))
+        return Path(state), listen
+
+    # -- field helpers --------------------------------------------------------------------
+
+    def entries(self, document: _LineMap, section: str, *, required: bool) -> list[_LineMap]:
+        value = document.get(section)
+        if value is None:
+            if required:
+                self.problem("", section, "required: a list with at least one entry", document.line)
+            return []
+        if not isinstance(value, list) or (required and not value):
+            self.problem(
+                "", section, "must be a list with at least one entry", document.line_of(section)
+            )
+            return []
+        good = []
+        for index, entry in enumerate(value):
+            if isinstance(entry, _LineMap):
+                good.append(entry)
+            else:
+                self.problem(
+                    "", f"{section}[{index}]", "must be a mapping", document.line_of(section)
+                )
+        return good
+
+    def severity(
+        self, entry: _LineMap, owner: str, default: Severity, field: str = "severity"
+    ) -> Severity:
+        raw = entry.get(field, default.value)
+        try:
+            return Severity(raw)
+        except ValueError:
+            self.problem(
+                owner,
+                field,
+                f"must be info, warning or critical; got {raw!r}",
+                entry.line_of(field),
+            )
+            return default
+
+    def globs(self, entry: _LineMap, field: str, owner: str) -> Globs:
+        raw = entry.get(field)
+        if raw is None:
+            return Globs()
+        if not isinstance(raw, list) or not raw or not all(isinstance(p, str) and p for p in raw):
+            self.problem(
+                owner, field, "must be a non-empty list of names or globs", entry.line_of(field)
+            )
+            return Globs()
+        return Globs.of(raw)
+
+    def zone(self, raw: object, owner: str, field: str, line: int) -> ZoneInfo | None:
+        try:
+            if not isinstance(raw, str):
+                raise ValueError
+            return ZoneInfo(raw)
+        except (ValueError, ZoneInfoNotFoundError):
+            self.problem(owner, field, f"unknown IANA time zone {raw!r}", line)
+            return None
+
+    def duration(self, raw: object, default: timedelta, owner: str, line: int) -> timedelta:
+        if raw is None:
+            return default
+        match = (
+            _DURATION.match(str(raw))
+            if isinstance(raw, str | int | float) and not isinstance(raw, bool)
+            else None
+        )
+        if match is None:
+            self.problem(
+                owner, "poll_every", f"must be a duration like 5s, 500ms or 1m; got {raw!r}", line
+            )
+            return default
+        value = timedelta(seconds=float(match[1]) * _DURATION_UNITS[match[2]])
+        if value < MIN_POLL_EVERY:
+            self.problem(owner, "poll_every", f"must be at least 500ms; got {raw!r}", line)
+            return default
+        return value
+
+    def credentials(self, raw: object, owner: str, line: int) -> Mapping[str, str]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+        ):
+            self.problem(
+                owner, "credentials", 'must map names to strings such as "${ENV_VAR}"', line
+            )
+            return {}
+        return dict(raw)
+
+
+def parse_listen(raw: object) -> tuple[str, int]:
+    """``host:port`` for the metrics and health endpoint."""
+    if not isinstance(raw, str) or ":" not in raw:
+        raise ValueError(f"must be host:port; got {raw!r}")
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"must be host:port with a port from 0 (any free) to 65535; got {raw!r}")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,182 @@
+"""The daemon: wires config, store, brokers, pollers, sinks and the HTTP endpoint together.
+
+Startup refuses to run on anything it cannot honour (bad config, unreadable state file, busy
+port). Shutdown on SIGTERM/SIGINT stops scheduling, lets the polls in flight finish (bounded),
+flushes the outbox (bounded), closes sessions and returns, well inside 10 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import CollectorRegistry
+
+from monitor import __version__
+from monitor.brokers import Broker
+from monitor.brokers.simulator import BROKER as SIMULATOR
+from monitor.brokers.simulator import Simulator
+from monitor.config import AccountConfig, Config, ConfigError, SinkConfig, simulator_account
+from monitor.engine import Engine
+from monitor.http import make_app, serve
+from monitor.metrics import Metrics
+from monitor.notify.base import Sink
+from monitor.notify.console import ConsoleSink
+from monitor.notify.outbox import Dispatcher
+from monitor.poller import AccountPoller
+from monitor.store import Store, StoreError
+
+log = structlog.get_logger(__name__)
+
+POLL_DRAIN_SECONDS = 5.0
+FLUSH_SECONDS = 3.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start: the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where the daemon keeps state and listens; rules.yaml values after CLI overrides."""
+
+    state_path: Path
+    host: str
+    port: int
+
+
+def make_broker(config: Config, account: AccountConfig) -> Broker:
+    """The live source for an account."""
+    if account.broker == SIMULATOR:
+        return Simulator(
+            account.id, seed=account.seed, tick=account.poll_every, timezone=account.timezone
+        )
+    raise ConfigError(
+        [
+            f"{config.path}: account '{account.id}': broker: live polling of {account.broker}"
+            " is not available in this release; its recorded responses work with replay"
+        ]
+    )
+
+
+def make_sink(sink: SinkConfig) -> Sink:
+    """The sink for a notify entry."""
+    return ConsoleSink(sink.name, sink.format)
+
+
+class Daemon:
+    """Everything one running daemon owns, started and stopped in order."""
+
+    def __init__(self, config: Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        accounts = config.accounts or (simulator_account(config),)
+        self.brokers = [make_broker(config, account) for account in accounts]
+        try:
+            self.store = Store(settings.state_path)
+        except StoreError as err:
+            raise StartupError(str(err)) from err
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.sinks = [make_sink(s) for s in config.sinks]
+        self.dispatcher = Dispatcher(self.store, self.sinks, self.metrics)
+        engine = Engine(self.store, config.rules, config.sinks)
+        self.pollers = [
+            AccountPoller(account, broker, engine, self.metrics, self.dispatcher.wake)
+            for account, broker in zip(accounts, self.brokers, strict=True)
+        ]
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.port = settings.port
+        self._runner: web.AppRunner | None = None
+        self._delivery: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Listen, schedule every account's polls and start delivering."""
+        settings = self.settings
+        try:
+            self._runner, self.port = await serve(
+                make_app(self.registry, self.pollers), settings.host, settings.port
+            )
+        except OSError as err:
+            self.store.close()
+            raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {err}") from err
+
+        def skipped(event: JobExecutionEvent) -> None:
+            self.metrics.polls.labels(event.job_id, "skipped_busy").inc()
+
+        self.scheduler.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
+        now = datetime.now(UTC)
+        for poller in self.pollers:
+            every = poller.account.poll_every.total_seconds()
+            # A random sub-interval offset keeps many accounts from polling in lockstep.
+            offset = timedelta(seconds=random.uniform(0, min(1.0, every)))  # noqa: S311
+            self.scheduler.add_job(
+                poller.poll,
+                IntervalTrigger(seconds=every, timezone=UTC, start_date=now + offset),
+                id=poller.account.id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=now + offset,
+            )
+        self.scheduler.start()
+        self._delivery = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+        log.info(
+            "daemon_started",
+            version=__version__,
+            accounts=[p.account.id for p in self.pollers],
+            rules=[r.name for r in self.config.rules],
+            sinks=[s.name for s in self.sinks],
+            state=str(settings.state_path),
+            listen=f"{settings.host}:{self.port}",
+        )
+
+    async def stop(self) -> None:
+        """Stop scheduling, finish polls in flight, flush the outbox, release everything."""
+        log.info("daemon_stopping")
+        self.scheduler.pause()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(POLL_DRAIN_SECONDS):
+                await asyncio.gather(*(p.wait_idle() for p in self.pollers))
+        self.scheduler.shutdown(wait=False)
+        if self._delivery is not None:
+            self._delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._delivery
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FLUSH_SECONDS):
+                await self.dispatcher.flush()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for broker in self.brokers:
+            await broker.close()
+        for sink in self.sinks:
+            await sink.close()
+        self.store.close()
+        log.info("daemon_stopped")
+
+
+async def run(config: Config, settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set or SIGTERM/SIGINT arrives; raise StartupError or ConfigError."""
+    stop = stop or asyncio.Event()
+    daemon = Daemon(config, settings)
+    await daemon.start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await daemon.stop()

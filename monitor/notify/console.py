@@ -1,0 +1,37 @@
+"""The console sink: one line per alert on standard output, text or the alert JSON contract."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from monitor.model import Alert
+from monitor.notify.base import DeliveryFailed, Reason
+
+
+class ConsoleSink:
+    """Prints alerts; the zero-configuration default."""
+
+    def __init__(
+        self, name: str, output_format: str = "text", stream: TextIO | None = None
+    ) -> None:
+        self._name = name
+        self._format = output_format
+        self._stream = stream or sys.stdout
+
+    @property
+    def name(self) -> str:
+        """The sink's name in rules.yaml, metrics and the outbox."""
+        return self._name
+
+    async def send(self, alert: Alert) -> None:
+        """Write the alert as one line and flush, so a pipe reader sees it at once."""
+        line = alert.to_jsonl() if self._format == "json" else alert.to_line()
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except OSError as err:
+            raise DeliveryFailed(Reason.TRANSPORT_ERROR, str(err), retryable=True) from err
+
+    async def close(self) -> None:
+        """Standard output is not ours to close."""

@@ -1,0 +1,128 @@
+"""Delivers the store's outbox to every sink: in order, with retries, one task per sink.
+
+Written once for all sinks: a sink only says whether a failure is retryable. A retryable failure
+keeps the alert at the head of that sink's queue and backs off (capped exponential, jittered),
+so order is kept and a broken sink never delays the others. A permanent failure parks the alert
+as undeliverable, logged once, and the queue moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import structlog
+
+from monitor.metrics import Metrics
+from monitor.notify.base import DeliveryFailed, Sink
+from monitor.store import Store, StoreError
+
+log = structlog.get_logger(__name__)
+
+BATCH = 100
+
+
+class Backoff:
+    """Capped exponential delays with equal jitter: half fixed, half random."""
+
+    def __init__(self, initial: float = 1.0, cap: float = 60.0) -> None:
+        self.initial = initial
+        self.cap = cap
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (1 or more)."""
+        ceiling = min(self.cap, self.initial * 2.0 ** (failures - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - not security
+
+
+class Dispatcher:
+    """Drains the outbox into the sinks; ``wake()`` after committing new alerts."""
+
+    def __init__(
+        self,
+        store: Store,
+        sinks: Sequence[Sink],
+        metrics: Metrics,
+        *,
+        backoff: Backoff | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._sinks = tuple(sinks)
+        self._metrics = metrics
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._wakeups = {sink.name: asyncio.Event() for sink in self._sinks}
+        self._failures = dict.fromkeys(self._wakeups, 0)
+
+    def wake(self) -> None:
+        """New alerts are committed: every sink looks at the outbox now."""
+        for event in self._wakeups.values():
+            event.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled. Anything left in the outbox at start is sent first."""
+        self.wake()
+        async with asyncio.TaskGroup() as group:
+            for sink in self._sinks:
+                group.create_task(self._serve(sink), name=f"sink-{sink.name}")
+
+    async def flush(self) -> None:
+        """Try once to deliver everything pending; call after ``run`` has stopped."""
+        for sink in self._sinks:
+            await self._drain(sink)
+
+    def update_depth(self) -> None:
+        """Refresh the outbox depth gauge from the store."""
+        depth = self._store.outbox_depth()
+        for sink in self._sinks:
+            self._metrics.outbox_depth.labels(sink.name).set(depth.get(sink.name, 0))
+
+    async def _serve(self, sink: Sink) -> None:
+        wakeup = self._wakeups[sink.name]
+        while True:
+            failures = self._failures[sink.name]
+            if failures:
+                # Backing off: new alerts queue behind the one that failed, so do not wake early.
+                await asyncio.sleep(self._backoff.delay(failures))
+            else:
+                await wakeup.wait()
+            wakeup.clear()
+            try:
+                await self._drain(sink)
+            except StoreError as err:
+                log.error("outbox_read_failed", sink=sink.name, error=str(err))
+                self._failures[sink.name] += 1
+
+    async def _drain(self, sink: Sink) -> None:
+        """Deliver pending alerts in order until none are left or one fails retryably."""
+        while batch := self._store.pending(sink.name, BATCH):
+            for item in batch:
+                try:
+                    await sink.send(item.alert)
+                except DeliveryFailed as err:
+                    self._metrics.deliveries.labels(sink.name, str(err.reason)).inc()
+                    if err.retryable:
+                        self._store.mark_attempt_failed(item.id, sink.name, str(err))
+                        if not self._failures[sink.name]:
+                            log.warning("delivery_failing", sink=sink.name, reason=str(err))
+                        self._failures[sink.name] += 1
+                        self.update_depth()
+                        return
+                    self._store.mark_undeliverable(item.id, sink.name, str(err), self._clock())
+                    log.error(
+                        "delivery_undeliverable", sink=sink.name, alert_id=item.id, reason=str(err)
+                    )
+                    continue
+                self._store.mark_delivered(item.id, sink.name, self._clock())
+                self._metrics.deliveries.labels(sink.name, "delivered").inc()
+                if self._failures[sink.name]:
+                    log.info(
+                        "delivery_recovered",
+                        sink=sink.name,
+                        failed_attempts=self._failures[sink.name],
+                    )
+                    self._failures[sink.name] = 0
+        self.update_depth()

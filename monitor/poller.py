@@ -1,0 +1,118 @@
+"""One account's poll loop body: fetch, evaluate, commit, count, and log transitions only.
+
+A failed poll never reaches the engine, so it cannot produce position alerts and the last good
+snapshot stays the baseline. Failures are counted every time but logged once when polling
+turns from good to failing, and once more when it recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from monitor.brokers import Broker
+from monitor.brokers.errors import BrokerError
+from monitor.config import AccountConfig
+from monitor.engine import Engine
+from monitor.metrics import Metrics
+from monitor.store import StoreError
+
+log = structlog.get_logger(__name__)
+
+
+class AccountPoller:
+    """Polls one account; never runs two polls of it at once."""
+
+    def __init__(
+        self,
+        account: AccountConfig,
+        broker: Broker,
+        engine: Engine,
+        metrics: Metrics,
+        on_alerts: Callable[[], None],
+    ) -> None:
+        self.account = account
+        self._broker = broker
+        self._engine = engine
+        self._metrics = metrics
+        self._on_alerts = on_alerts
+        self._lock = asyncio.Lock()
+        self._log = log.bind(account=account.id, broker=account.broker)
+        self.last_success: datetime | None = None
+        self.failed_polls = 0
+
+    async def poll(self) -> None:
+        """Run one poll unless one is already in flight."""
+        if self._lock.locked():
+            self._metrics.polls.labels(self.account.id, "skipped_busy").inc()
+            return
+        async with self._lock:
+            started = time.perf_counter()
+            outcome = await self._poll_once()
+            self._metrics.polls.labels(self.account.id, outcome).inc()
+            self._metrics.poll_duration.labels(self.account.broker).observe(
+                time.perf_counter() - started
+            )
+
+    async def wait_idle(self) -> None:
+        """Return once no poll of this account is in flight."""
+        async with self._lock:
+            pass
+
+    async def _poll_once(self) -> str:
+        try:
+            snapshot = await self._broker.fetch()
+        except BrokerError as err:
+            self._failed(err.outcome, err.reason, status=err.status)
+            return err.outcome
+        except Exception as err:  # the loop edge: a bug must not stop the account's polling
+            self._log.exception("poll_crashed")
+            self._failed("error", type(err).__name__)
+            return "error"
+        try:
+            evaluation = self._engine.ingest(snapshot, self.account.timezone)
+        except StoreError as err:
+            self._metrics.state_failures.inc()
+            self._failed("state_error", str(err))
+            return "state_error"
+
+        account = self.account.id
+        self.last_success = snapshot.taken_at
+        self._metrics.last_success.labels(account).set(snapshot.taken_at.timestamp())
+        self._metrics.positions.labels(account).set(len(snapshot.positions))
+        for change in evaluation.changes:
+            self._metrics.changes.labels(account, str(change.kind)).inc()
+        if any(p.mtm is None for p in snapshot.positions.values()):
+            self._metrics.mtm_unknown.labels(account).inc()
+        if self.failed_polls:
+            self._log.info("poll_recovered", failed_polls=self.failed_polls)
+            self.failed_polls = 0
+        if evaluation.baseline:
+            self._log.info("baseline_taken", positions=len(snapshot.positions))
+        if evaluation.alerts:
+            for alert in evaluation.alerts:
+                self._metrics.alerts.labels(alert.rule, str(alert.severity)).inc()
+            self._log.info("alerts_raised", count=len(evaluation.alerts))
+            self._on_alerts()
+        return "ok"
+
+    def _failed(self, outcome: str, reason: str, *, status: int | None = None) -> None:
+        self.failed_polls += 1
+        if self.failed_polls == 1:
+            self._log.warning("poll_failed", outcome=outcome, status=status, reason=reason)
+        else:
+            self._log.debug("poll_failed", outcome=outcome, status=status, reason=reason)
+
+    def ready(self, now: datetime) -> bool:
+        """True when the last good poll is at most three poll intervals old."""
+        last = self.last_success
+        return last is not None and now - last <= 3 * self.account.poll_every
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware."""
+    return datetime.now(UTC)

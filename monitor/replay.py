@@ -1,0 +1,154 @@
+"""``position-monitor replay``: recorded poll outcomes through the daemon's own pipeline.
+
+A replay file is JSON Lines, one poll outcome per line, in time order (DESIGN section 5):
+``{"at", "account", "broker", "status", "body", "quotes"}`` or ``{"at", "account", "broker",
+"error": "timeout"}``. ``body`` is the broker's JSON response; a JSON string stands for a raw
+body that is not JSON (an HTML error page, a truncated response).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import msgspec
+
+from monitor.brokers import FORMATS
+from monitor.brokers.errors import BadResponse, BrokerError, BrokerUnavailable, error_for_status
+from monitor.config import Config
+from monitor.engine import Engine
+from monitor.model import Alert, Snapshot
+from monitor.store import Store
+
+
+class ReplayLineError(Exception):
+    """A line that is not a poll outcome at all; replay stops there."""
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """One line of a replay file, checked."""
+
+    line: int
+    at: datetime
+    account: str
+    broker: str
+    status: int | None
+    body: bytes | None
+    error: str | None
+    quotes: Mapping[str, Decimal]
+
+
+def read_records(path: Path) -> Iterator[PollRecord]:
+    """Yield each line's record; raise ReplayLineError naming FILE:LINE on a bad line."""
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield _record(raw, number)
+            except ReplayLineError as err:
+                raise ReplayLineError(f"{path}:{number}: {err}") from None
+
+
+def _record(raw: bytes, line: int) -> PollRecord:
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError as err:
+        raise ReplayLineError(f"not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ReplayLineError("must be a JSON object")
+    for field in ("at", "account", "broker"):
+        if not isinstance(data.get(field), str) or not data[field]:
+            raise ReplayLineError(f"{field}: required, a non-empty string")
+    if data["broker"] not in FORMATS:
+        known = ", ".join(FORMATS)
+        raise ReplayLineError(f"broker: unknown broker {data['broker']!r}; expected one of {known}")
+    try:
+        at = datetime.fromisoformat(data["at"])
+    except ValueError:
+        raise ReplayLineError(f"at: not an ISO 8601 time: {data['at']!r}") from None
+    if at.tzinfo is None:
+        raise ReplayLineError(f"at: needs a UTC offset, such as +05:30: {data['at']!r}")
+    status = data.get("status")
+    if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
+        raise ReplayLineError(f"status: must be an HTTP status number; got {status!r}")
+    error = data.get("error")
+    if error is not None and not isinstance(error, str):
+        raise ReplayLineError(f'error: must be a string such as "timeout"; got {error!r}')
+    body = data.get("body")
+    encoded = None
+    if isinstance(body, str):
+        encoded = body.encode()
+    elif body is not None:
+        encoded = msgspec.json.encode(body)
+    return PollRecord(
+        line,
+        at,
+        data["account"],
+        data["broker"],
+        status,
+        encoded,
+        error,
+        _quotes(data.get("quotes")),
+    )
+
+
+def _quotes(raw: object) -> dict[str, Decimal]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ReplayLineError("quotes: must map instrument to price")
+    quotes = {}
+    for instrument, price in raw.items():
+        try:
+            if isinstance(price, bool) or not isinstance(price, str | int | float):
+                raise InvalidOperation
+            value = Decimal(str(price))
+            if not value.is_finite():
+                raise InvalidOperation
+        except InvalidOperation:
+            raise ReplayLineError(f"quotes.{instrument}: not a price: {price!r}") from None
+        quotes[instrument] = value
+    return quotes
+
+
+def outcome(record: PollRecord) -> Snapshot:
+    """The snapshot a recorded poll yields, or the BrokerError the daemon would have seen."""
+    broker = record.broker
+    if record.error is not None:
+        raise BrokerUnavailable(broker, f"transport error: {record.error}")
+    status = 200 if record.status is None else record.status
+    if not 200 <= status < 300:
+        raise error_for_status(broker, status)
+    if record.body is None:
+        raise BadResponse(broker, "body: missing", status=status)
+    return FORMATS[broker].parse(
+        record.body, account=record.account, taken_at=record.at, quotes=record.quotes
+    )
+
+
+def replay(
+    path: Path, config: Config, emit: Callable[[Alert], None], warn: Callable[[str], None]
+) -> None:
+    """Feed every record through a fresh in-memory store; ``emit`` each alert in order.
+
+    Failed polls go to ``warn`` and replay goes on; a bad line raises ReplayLineError.
+    """
+    store = Store(":memory:")
+    try:
+        engine = Engine(store, config.rules, sinks=())
+        for record in read_records(path):
+            try:
+                snapshot = outcome(record)
+            except BrokerError as err:
+                warn(f"{path}:{record.line}: account {record.account}: poll failed: {err}")
+                continue
+            evaluation = engine.ingest(snapshot, config.timezone_for(record.broker))
+            for alert in evaluation.alerts:
+                emit(alert)
+    finally:
+        store.close()

@@ -1,0 +1,311 @@
+"""SQLite state: the last good snapshot per account, rule states, and the alert outbox.
+
+One transaction per poll writes the snapshot's changed rows, the rule states that changed and
+the new alerts with one pending delivery per sink, before anything is delivered. A crash at any
+point leaves either the whole poll or none of it: no alert is lost, and a replayed poll can at
+most deliver an alert twice (at-least-once).
+
+WAL with synchronous=NORMAL survives a killed process. An operating-system crash may roll back
+the last polls, and then the next poll detects the same changes again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from monitor.model import Alert, Change, ChangeKind, Position, PositionKey, Severity, Snapshot
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS accounts (
+    account TEXT PRIMARY KEY,
+    broker TEXT NOT NULL,
+    taken_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS positions (
+    account TEXT NOT NULL,
+    exchange_segment TEXT NOT NULL,
+    token TEXT NOT NULL,
+    product TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    net_qty TEXT NOT NULL,
+    avg_price TEXT,
+    ltp TEXT,
+    realized TEXT,
+    unrealized TEXT,
+    mtm TEXT,
+    PRIMARY KEY (account, exchange_segment, token, product)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rule_states (
+    account TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (account, rule)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    alert_id INTEGER NOT NULL REFERENCES alerts (id),
+    sink TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    delivered_at TEXT,
+    failed_at TEXT,
+    last_error TEXT,
+    PRIMARY KEY (alert_id, sink)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, alert_id)
+    WHERE delivered_at IS NULL AND failed_at IS NULL;
+"""
+
+
+class StoreError(Exception):
+    """The state file cannot be read or written (locked, read-only, disk full, corrupt)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAccount:
+    """What a restart resumes from: the last good snapshot and the rule states after it."""
+
+    snapshot: Snapshot
+    rule_states: Mapping[str, object]  # by rule name, as plain JSON data
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAlert:
+    """An outbox entry: an alert not yet delivered to one sink."""
+
+    id: int
+    alert: Alert
+    attempts: int
+
+
+class Store:
+    """The state file. Synchronous: each call is one short transaction on the loop thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        try:
+            if self.path != ":memory:" and not os.path.exists(self.path):
+                # Positions and alerts are private: create the file owner-only before SQLite.
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout = 5000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.executescript(_SCHEMA)
+            self._check_version()
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(f"state file {self.path}: {err}") from err
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif row[0] != SCHEMA_VERSION:
+            raise StoreError(f"schema version {row[0]}, this release reads {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close the connection; the WAL is checkpointed into the main file."""
+        self._db.close()
+
+    def load_account(self, account: str) -> StoredAccount | None:
+        """The last good snapshot and rule states of ``account``, or None if never polled."""
+        try:
+            row = self._db.execute(
+                "SELECT broker, taken_at FROM accounts WHERE account = ?", (account,)
+            ).fetchone()
+            if row is None:
+                return None
+            positions = {}
+            for seg, tok, prod, symbol, *numbers in self._db.execute(
+                "SELECT exchange_segment, token, product, symbol, net_qty, avg_price, ltp,"
+                " realized, unrealized, mtm FROM positions WHERE account = ?"
+                " ORDER BY exchange_segment, token, product",
+                (account,),
+            ):
+                key = PositionKey(account, seg, tok, prod)
+                net_qty, avg, ltp, realized, unrealized, mtm = (_dec(n) for n in numbers)
+                assert net_qty is not None  # the column is NOT NULL  # noqa: S101
+                positions[key] = Position(key, symbol, net_qty, avg, ltp, realized, unrealized, mtm)
+            states = {
+                rule: json.loads(state)
+                for rule, state in self._db.execute(
+                    "SELECT rule, state FROM rule_states WHERE account = ?", (account,)
+                )
+            }
+        except sqlite3.Error as err:
+            raise StoreError(f"state file {self.path}: {err}") from err
+        snapshot = Snapshot(account, row[0], datetime.fromisoformat(row[1]), positions)
+        return StoredAccount(snapshot, states)
+
+    def commit_poll(
+        self,
+        snapshot: Snapshot,
+        changes: Iterable[Change],
+        rule_states: Mapping[str, object],
+        alerts: Sequence[tuple[Alert, Sequence[str]]],
+    ) -> None:
+        """Write one good poll atomically: changed rows, changed rule states, new alerts.
+
+        ``alerts`` pairs each alert with the sinks it routes to; each pair becomes a pending
+        delivery.
+        """
+        account = snapshot.account
+        upserts = []
+        deletes = []
+        for change in changes:
+            if change.kind is ChangeKind.REMOVED:
+                deletes.append(change.key)
+            else:
+                p = change.after
+                assert p is not None  # noqa: S101 - added and changed rows have an after
+                upserts.append(
+                    (*p.key, p.symbol, str(p.net_qty), _text(p.avg_price), _text(p.ltp),
+                     _text(p.realized), _text(p.unrealized), _text(p.mtm))
+                )  # fmt: skip
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO accounts VALUES (?, ?, ?) ON CONFLICT (account) DO UPDATE"
+                    " SET broker = excluded.broker, taken_at = excluded.taken_at",
+                    (account, snapshot.broker, snapshot.taken_at.isoformat()),
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    upserts,
+                )
+                self._db.executemany(
+                    "DELETE FROM positions WHERE account = ? AND exchange_segment = ?"
+                    " AND token = ? AND product = ?",
+                    deletes,
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO rule_states VALUES (?, ?, ?)",
+                    [(account, rule, json.dumps(data)) for rule, data in rule_states.items()],
+                )
+                for alert, sinks in alerts:
+                    cursor = self._db.execute(
+                        "INSERT INTO alerts (account, rule, payload) VALUES (?, ?, ?)",
+                        (alert.account, alert.rule, json.dumps(alert.to_json())),
+                    )
+                    self._db.executemany(
+                        "INSERT INTO deliveries (alert_id, sink) VALUES (?, ?)",
+                        [(cursor.lastrowid, sink) for sink in sinks],
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as err:
+            raise StoreError(f"state file {self.path}: {err}") from err
+
+    def pending(self, sink: str, limit: int = 100) -> list[PendingAlert]:
+        """Undelivered alerts for ``sink``, oldest first."""
+        rows = self._query(
+            "SELECT a.id, a.payload, d.attempts"
+            " FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
+            " WHERE d.sink = ? AND d.delivered_at IS NULL AND d.failed_at IS NULL"
+            " ORDER BY d.alert_id LIMIT ?",
+            (sink, limit),
+        )
+        return [PendingAlert(i, alert_from_json(json.loads(p)), n) for i, p, n in rows]
+
+    def mark_delivered(self, alert_id: int, sink: str, at: datetime) -> None:
+        """The sink accepted the alert: it leaves the outbox."""
+        self._write(
+            "UPDATE deliveries SET delivered_at = ?, attempts = attempts + 1"
+            " WHERE alert_id = ? AND sink = ?",
+            (at.isoformat(), alert_id, sink),
+        )
+
+    def mark_attempt_failed(self, alert_id: int, sink: str, reason: str) -> None:
+        """A delivery attempt failed but may succeed later: the alert stays in the outbox."""
+        self._write(
+            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?"
+            " WHERE alert_id = ? AND sink = ?",
+            (reason, alert_id, sink),
+        )
+
+    def mark_undeliverable(self, alert_id: int, sink: str, reason: str, at: datetime) -> None:
+        """The sink can never accept this alert: park it, recorded, out of the outbox."""
+        self._write(
+            "UPDATE deliveries SET failed_at = ?, attempts = attempts + 1, last_error = ?"
+            " WHERE alert_id = ? AND sink = ?",
+            (at.isoformat(), reason, alert_id, sink),
+        )
+
+    def outbox_depth(self) -> dict[str, int]:
+        """Pending deliveries per sink."""
+        return dict(
+            self._query(
+                "SELECT sink, count(*) FROM deliveries"
+                " WHERE delivered_at IS NULL AND failed_at IS NULL GROUP BY sink",
+                (),
+            )
+        )
+
+    def alerts(self) -> list[Alert]:
+        """Every alert ever committed, oldest first."""
+        rows = self._query("SELECT payload FROM alerts ORDER BY id", ())
+        return [alert_from_json(json.loads(payload)) for (payload,) in rows]
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as err:
+            raise StoreError(f"state file {self.path}: {err}") from err
+
+    def _write(self, sql: str, params: Sequence[object]) -> None:
+        try:
+            self._db.execute(sql, params)
+        except sqlite3.Error as err:
+            raise StoreError(f"state file {self.path}: {err}") from err
+
+
+def alert_from_json(data: Mapping[str, object]) -> Alert:
+    """Rebuild an alert from its stored JSON (the contract form of ``Alert.to_json``)."""
+    segment, token, product = data["exchange_segment"], data["token"], data["product"]
+    account = str(data["account"])
+    key = None
+    if segment is not None:
+        key = PositionKey(account, str(segment), str(token), str(product))
+    details = data["details"]
+    assert isinstance(details, dict)  # noqa: S101 - written by to_json
+    return Alert(
+        rule=str(data["rule"]),
+        kind=str(data["kind"]),
+        severity=Severity(str(data["severity"])),
+        account=account,
+        key=key,
+        symbol=None if data["symbol"] is None else str(data["symbol"]),
+        at=datetime.fromisoformat(str(data["at"])),
+        message=str(data["message"]),
+        details={
+            name: Decimal(str(v)) if isinstance(v, int | float) and not isinstance(v, bool) else v
+            for name, v in details.items()
+        },
+    )
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
