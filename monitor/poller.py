@@ -44,6 +44,7 @@ class AccountPoller:
         self._log = log.bind(account=account.id, broker=account.broker)
         self.last_success: datetime | None = None
         self.failed_polls = 0
+        self._resumed = False
 
     async def poll(self) -> None:
         """Run one poll unless one is already in flight."""
@@ -74,6 +75,7 @@ class AccountPoller:
             self._failed("error", type(err).__name__)
             return "error"
         try:
+            before = self._engine.last_snapshot(snapshot.account)
             evaluation = self._engine.ingest(snapshot, self.account.timezone)
         except StoreError as err:
             self._metrics.state_failures.inc()
@@ -93,6 +95,16 @@ class AccountPoller:
             self.failed_polls = 0
         if evaluation.baseline:
             self._log.info("baseline_taken", positions=len(snapshot.positions))
+        elif not self._resumed and before is not None:
+            # The first poll of this process, diffed against the state a previous run left.
+            self._log.info(
+                "poll_resumed",
+                stored_at=before.taken_at.isoformat(),
+                taken_at=snapshot.taken_at.isoformat(),
+                changes=len(evaluation.changes),
+                alerts=len(evaluation.alerts),
+            )
+        self._resumed = True
         if evaluation.alerts:
             for alert in evaluation.alerts:
                 self._metrics.alerts.labels(alert.rule, str(alert.severity)).inc()

@@ -1,0 +1,134 @@
+"""The outbox dispatcher against a real SQLite store and a sink that fails on request."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from monitor.metrics import Metrics
+from monitor.model import Alert, Severity, Snapshot
+from monitor.notify.base import DeliveryFailed, Reason
+from monitor.notify.outbox import Backoff, Dispatcher
+from monitor.store import Store
+
+AT = datetime(2026, 11, 23, 9, 20, tzinfo=UTC)
+
+
+class FlakySink:
+    """A sink that records deliveries and fails while told to."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self.delivered: list[str] = []
+        self.attempts = 0
+        self.fail_with: DeliveryFailed | None = None
+        self.fail_once_on: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def send(self, alert: Alert) -> None:
+        self.attempts += 1
+        if alert.message in self.fail_once_on:
+            self.fail_once_on.discard(alert.message)
+            raise DeliveryFailed(Reason.CLIENT_ERROR, "chat not found", retryable=False)
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.delivered.append(alert.message)
+
+    async def close(self) -> None:
+        pass
+
+
+def alert(message: str) -> Alert:
+    return Alert("r", "new_short", Severity.WARNING, "acct", None, None, AT, message, {})
+
+
+def commit(store: Store, messages: list[str], sinks: list[str]) -> None:
+    snapshot = Snapshot("acct", "simulator", AT, {})
+    store.commit_poll(snapshot, [], {}, [(alert(m), sinks) for m in messages])
+
+
+def metrics() -> Metrics:
+    return Metrics(CollectorRegistry())
+
+
+async def test_delivers_in_order_and_empties_the_outbox(tmp_path: Path) -> None:
+    """Every pending alert reaches the sink once, oldest first, and leaves the outbox."""
+    store = Store(tmp_path / "s.db")
+    commit(store, ["a", "b", "c"], ["one"])
+    sink = FlakySink("one")
+    await Dispatcher(store, [sink], metrics()).flush()
+    assert sink.delivered == ["a", "b", "c"]
+    assert store.outbox_depth() == {}
+    await Dispatcher(store, [sink], metrics()).flush()
+    assert sink.delivered == ["a", "b", "c"]
+
+
+async def test_retryable_failure_keeps_order_and_isolates_other_sinks(tmp_path: Path) -> None:
+    """A failing sink backs off holding its queue; the healthy sink is not delayed."""
+    store = Store(tmp_path / "s.db")
+    commit(store, ["a", "b"], ["down", "up"])
+    down, up = FlakySink("down"), FlakySink("up")
+    down.fail_with = DeliveryFailed(Reason.SERVER_ERROR, "HTTP 502", retryable=True)
+    m = metrics()
+    dispatcher = Dispatcher(store, [down, up], m, backoff=Backoff(initial=0.01, cap=0.05))
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(5):
+            while up.delivered != ["a", "b"] or down.attempts < 3:
+                await asyncio.sleep(0.01)
+        assert down.delivered == []
+        assert store.outbox_depth() == {"down": 2}
+        down.fail_with = None
+        commit(store, ["c"], ["down", "up"])
+        dispatcher.wake()
+        async with asyncio.timeout(5):
+            while down.delivered != ["a", "b", "c"] or up.delivered != ["a", "b", "c"]:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert store.outbox_depth() == {}
+    failed = m.registry.get_sample_value(
+        "position_monitor_notifications_total", {"sink": "down", "result": "server_error"}
+    )
+    assert failed is not None and failed >= 3
+
+
+async def test_permanent_failure_parks_the_alert_and_moves_on(tmp_path: Path) -> None:
+    """A non-retryable failure is recorded as undeliverable and the next alert goes out."""
+    store = Store(tmp_path / "s.db")
+    commit(store, ["a", "b"], ["one"])
+    sink = FlakySink("one")
+    sink.fail_once_on = {"a"}
+    await Dispatcher(store, [sink], metrics()).flush()
+    assert sink.delivered == ["b"]
+    assert store.pending("one") == []
+    await Dispatcher(store, [sink], metrics()).flush()
+    assert sink.delivered == ["b"], "a parked alert is not retried"
+
+
+def test_backoff_is_capped_exponential_with_jitter() -> None:
+    """Delays double from the initial value, stay within [half, full] of it, never pass the cap."""
+    backoff = Backoff(initial=1.0, cap=8.0)
+    for failures, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 8.0)]:
+        delays = [backoff.delay(failures) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert max(delays) - min(delays) > ceiling / 10, "jittered"
+
+
+def test_decimal_details_survive_the_outbox(tmp_path: Path) -> None:
+    """An alert read back from the outbox equals the one committed (money stays exact)."""
+    store = Store(tmp_path / "s.db")
+    original = Alert(
+        "dd", "mtm_drawdown", Severity.CRITICAL, "acct", None, None, AT, "m",
+        {"mtm": Decimal("-5000.5"), "peak": Decimal("100"), "drawdown": Decimal("5100.5")},
+    )  # fmt: skip
+    store.commit_poll(Snapshot("acct", "simulator", AT, {}), [], {}, [(original, ["one"])])
+    (pending,) = store.pending("one")
+    assert pending.alert == original
