@@ -103,6 +103,27 @@ class Rule(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class StatelessRule:
+    """The fields every rule has, for kinds that remember nothing between polls."""
+
+    name: str
+    severity: Severity
+    filter: PositionFilter
+
+    def dump_state(self, state: None) -> None:
+        """Nothing to store."""
+
+    def load_state(self, account: str, data: object) -> None:
+        """Nothing to restore."""
+
+
+def reject_options(kind: str, options: Mapping[str, object]) -> None:
+    """Raise for the first option of a kind that takes none."""
+    for field in options:
+        raise RuleConfigError(field, f"unknown field for kind {kind}")
+
+
 def position_alert(
     rule: Rule, poll: Poll, position: Position, message: str, details: Mapping[str, DetailValue]
 ) -> Alert:

@@ -9,18 +9,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from monitor.model import ZERO, Alert, Severity, format_qty
-from monitor.rules.base import Poll, PositionFilter, RuleConfigError, describe, position_alert
+from monitor.rules.base import (
+    Poll,
+    PositionFilter,
+    StatelessRule,
+    describe,
+    position_alert,
+    reject_options,
+)
 
 KIND = "new_short"
 
 
 @dataclass(frozen=True, slots=True)
-class NewShort:
+class NewShort(StatelessRule):
     """Alert when a position turns short."""
-
-    name: str
-    severity: Severity
-    filter: PositionFilter
 
     @property
     def kind(self) -> str:
@@ -47,17 +50,10 @@ class NewShort:
             alerts.append(position_alert(self, poll, after, message, details))
         return None, alerts
 
-    def dump_state(self, state: None) -> None:
-        """Stateless."""
-
-    def load_state(self, account: str, data: object) -> None:
-        """Stateless."""
-
 
 def build(
     name: str, severity: Severity, filter: PositionFilter, options: Mapping[str, object]
 ) -> NewShort:
     """Make the rule from its rules.yaml entry; it takes no options of its own."""
-    for field in options:
-        raise RuleConfigError(field, f"unknown field for kind {KIND}")
+    reject_options(KIND, options)
     return NewShort(name, severity, filter)

@@ -10,18 +10,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from monitor.model import ZERO, Alert, ChangeKind, DetailValue, Severity, format_qty
-from monitor.rules.base import Poll, PositionFilter, RuleConfigError, describe, position_alert
+from monitor.rules.base import (
+    Poll,
+    PositionFilter,
+    StatelessRule,
+    describe,
+    position_alert,
+    reject_options,
+)
 
 KIND = "squared_off"
 
 
 @dataclass(frozen=True, slots=True)
-class SquaredOff:
+class SquaredOff(StatelessRule):
     """Alert when an open position is closed."""
-
-    name: str
-    severity: Severity
-    filter: PositionFilter
 
     @property
     def kind(self) -> str:
@@ -52,17 +55,10 @@ class SquaredOff:
             alerts.append(position_alert(self, poll, change.after or before, message, details))
         return None, alerts
 
-    def dump_state(self, state: None) -> None:
-        """Stateless."""
-
-    def load_state(self, account: str, data: object) -> None:
-        """Stateless."""
-
 
 def build(
     name: str, severity: Severity, filter: PositionFilter, options: Mapping[str, object]
 ) -> SquaredOff:
     """Make the rule from its rules.yaml entry; it takes no options of its own."""
-    for field in options:
-        raise RuleConfigError(field, f"unknown field for kind {KIND}")
+    reject_options(KIND, options)
     return SquaredOff(name, severity, filter)
