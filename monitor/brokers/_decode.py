@@ -37,7 +37,7 @@ def echo(value: object) -> str:
 
 
 def grouped_decimal(raw: str | int | float, broker: str, field: str) -> Decimal | None:
-    """Parse numbers such as "1,550.00"; "--" and "" mean empty (None)."""
+    """Parse numbers such as "1,550.00" or "1,55,000"; "--" and "" mean empty (None)."""
     if isinstance(raw, str):
         text = raw.strip().replace(",", "")
         if text in ("", "--"):
@@ -45,6 +45,8 @@ def grouped_decimal(raw: str | int | float, broker: str, field: str) -> Decimal 
     else:
         text = repr(raw)
     try:
+        if "_" in text:  # Decimal would read "1_0" as 10
+            raise InvalidOperation
         value = Decimal(text)
     except InvalidOperation as err:
         raise BadResponse(broker, f"{field}: not a number: {echo(raw)}") from err
@@ -56,3 +58,23 @@ def require_finite(value: Decimal, broker: str, field: str) -> Decimal:
     if not value.is_finite():
         raise BadResponse(broker, f"{field}: not a finite number: {value}")
     return value
+
+
+def optional_finite(value: Decimal | None, broker: str, field: str) -> Decimal | None:
+    """``require_finite`` for a field that may be absent."""
+    return None if value is None else require_finite(value, broker, field)
+
+
+def row_arithmetic_error(
+    err: ArithmeticError, row: msgspec.Struct, broker: str, where: str
+) -> BadResponse:
+    """The BadResponse for a row whose numbers broke the arithmetic (NaN, Infinity, overflow).
+
+    Only runs on the failure path, so it can afford to look for the field to blame.
+    """
+    for field in row.__struct_fields__:
+        value = getattr(row, field)
+        if isinstance(value, Decimal) and not value.is_finite():
+            name = row.__struct_encode_fields__[row.__struct_fields__.index(field)]
+            return BadResponse(broker, f"{where}.{name}: not a finite number: {value}")
+    return BadResponse(broker, f"{where}: number out of range ({type(err).__name__})")

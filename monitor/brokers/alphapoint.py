@@ -38,6 +38,8 @@ def parse(
         document = json.loads(body, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadResponse(BROKER, f"body: not valid JSON ({err})") from err
+    except RecursionError as err:
+        raise BadResponse(BROKER, "body: nested too deeply") from err
     if isinstance(document, dict):
         _raise_error_envelope(document)
     if not isinstance(document, list):
@@ -50,8 +52,10 @@ def parse(
         if not isinstance(item, dict):
             raise BadResponse(BROKER, f"{where}: expected an object, got {type(item).__name__}")
         row = {name.lower(): value for name, value in item.items()}
-        oms_id = _integer(row, "omsid", where)
-        product_id = _integer(row, "productid", where)
+        if len(row) != len(item):
+            raise BadResponse(BROKER, f"{where}: a field appears twice, spelled in different cases")
+        oms_id = _integer(row, "omsId", where)
+        product_id = _integer(row, "productId", where)
         symbol = row.get("productsymbol")
         if not isinstance(symbol, str) or not symbol:
             raise BadResponse(BROKER, f"{where}.productSymbol: expected a non-empty string")
@@ -62,8 +66,13 @@ def parse(
         price = quotes.get(symbol)
         if not amount:
             mtm: Decimal | None = ZERO
+        elif price is None:
+            mtm = None
         else:
-            mtm = None if price is None else amount * price
+            try:
+                mtm = require_finite(amount * price, BROKER, f"{where}.amount")
+            except ArithmeticError as err:
+                raise BadResponse(BROKER, f"{where}.amount: number out of range") from err
         positions[key] = Position(
             key=key,
             symbol=symbol,
@@ -82,13 +91,13 @@ def _raise_error_envelope(document: dict[str, object]) -> None:
     if fields.get("result") is False:
         code = fields.get("errorcode")
         reason = f"result false, errorcode {code}: {fields.get('errormsg') or ''}".rstrip(": ")
-        if code == NOT_AUTHORIZED:
+        if str(code) == str(NOT_AUTHORIZED):  # sent as a number or a string
             raise AuthExpired(BROKER, reason)
         raise BadResponse(BROKER, reason)
 
 
 def _integer(row: Mapping[str, object], field: str, where: str) -> int:
-    value = row.get(field)
+    value = row.get(field.lower())
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadResponse(BROKER, f"{where}.{field}: expected an integer, got {echo(value)}")
     return value

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, DivisionByZero, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 import msgspec
 
-from monitor.brokers._decode import decode_json, require_finite
+from monitor.brokers._decode import decode_json, row_arithmetic_error
 from monitor.brokers.errors import AuthExpired, BadResponse
 from monitor.model import Position, PositionKey, Snapshot
 
@@ -77,23 +77,16 @@ def parse(
         key = PositionKey(account, row.ex_seg, row.tok, row.prod)
         if key in positions:
             raise BadResponse(BROKER, f"data[{index}]: duplicate position {'|'.join(key[1:])}")
-        net_qty = (row.fl_buy_qty + row.cf_buy_qty) - (row.fl_sell_qty + row.cf_sell_qty)
-        cash = (row.sell_amt + row.cf_sell_amt) - (row.buy_amt + row.cf_buy_amt)
         ltp = quotes.get(f"{row.ex_seg}:{row.tok}")
-        if not net_qty:
-            mtm: Decimal | None = cash
-        elif ltp is None:
-            mtm = None
-        else:
-            try:
-                factor = row.multiplier * (row.gen_num / row.gen_den) * (row.prc_num / row.prc_den)
-            except (DivisionByZero, InvalidOperation) as err:
-                raise BadResponse(BROKER, f"data[{index}]: genDen/prcDen: zero divisor") from err
-            mtm = require_finite(cash + net_qty * ltp * factor, BROKER, f"data[{index}]: mtm")
+        where = f"data[{index}]"
+        try:
+            net_qty, mtm = _net_and_mtm(row, ltp, where)
+        except ArithmeticError as err:
+            raise row_arithmetic_error(err, row, BROKER, where) from err
         positions[key] = Position(
             key=key,
             symbol=row.trd_sym,
-            net_qty=require_finite(net_qty, BROKER, f"data[{index}]: net quantity"),
+            net_qty=net_qty,
             avg_price=None,  # not needed by any rule; the row only has totals
             ltp=ltp,
             realized=None,  # the formula yields MTM only; Neo does not split it per row
@@ -101,3 +94,23 @@ def parse(
             mtm=mtm,
         )
     return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)
+
+
+def _net_and_mtm(row: _Row, ltp: Decimal | None, where: str) -> tuple[Decimal, Decimal | None]:
+    """The formula of the module docstring; any NaN or Infinity raises ArithmeticError."""
+    net_qty = (row.fl_buy_qty + row.cf_buy_qty) - (row.fl_sell_qty + row.cf_sell_qty)
+    cash = (row.sell_amt + row.cf_sell_amt) - (row.buy_amt + row.cf_buy_amt)
+    if not (net_qty.is_finite() and cash.is_finite()):
+        raise InvalidOperation
+    if not net_qty:
+        return net_qty, cash
+    if ltp is None:
+        return net_qty, None
+    for name, divisor in (("genDen", row.gen_den), ("prcDen", row.prc_den)):
+        if not divisor:
+            raise BadResponse(BROKER, f"{where}.{name}: zero divisor")
+    factor = row.multiplier * (row.gen_num / row.gen_den) * (row.prc_num / row.prc_den)
+    mtm = cash + net_qty * ltp * factor
+    if not mtm.is_finite():
+        raise InvalidOperation
+    return net_qty, mtm

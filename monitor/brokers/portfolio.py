@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import msgspec
 
-from monitor.brokers._decode import decode_json, require_finite
+from monitor.brokers._decode import decode_json, optional_finite, require_finite
 from monitor.brokers.errors import AuthExpired, BadResponse
 from monitor.model import Position, PositionKey, Snapshot
 
@@ -61,8 +61,8 @@ def parse(
             key=key,
             symbol=row.ts,
             net_qty=require_finite(row.net_qty, BROKER, f"data[{index}].netQty"),
-            avg_price=row.avg_price,
-            ltp=row.ltp,
+            avg_price=optional_finite(row.avg_price, BROKER, f"data[{index}].avgPrice"),
+            ltp=optional_finite(row.ltp, BROKER, f"data[{index}].ltp"),
             realized=None,
             unrealized=None,
             mtm=require_finite(row.pnl, BROKER, f"data[{index}].pnl"),

@@ -76,7 +76,12 @@ def parse(
         )
         if unrealized is None and not net_qty:
             unrealized = ZERO
-        mtm = None if unrealized is None else (realized or ZERO) + unrealized
+        try:
+            mtm = None if unrealized is None else (realized or ZERO) + unrealized
+        except ArithmeticError as err:
+            raise BadResponse(
+                BROKER, f"{where}: number out of range ({type(err).__name__})"
+            ) from err
         positions[key] = Position(
             key=key,
             symbol=row.trading_symbol,

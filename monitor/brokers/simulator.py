@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -125,10 +125,11 @@ class Simulator:
 
     def snapshot_at(self, taken_at: datetime) -> Snapshot:
         """Positions as the world stands at ``taken_at`` (deterministic for a given seed)."""
-        local = taken_at.astimezone(self._tz)
-        day = local.date()
+        day = taken_at.astimezone(self._tz).date()
         day_start = datetime.combine(day, time(), self._tz)
-        target = int((local - day_start) / self._tick)
+        # Elapsed real time: subtracting two times of one zone would count wall-clock time,
+        # which repeats or skips an hour where the zone changes its clocks.
+        target = int((taken_at.astimezone(UTC) - day_start.astimezone(UTC)) / self._tick)
         world = self._world
         if world is None or world.day != day or world.tick > target:
             world = self._world = _World(day, random.Random(f"{self._seed}:{self.account}:{day}"))  # noqa: S311 - a simulation, not security

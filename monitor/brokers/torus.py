@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import msgspec
 
-from monitor.brokers._decode import decode_json, require_finite
+from monitor.brokers._decode import decode_json, optional_finite, row_arithmetic_error
 from monitor.brokers.errors import BadResponse
 from monitor.model import Position, PositionKey, Snapshot
 
@@ -59,15 +59,25 @@ def parse(
         key = PositionKey(account, segment, token, row.product)
         if key in positions:
             raise BadResponse(BROKER, f"data[{index}]: duplicate position {'|'.join(key[1:])}")
-        net_qty = require_finite(row.net_qty, BROKER, f"data[{index}].net_qty")
+        where = f"data[{index}]"
+        try:
+            mtm = row.realised_profit + row.mtm
+            if not (mtm.is_finite() and row.net_qty.is_finite()):
+                raise InvalidOperation
+        except ArithmeticError as err:
+            raise row_arithmetic_error(err, row, BROKER, where) from err
+        net_qty = row.net_qty
+        avg_price, avg_field = (
+            (row.buy_avg, "buy_avg") if net_qty > 0 else (row.sell_avg, "sell_avg")
+        )
         positions[key] = Position(
             key=key,
             symbol=row.symbol,
             net_qty=net_qty,
-            avg_price=row.buy_avg if net_qty > 0 else row.sell_avg,
-            ltp=row.last_traded_price,
+            avg_price=optional_finite(avg_price, BROKER, f"{where}.{avg_field}"),
+            ltp=optional_finite(row.last_traded_price, BROKER, f"{where}.last_traded_price"),
             realized=row.realised_profit,
             unrealized=row.mtm,
-            mtm=require_finite(row.realised_profit + row.mtm, BROKER, f"data[{index}].mtm"),
+            mtm=mtm,
         )
     return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)
