@@ -83,13 +83,19 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     loaded = config.load(args.rules)
     kinds = Counter(rule.kind for rule in loaded.rules)
-    rules = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
-    accounts = len(loaded.accounts) or "no accounts (run uses the built-in simulator)"
-    if isinstance(accounts, int):
-        accounts = f"{accounts} account{'s' * (accounts != 1)}"
+    by_kind = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    count = len(loaded.accounts)
+    accounts = (
+        _plural(count, "account") if count else "no accounts (run uses the built-in simulator)"
+    )
+    rules = _plural(len(loaded.rules), "rule")
     sinks = ", ".join(s.name for s in loaded.sinks)
-    print(f"{args.rules}: OK: {accounts}; {len(loaded.rules)} rules ({rules}); sinks: {sinks}")
+    print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
     return EXIT_OK
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def _replay(args: argparse.Namespace) -> int:

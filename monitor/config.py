@@ -36,7 +36,12 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
 _TOP_LEVEL = ("timezone", "accounts", "rules", "notify", "daemon")
-_RULE_COMMON = ("name", "kind", "severity", "accounts", "segments", "products", "symbols")
+_FILTERS = ("accounts", "segments", "products", "symbols")
+_RULE_COMMON = ("name", "kind", "severity", *_FILTERS)
+_ACCOUNT_FIELDS = ("id", "broker", "poll_every", "timezone", "credentials", "seed")
+MAX_POLL_EVERY = timedelta(days=1)
+# Zone names that exist in the database but follow the host, not a market.
+_HOST_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 
 
 class ConfigError(Exception):
@@ -125,31 +130,53 @@ class _LineMap(dict[Any, Any]):
         return self.key_lines.get(key, self.line)
 
 
+class _LineList(list[Any]):
+    """A YAML sequence that remembers the line of each item."""
+
+    item_lines: list[int]
+
+
 class _LineLoader(yaml.SafeLoader):
     pass
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineMap:
-    loader.flatten_mapping(node)
+    written = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
+    loader.flatten_mapping(node)  # merged (<<) pairs first, then the ones written here
+    first_written = len(node.value) - written
     mapping = _LineMap()
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {}
-    for key_node, value_node in node.value:
+    written_keys = set()
+    for position, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str | int | float | bool):
             raise yaml.constructor.ConstructorError(
                 None, None, "mapping keys must be plain scalars", key_node.start_mark
             )
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+        if position >= first_written:
+            # A key written twice is a mistake; a written key overriding a merged one is not.
+            if key in written_keys:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            written_keys.add(key)
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[key] = key_node.start_mark.line + 1
     return mapping
 
 
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> _LineList:
+    sequence = _LineList(loader.construct_object(child, deep=True) for child in node.value)
+    sequence.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return sequence
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 class _Validator:
@@ -157,11 +184,11 @@ class _Validator:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.problems: list[str] = []
+        self.problems: list[tuple[int, str]] = []
 
     def problem(self, owner: str, field: str, reason: str, line: int) -> None:
         prefix = f"{self.path}: {owner}: " if owner else f"{self.path}: "
-        self.problems.append(f"{prefix}{field}: {reason} (line {line})")
+        self.problems.append((line, f"{prefix}{field}: {reason} (line {line})"))
 
     def config(self, document: object) -> Config:
         if document is None:  # an empty file
@@ -171,10 +198,11 @@ class _Validator:
             raise ConfigError([f"{self.path}: top level: must be a mapping (line 1)"])
         for key in document:
             if key not in _TOP_LEVEL:
+                expected = ", ".join(_TOP_LEVEL)
                 self.problem(
                     "",
                     str(key),
-                    f"unknown field; expected one of {', '.join(_TOP_LEVEL)}",
+                    f"unknown field; expected one of {expected}",
                     document.line_of(key),
                 )
         timezone = None
@@ -186,54 +214,43 @@ class _Validator:
         sinks = self.sinks(document)
         state_path, listen = self.daemon(document)
         if self.problems:
-            raise ConfigError(self.problems)
+            # In file order, as an editor would walk them.
+            raise ConfigError([text for _, text in sorted(self.problems, key=lambda p: p[0])])
         return Config(self.path, timezone, accounts, rules, sinks, state_path, listen)
 
     # -- sections -------------------------------------------------------------------------
 
     def accounts(self, document: _LineMap, draft: Config) -> tuple[AccountConfig, ...]:
-        entries = self.entries(document, "accounts", required=False)
         accounts: list[AccountConfig] = []
         seen: dict[str, int] = {}
-        for index, entry in enumerate(entries):
+        for index, entry in enumerate(self.entries(document, "accounts", required=False)):
             ident = entry.get("id")
             owner = f"account '{ident}'" if isinstance(ident, str) else f"accounts[{index}]"
-            line = entry.line
+            before = len(self.problems)
             for key in entry:
-                if key not in ("id", "broker", "poll_every", "timezone", "credentials", "seed"):
+                if key not in _ACCOUNT_FIELDS:
                     self.problem(owner, str(key), "unknown field", entry.line_of(key))
             if not isinstance(ident, str) or not _ID.match(ident):
-                self.problem(
-                    owner,
-                    "id",
-                    "required: letters, digits, '_', '.', '-' (at most 64)",
-                    entry.line_of("id"),
-                )
-                continue
-            if ident in seen:
-                self.problem(owner, "id", f"duplicate of the account on line {seen[ident]}", line)
-                continue
-            seen[ident] = line
+                reason = "required: letters, digits, '_', '.', '-' (at most 64)"
+                self.problem(owner, "id", reason, entry.line_of("id"))
+            elif ident in seen:
+                reason = f"duplicate of the account on line {seen[ident]}"
+                self.problem(owner, "id", reason, entry.line_of("id"))
+            else:
+                seen[ident] = entry.line
             broker = entry.get("broker")
             if broker not in BROKERS:
                 got = "missing" if broker is None else f"unknown broker {broker!r}"
-                self.problem(
-                    owner,
-                    "broker",
-                    f"{got}; expected one of {', '.join(BROKERS)}",
-                    entry.line_of("broker"),
-                )
-                continue
+                reason = f"{got}; expected one of {', '.join(BROKERS)}"
+                self.problem(owner, "broker", reason, entry.line_of("broker"))
             default_every = SIMULATOR_POLL_EVERY if broker == SIMULATOR else DEFAULT_POLL_EVERY
             poll_every = self.duration(
                 entry.get("poll_every"), default_every, owner, entry.line_of("poll_every")
             )
-            zone = draft.timezone_for(broker)
+            zone = draft.timezone_for(str(broker))
             if "timezone" in entry:
-                zone = (
-                    self.zone(entry["timezone"], owner, "timezone", entry.line_of("timezone"))
-                    or zone
-                )
+                line = entry.line_of("timezone")
+                zone = self.zone(entry["timezone"], owner, "timezone", line) or zone
             credentials = self.credentials(
                 entry.get("credentials"), owner, entry.line_of("credentials")
             )
@@ -243,53 +260,41 @@ class _Validator:
                     owner, "seed", "only the simulator takes a seed", entry.line_of("seed")
                 )
             elif isinstance(seed, bool) or not isinstance(seed, int):
-                self.problem(
-                    owner, "seed", f"must be an integer; got {seed!r}", entry.line_of("seed")
+                reason = f"must be an integer; got {seed!r}"
+                self.problem(owner, "seed", reason, entry.line_of("seed"))
+            if len(self.problems) == before:
+                accounts.append(
+                    AccountConfig(str(ident), str(broker), poll_every, zone, credentials, seed)
                 )
-                seed = 1
-            accounts.append(AccountConfig(ident, broker, poll_every, zone, credentials, seed))
         return tuple(accounts)
 
     def rules(self, document: _LineMap) -> tuple[Rule, ...]:
-        entries = self.entries(document, "rules", required=True)
         rules: list[Rule] = []
         seen: dict[str, int] = {}
-        for index, entry in enumerate(entries):
+        for index, entry in enumerate(self.entries(document, "rules", required=True)):
             name = entry.get("name")
             owner = f"rule '{name}'" if isinstance(name, str) and name else f"rules[{index}]"
+            before = len(self.problems)
             if not isinstance(name, str) or not name.strip():
                 self.problem(owner, "name", "required: a non-empty string", entry.line_of("name"))
-                continue
-            if name in seen:
-                self.problem(
-                    owner,
-                    "name",
-                    f"duplicate of the rule on line {seen[name]}",
-                    entry.line_of("name"),
-                )
-                continue
-            seen[name] = entry.line
+            elif name in seen:
+                reason = f"duplicate of the rule on line {seen[name]}"
+                self.problem(owner, "name", reason, entry.line_of("name"))
+            else:
+                seen[name] = entry.line
             kind = entry.get("kind")
             builder = RULE_KINDS.get(kind) if isinstance(kind, str) else None
             if builder is None:
                 got = "missing" if kind is None else f"unknown kind {kind!r}"
-                self.problem(
-                    owner,
-                    "kind",
-                    f"{got}; expected one of {', '.join(RULE_KINDS)}",
-                    entry.line_of("kind"),
-                )
-                continue
+                reason = f"{got}; expected one of {', '.join(RULE_KINDS)}"
+                self.problem(owner, "kind", reason, entry.line_of("kind"))
             severity = self.severity(entry, owner, Severity.WARNING)
-            filters = PositionFilter(
-                **{
-                    f: self.globs(entry, f, owner)
-                    for f in ("accounts", "segments", "products", "symbols")
-                }
-            )
+            filters = PositionFilter(**{f: self.globs(entry, f, owner) for f in _FILTERS})
+            if builder is None or len(self.problems) > before:
+                continue
             options = {k: v for k, v in entry.items() if k not in _RULE_COMMON}
             try:
-                rules.append(builder(name, severity, filters, options))
+                rules.append(builder(str(name), severity, filters, options))
             except RuleConfigError as err:
                 self.problem(owner, err.field, err.reason, entry.line_of(err.field))
         return tuple(rules)
@@ -378,23 +383,21 @@ class _Validator:
 
     def entries(self, document: _LineMap, section: str, *, required: bool) -> list[_LineMap]:
         value = document.get(section)
+        line = document.line_of(section)
         if value is None:
             if required:
-                self.problem("", section, "required: a list with at least one entry", document.line)
+                self.problem("", section, "required: a list with at least one entry", line)
             return []
         if not isinstance(value, list) or (required and not value):
-            self.problem(
-                "", section, "must be a list with at least one entry", document.line_of(section)
-            )
+            self.problem("", section, "must be a list with at least one entry", line)
             return []
         good = []
         for index, entry in enumerate(value):
             if isinstance(entry, _LineMap):
                 good.append(entry)
             else:
-                self.problem(
-                    "", f"{section}[{index}]", "must be a mapping", document.line_of(section)
-                )
+                item_line = value.item_lines[index] if isinstance(value, _LineList) else line
+                self.problem("", f"{section}[{index}]", "must be a mapping", item_line)
         return good
 
     def severity(
@@ -425,10 +428,10 @@ class _Validator:
 
     def zone(self, raw: object, owner: str, field: str, line: int) -> ZoneInfo | None:
         try:
-            if not isinstance(raw, str):
+            if not isinstance(raw, str) or raw in _HOST_ZONES:
                 raise ValueError
             return ZoneInfo(raw)
-        except (ValueError, ZoneInfoNotFoundError):
+        except (ValueError, OSError, ZoneInfoNotFoundError):  # "Asia" is a directory
             self.problem(owner, field, f"unknown IANA time zone {raw!r}", line)
             return None
 
@@ -445,11 +448,12 @@ class _Validator:
                 owner, "poll_every", f"must be a duration like 5s, 500ms or 1m; got {raw!r}", line
             )
             return default
-        value = timedelta(seconds=float(match[1]) * _DURATION_UNITS[match[2]])
-        if value < MIN_POLL_EVERY:
-            self.problem(owner, "poll_every", f"must be at least 500ms; got {raw!r}", line)
+        seconds = float(match[1]) * _DURATION_UNITS[match[2]]
+        if not MIN_POLL_EVERY.total_seconds() <= seconds <= MAX_POLL_EVERY.total_seconds():
+            reason = f"must be from 500ms to 24h; got {raw!r}"
+            self.problem(owner, "poll_every", reason, line)
             return default
-        return value
+        return timedelta(seconds=seconds)
 
     def credentials(self, raw: object, owner: str, line: int) -> Mapping[str, str]:
         if raw is None:

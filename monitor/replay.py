@@ -54,9 +54,19 @@ def read_records(path: Path) -> Iterator[PollRecord]:
                 raise ReplayLineError(f"{path}:{number}: {err}") from None
 
 
+class _RawBody(msgspec.Struct):
+    """The body exactly as written in the line, so its numbers reach the parser unrounded."""
+
+    body: msgspec.Raw = msgspec.Raw()
+
+
+_LINE = msgspec.json.Decoder(float_hook=Decimal)  # quotes keep every digit too
+_BODY = msgspec.json.Decoder(_RawBody)
+
+
 def _record(raw: bytes, line: int) -> PollRecord:
     try:
-        data = msgspec.json.decode(raw)
+        data = _LINE.decode(raw)
     except msgspec.DecodeError as err:
         raise ReplayLineError(f"not valid JSON ({err})") from None
     if not isinstance(data, dict):
@@ -84,7 +94,7 @@ def _record(raw: bytes, line: int) -> PollRecord:
     if isinstance(body, str):
         encoded = body.encode()
     elif body is not None:
-        encoded = msgspec.json.encode(body)
+        encoded = bytes(_BODY.decode(raw).body)
     return PollRecord(
         line,
         at,
@@ -105,7 +115,7 @@ def _quotes(raw: object) -> dict[str, Decimal]:
     quotes = {}
     for instrument, price in raw.items():
         try:
-            if isinstance(price, bool) or not isinstance(price, str | int | float):
+            if isinstance(price, bool) or not isinstance(price, str | int | Decimal):
                 raise InvalidOperation
             value = Decimal(str(price))
             if not value.is_finite():

@@ -1,0 +1,265 @@
+"""``position-monitor check``: the rules.yaml contract (DESIGN sections 4 and 6).
+
+Success is exit 0 and one ``FILE: OK: ...`` line on stdout; every problem is one
+``FILE: OWNER: FIELD: REASON (line N)`` line on stderr with exit 2.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+
+RULES = Path(__file__).parent / "fixtures" / "rules"
+KINDS = "mtm_drawdown, new_short, squared_off"
+BROKERS = "kotak_neo, portfolio, samco, alphapoint, torus, simulator"
+TOP_LEVEL = "timezone, accounts, rules, notify, daemon"
+DURATION = "must be a duration like 5s, 500ms or 1m"
+
+
+def check(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, list[str], list[str]]:
+    """Run ``check PATH`` in-process; return the exit code and the stdout/stderr lines."""
+    code = main(["check", str(path)])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err.splitlines()
+
+
+def test_bundled_rules_pass(capsys: pytest.CaptureFixture[str], bundled_rules: Path) -> None:
+    """The shipped rules.yaml is valid: exit 0 and exactly one summary line."""
+    code, out, err = check(capsys, bundled_rules)
+    assert (code, err) == (0, [])
+    assert out == [
+        f"{bundled_rules}: OK: no accounts (run uses the built-in simulator); "
+        "4 rules (2 mtm_drawdown, 1 new_short, 1 squared_off); sinks: console"
+    ]
+
+
+def test_valid_file_with_accounts(capsys: pytest.CaptureFixture[str]) -> None:
+    """A valid file with accounts and a notify section is summarised on one line."""
+    path = RULES / "valid.yaml"
+    code, out, err = check(capsys, path)
+    assert (code, err) == (0, [])
+    assert out == [f"{path}: OK: 2 accounts; 2 rules (1 mtm_drawdown, 1 new_short); sinks: console"]
+
+
+def test_check_defaults_to_rules_yaml(
+    capsys: pytest.CaptureFixture[str],
+    bundled_rules: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without an argument ``check`` validates rules.yaml in the working directory."""
+    shutil.copy(bundled_rules, tmp_path / "rules.yaml")
+    monkeypatch.chdir(tmp_path)
+    code = main(["check"])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "rules.yaml: OK: no accounts (run uses the built-in simulator); "
+        "4 rules (2 mtm_drawdown, 1 new_short, 1 squared_off); sinks: console"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        pytest.param(
+            "unknown_kind.yaml",
+            f"rule 'fresh-short': kind: unknown kind 'new_shorts'; expected one of {KINDS}"
+            " (line 6)",
+            id="unknown-kind",
+        ),
+        pytest.param(
+            "missing_threshold.yaml",
+            "rule 'desk-drawdown': threshold: required for kind mtm_drawdown (line 5)",
+            id="missing-threshold",
+        ),
+        pytest.param(
+            "negative_threshold.yaml",
+            "rule 'desk-drawdown': threshold: must be a positive amount; got -5000 (line 5)",
+            id="negative-threshold",
+        ),
+        pytest.param(
+            "duplicate_rule_name.yaml",
+            "rule 'closed': name: duplicate of the rule on line 2 (line 8)",
+            id="duplicate-rule-name",
+        ),
+        pytest.param(
+            "unknown_broker.yaml",
+            f"account 'zerodha-1': broker: unknown broker 'zerodha'; expected one of {BROKERS}"
+            " (line 6)",
+            id="unknown-broker",
+        ),
+        pytest.param(
+            "unknown_top_level.yaml",
+            f"alerts: unknown field; expected one of {TOP_LEVEL} (line 5)",
+            id="unknown-top-level-field",
+        ),
+        pytest.param(
+            "bad_timezone.yaml",
+            "timezone: unknown IANA time zone 'Asia/Bombay-ish' (line 2)",
+            id="bad-timezone",
+        ),
+        pytest.param(
+            "bad_poll_every.yaml",
+            f"account 'samco-1': poll_every: {DURATION}; got 'every minute' (line 4)",
+            id="bad-poll-every",
+        ),
+        pytest.param(
+            "duplicate_key.yaml",
+            "invalid YAML: duplicate key 'threshold' (line 6, column 5)",
+            id="duplicate-yaml-key",
+        ),
+        pytest.param(
+            "syntax_error.yaml",
+            "invalid YAML: expected ',' or ']', but got ':' (line 5, column 9)",
+            id="yaml-syntax-error",
+        ),
+        pytest.param(
+            "empty.yaml",
+            "rules: required: a list with at least one entry (line 1)",
+            id="empty-file",
+        ),
+    ],
+)
+def test_one_problem(capsys: pytest.CaptureFixture[str], name: str, problem: str) -> None:
+    """A file with one mistake gives exit 2 and exactly that line on stderr, nothing on stdout."""
+    path = RULES / name
+    code, out, err = check(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [f"{path}: {problem}"]
+
+
+def test_comments_only_file_needs_rules(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A file holding only comments is empty too: rules are required."""
+    path = tmp_path / "rules.yaml"
+    path.write_text("# nothing configured yet\n\n# still nothing\n", encoding="utf-8")
+    code, out, err = check(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [f"{path}: rules: required: a list with at least one entry (line 1)"]
+
+
+def test_several_problems_all_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every problem in a file is reported, one line each, in file order."""
+    path = RULES / "many_problems.yaml"
+    code, out, err = check(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [
+        f"{path}: timezone: unknown IANA time zone 'Asia/Calcutta-ish' (line 2)",
+        f"{path}: account 'kotak-main': broker: unknown broker 'kotak'; expected one of"
+        f" {BROKERS} (line 5)",
+        f"{path}: account 'samco-1': poll_every: {DURATION}; got '1 minute' (line 8)",
+        f"{path}: rule 'desk-drawdown': threshold: must be a positive amount; got 0 (line 12)",
+        f"{path}: rule 'fresh-short': severity: must be info, warning or critical; got 'urgent'"
+        " (line 15)",
+        f"{path}: rule 'desk-drawdown': name: duplicate of the rule on line 10 (line 16)",
+        f"{path}: notify 'telegram': kind: unknown sink kind 'telegram'; expected one of console"
+        " (line 19)",
+        f"{path}: colour: unknown field; expected one of {TOP_LEVEL} (line 20)",
+    ]
+
+
+def test_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A file that does not exist is one ``cannot read`` line and exit 2."""
+    path = tmp_path / "nope.yaml"
+    code, out, err = check(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [f"{path}: cannot read: [Errno 2] No such file or directory: '{path}'"]
+
+
+def test_timezone_naming_a_zone_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    """``timezone: Asia`` (a directory of the zone database) is a bad timezone, not a crash."""
+    path = RULES / "timezone_directory.yaml"
+    code, out, err = check(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [f"{path}: timezone: unknown IANA time zone 'Asia' (line 2)"]
+
+
+def test_poll_every_too_large(capsys: pytest.CaptureFixture[str]) -> None:
+    """An absurdly long poll_every is reported on its line, not a traceback."""
+    path = RULES / "poll_every_overflow.yaml"
+    code, out, err = check(capsys, path)
+    assert (code, out) == (2, [])
+    assert len(err) == 1
+    assert err[0].startswith(f"{path}: account 'samco-1': poll_every: ")
+    assert err[0].endswith("'99999999999999h' (line 4)")
+
+
+def test_merge_key_override_is_not_a_duplicate(capsys: pytest.CaptureFixture[str]) -> None:
+    """``<<: *anchor`` followed by an overriding key is valid YAML, not a duplicate key."""
+    path = RULES / "merge_override.yaml"
+    code, out, err = check(capsys, path)
+    assert (code, err) == (0, [])
+    assert out == [
+        f"{path}: OK: no accounts (run uses the built-in simulator); "
+        "2 rules (2 mtm_drawdown); sinks: console"
+    ]
+
+
+def test_empty_rules_key_names_its_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """``rules:`` with no value is reported on the line of the ``rules`` key."""
+    path = RULES / "null_rules.yaml"
+    code, out, err = check(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [f"{path}: rules: required: a list with at least one entry (line 4)"]
+
+
+def test_empty_rule_entry_names_its_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty ``-`` entry in rules is reported on its own line."""
+    path = RULES / "null_rule_entry.yaml"
+    code, out, err = check(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [f"{path}: rules[1]: must be a mapping (line 4)"]
+
+
+def test_every_problem_of_one_entry_is_reported(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A bad kind does not hide a bad severity; a bad broker does not hide a bad poll_every."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "accounts:\n"
+        "  - id: a1\n"
+        "    broker: kotak\n"
+        "    poll_every: soon\n"
+        "rules:\n"
+        "  - name: r1\n"
+        "    kind: bogus\n"
+        "    severity: loud\n"
+    )
+    code, out, err = check(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [
+        f"{path}: account 'a1': broker: unknown broker 'kotak'; expected one of {BROKERS} (line 3)",
+        f"{path}: account 'a1': poll_every: {DURATION}; got 'soon' (line 4)",
+        f"{path}: rule 'r1': kind: unknown kind 'bogus'; expected one of {KINDS} (line 7)",
+        f"{path}: rule 'r1': severity: must be info, warning or critical; got 'loud' (line 8)",
+    ]
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Asia", "Mars/Olympus"])
+def test_host_dependent_or_unknown_zones_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, zone: str
+) -> None:
+    """A trading day must not depend on the host: 'localtime' is refused like a typo."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"timezone: {zone}\nrules:\n  - name: r\n    kind: new_short\n")
+    code, _, err = check(capsys, path)
+    assert code == 2
+    assert err == [f"{path}: timezone: unknown IANA time zone '{zone}' (line 1)"]
+
+
+def test_summary_uses_the_singular_for_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """One account and one rule read '1 account', '1 rule'."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "accounts:\n  - id: demo\n    broker: simulator\nrules:\n  - name: r\n    kind: new_short\n"
+    )
+    code, out, err = check(capsys, path)
+    assert (code, err) == (0, [])
+    assert out == [f"{path}: OK: 1 account; 1 rule (1 new_short); sinks: console"]

@@ -1,0 +1,343 @@
+"""``position-monitor replay``: recorded polls through diff, rules and store (DESIGN section 5).
+
+The sessions live in tests/fixtures/replay/*.jsonl and run against
+tests/fixtures/rules/replay.yaml: an account-scope drawdown (threshold 5000, critical),
+``fresh-short`` (new_short, warning) and ``closed`` (squared_off, info). That file sets no
+top-level timezone, so each broker's own trading day applies.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPLAY = FIXTURES / "replay"
+RULES = FIXTURES / "rules" / "replay.yaml"
+KOTAK = {"account": "kotak-main", "exchange_segment": "nse_fo", "token": "53179"}
+
+NEW_SHORT_0920 = {
+    "rule": "fresh-short",
+    "kind": "new_short",
+    "severity": "warning",
+    **KOTAK,
+    "product": "NRML",
+    "symbol": "BANKNIFTY21JULFUT",
+    "at": "2026-11-23T09:20:05+05:30",
+    "message": "New short BANKNIFTY21JULFUT (nse_fo NRML): net qty 0 -> -25",
+    "details": {"net_qty_before": 0, "net_qty": -25},
+}
+
+
+def replay(
+    capsys: pytest.CaptureFixture[str], name: str, *, rules: Path = RULES, output: str = "jsonl"
+) -> tuple[int, list[str], list[str]]:
+    """Replay a fixture in-process; return the exit code and the stdout/stderr lines."""
+    code = main(["replay", str(REPLAY / name), "--rules", str(rules), "--output", output])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err.splitlines()
+
+
+def with_timezone(tmp_path: Path, zone: str) -> Path:
+    """The replay rules with a top-level ``timezone`` added, written under tmp_path."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"timezone: {zone}\n{RULES.read_text(encoding='utf-8')}", encoding="utf-8")
+    return path
+
+
+def test_kotak_session_jsonl(capsys: pytest.CaptureFixture[str]) -> None:
+    """Baseline, new short, drawdown priced from ``quotes``, square-off: exactly three alerts."""
+    code, out, err = replay(capsys, "kotak_session.jsonl")
+    assert (code, err) == (0, [])
+    assert [json.loads(line) for line in out] == [
+        NEW_SHORT_0920,
+        {
+            "rule": "desk-drawdown",
+            "kind": "mtm_drawdown",
+            "severity": "critical",
+            "account": "kotak-main",
+            "exchange_segment": None,
+            "token": None,
+            "product": None,
+            "symbol": None,
+            "at": "2026-11-23T09:30:00+05:30",
+            "message": "MTM drawdown on account kotak-main: 5,937.50 below the day's peak 0.00 "
+            "(MTM -5,937.50, threshold 5,000.00)",
+            "details": {"mtm": -5937.5, "peak": 0, "drawdown": 5937.5, "threshold": 5000},
+        },
+        {
+            "rule": "closed",
+            "kind": "squared_off",
+            "severity": "info",
+            **KOTAK,
+            "product": "NRML",
+            "symbol": "BANKNIFTY21JULFUT",
+            "at": "2026-11-23T09:45:00+05:30",
+            "message": "Squared off BANKNIFTY21JULFUT (nse_fo NRML): was -25, net qty 0",
+            "details": {"net_qty_before": -25, "net_qty": 0, "row_removed": False},
+        },
+    ]
+
+
+def test_jsonl_keys_in_contract_order(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each jsonl line is one object whose keys are exactly the contract's, in its order."""
+    _, out, _ = replay(capsys, "kotak_session.jsonl")
+    assert len(out) == 3
+    for line in out:
+        assert list(json.loads(line)) == [
+            "rule", "kind", "severity", "account", "exchange_segment", "token", "product",
+            "symbol", "at", "message", "details",
+        ]  # fmt: skip
+
+
+def test_kotak_session_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """Text output prints one line per alert: time, severity, rule, account, message."""
+    code, out, err = replay(capsys, "kotak_session.jsonl", output="text")
+    assert (code, err) == (0, [])
+    assert out == [
+        "2026-11-23T09:20:05+05:30 WARNING  fresh-short [kotak-main] "
+        "New short BANKNIFTY21JULFUT (nse_fo NRML): net qty 0 -> -25",
+        "2026-11-23T09:30:00+05:30 CRITICAL desk-drawdown [kotak-main] "
+        "MTM drawdown on account kotak-main: 5,937.50 below the day's peak 0.00 "
+        "(MTM -5,937.50, threshold 5,000.00)",
+        "2026-11-23T09:45:00+05:30 INFO     closed [kotak-main] "
+        "Squared off BANKNIFTY21JULFUT (nse_fo NRML): was -25, net qty 0",
+    ]
+
+
+def test_failed_polls_keep_the_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    """Invariant 1: failed lines raise nothing and are named; the next good poll diffs line 1.
+
+    Lines 2-6 are a 500, a timeout, an HTML body, a body without ``data`` and a row missing
+    fields; line 7 has the short squared off (fires once, against line 1), line 8 repeats 7.
+    """
+    code, out, err = replay(capsys, "failed_polls.jsonl")
+    path = REPLAY / "failed_polls.jsonl"
+    failed = "account kotak-main: poll failed: kotak_neo:"
+    assert code == 0
+    assert err == [
+        f"{path}:2: {failed} HTTP 500: broker unavailable",
+        f"{path}:3: {failed} transport error: timeout",
+        f"{path}:4: {failed} body: not valid JSON (JSON is malformed: invalid character (byte 0))",
+        f"{path}:5: {failed} data: missing from a stat Ok response",
+        f"{path}:6: {failed} data[0]: Object missing required field `prod`",
+    ]
+    assert [json.loads(line) for line in out] == [
+        {
+            "rule": "closed",
+            "kind": "squared_off",
+            "severity": "info",
+            **KOTAK,
+            "product": "NRML",
+            "symbol": "BANKNIFTY21JULFUT",
+            "at": "2026-11-23T10:00:30+05:30",
+            "message": "Squared off BANKNIFTY21JULFUT (nse_fo NRML): was -25, net qty 0",
+            "details": {"net_qty_before": -25, "net_qty": 0, "row_removed": False},
+        }
+    ]
+
+
+def test_invalid_json_line_stops_replay(capsys: pytest.CaptureFixture[str]) -> None:
+    """Invalid JSON on line 3: FILE:3 on stderr, exit 2, line 2's alert printed, line 4's not."""
+    code, out, err = replay(capsys, "invalid_json.jsonl")
+    assert code == 2
+    assert [json.loads(line) for line in out] == [NEW_SHORT_0920]
+    assert len(err) == 1
+    assert err[0].startswith(f"{REPLAY / 'invalid_json.jsonl'}:3: not valid JSON (")
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        pytest.param("missing_at.jsonl", "at: required, a non-empty string", id="missing-at"),
+        pytest.param(
+            "unknown_broker.jsonl",
+            "broker: unknown broker 'zerodha'; expected one of "
+            "kotak_neo, portfolio, samco, alphapoint, torus",
+            id="unknown-broker",
+        ),
+        pytest.param(
+            "naive_at.jsonl",
+            "at: needs a UTC offset, such as +05:30: '2026-11-23T09:20:05'",
+            id="naive-at",
+        ),
+    ],
+)
+def test_bad_line_stops_replay(capsys: pytest.CaptureFixture[str], name: str, reason: str) -> None:
+    """A bad line 2 is ``FILE:2: reason``, exit 2; line 3 (a new short) is never replayed."""
+    code, out, err = replay(capsys, name)
+    assert (code, out) == (2, [])
+    assert err == [f"{REPLAY / name}:2: {reason}"]
+
+
+def test_bad_rules_file_stops_replay(capsys: pytest.CaptureFixture[str]) -> None:
+    """An invalid --rules file is reported like ``check`` does, exit 2, before any line runs."""
+    rules = FIXTURES / "rules" / "unknown_kind.yaml"
+    code, out, err = replay(capsys, "kotak_session.jsonl", rules=rules)
+    assert (code, out) == (2, [])
+    assert err == [
+        f"{rules}: rule 'fresh-short': kind: unknown kind 'new_shorts'; "
+        "expected one of mtm_drawdown, new_short, squared_off (line 6)"
+    ]
+
+
+def test_portfolio_account_drawdown_fires_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """Account MTM 1500, 3500, -1500, -2500, 1000, -2000: fires once at drawdown 5000.
+
+    It stays quiet while the drawdown stays at or above the threshold, and at exactly half the
+    threshold (2500) it does not re-arm, so the second fall raises nothing.
+    """
+    code, out, err = replay(capsys, "portfolio_drawdown.jsonl")
+    assert (code, err) == (0, [])
+    assert [json.loads(line) for line in out] == [
+        {
+            "rule": "desk-drawdown",
+            "kind": "mtm_drawdown",
+            "severity": "critical",
+            "account": "pf-desk",
+            "exchange_segment": None,
+            "token": None,
+            "product": None,
+            "symbol": None,
+            "at": "2026-11-23T09:45:00+05:30",
+            "message": "MTM drawdown on account pf-desk: 5,000.00 below the day's peak 3,500.00 "
+            "(MTM -1,500.00, threshold 5,000.00)",
+            "details": {"mtm": -1500, "peak": 3500, "drawdown": 5000, "threshold": 5000},
+        }
+    ]
+
+
+def test_samco_ist_midnight_is_not_a_square_off(capsys: pytest.CaptureFixture[str]) -> None:
+    """Crossing IST midnight (18:30 UTC), vanished and zeroed rows and the MTM drop are silent."""
+    code, out, err = replay(capsys, "samco_midnight.jsonl")
+    assert (code, out, err) == (0, [], [])
+
+
+def test_samco_midnight_in_utc_is_the_same_day(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Control: with ``timezone: UTC`` the same polls are one trading day, so everything fires."""
+    code, out, err = replay(capsys, "samco_midnight.jsonl", rules=with_timezone(tmp_path, "UTC"))
+    assert (code, err) == (0, [])
+    alerts = [json.loads(line) for line in out]
+    assert [(a["rule"], a["symbol"], a["at"], a["details"]) for a in alerts] == [
+        (
+            "desk-drawdown",
+            None,
+            "2026-11-23T18:35:00+00:00",
+            {"mtm": 0, "peak": 7167.8, "drawdown": 7167.8, "threshold": 5000},
+        ),
+        (
+            "closed",
+            "NIFTY25DECFUT",
+            "2026-11-23T18:35:00+00:00",
+            {"net_qty_before": 75, "net_qty": 0, "row_removed": False},
+        ),
+        (
+            "closed",
+            "RELIANCE",
+            "2026-11-23T18:35:00+00:00",
+            {"net_qty_before": 18, "net_qty": 0, "row_removed": True},
+        ),
+        (
+            "closed",
+            "SBIN",
+            "2026-11-23T18:35:00+00:00",
+            {"net_qty_before": -50, "net_qty": 0, "row_removed": True},
+        ),
+    ]
+
+
+def test_alphapoint_utc_midnight_resets_peak(capsys: pytest.CaptureFixture[str]) -> None:
+    """AlphaPoint's day starts at UTC midnight: MTM 61000, then 56000, 52000, 51000 after it.
+
+    The first poll after midnight sets the new peak (56000), so only the fall to 51000 fires.
+    """
+    code, out, err = replay(capsys, "alphapoint_utc_midnight.jsonl")
+    assert (code, err) == (0, [])
+    assert [json.loads(line) for line in out] == [
+        {
+            "rule": "desk-drawdown",
+            "kind": "mtm_drawdown",
+            "severity": "critical",
+            "account": "ap-4",
+            "exchange_segment": None,
+            "token": None,
+            "product": None,
+            "symbol": None,
+            "at": "2026-11-24T05:45:00+05:30",
+            "message": "MTM drawdown on account ap-4: 5,000.00 below the day's peak 56,000.00 "
+            "(MTM 51,000.00, threshold 5,000.00)",
+            "details": {"mtm": 51000, "peak": 56000, "drawdown": 5000, "threshold": 5000},
+        }
+    ]
+
+
+def test_alphapoint_with_ist_timezone_keeps_peak(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Control: a top-level ``timezone: Asia/Kolkata`` overrides UTC, so the old peak holds."""
+    rules = with_timezone(tmp_path, "Asia/Kolkata")
+    code, out, err = replay(capsys, "alphapoint_utc_midnight.jsonl", rules=rules)
+    assert (code, err) == (0, [])
+    alerts = [json.loads(line) for line in out]
+    assert [(a["at"], a["details"]) for a in alerts] == [
+        (
+            "2026-11-24T05:35:00+05:30",
+            {"mtm": 56000, "peak": 61000, "drawdown": 5000, "threshold": 5000},
+        )
+    ]
+
+
+def test_vanished_row_same_day_is_squared_off(capsys: pytest.CaptureFixture[str]) -> None:
+    """A Torus row missing from a later good poll of the same day fires with row_removed."""
+    code, out, err = replay(capsys, "torus_vanished.jsonl")
+    assert (code, err) == (0, [])
+    assert [json.loads(line) for line in out] == [
+        {
+            "rule": "closed",
+            "kind": "squared_off",
+            "severity": "info",
+            "account": "torus-1",
+            "exchange_segment": "NSE_E",
+            "token": "1594",
+            "product": "I",
+            "symbol": "INFY",
+            "at": "2026-11-23T10:00:00+05:30",
+            "message": "Squared off INFY (NSE_E I): was 10, position no longer reported",
+            "details": {"net_qty_before": 10, "net_qty": 0, "row_removed": True},
+        }
+    ]
+
+
+def test_body_numbers_keep_full_precision(capsys: pytest.CaptureFixture[str]) -> None:
+    """ETH 2.000000000000000001 then 1.000000000000000002 at 5000: drawdown just under 5000.
+
+    The daemon parses the raw bytes exactly (4999.999999999999995, no alert); replay must agree.
+    """
+    code, out, err = replay(capsys, "alphapoint_18_decimals.jsonl")
+    assert (code, out, err) == (0, [], [])
+
+
+def test_console_script_exit_code_and_streams() -> None:
+    """The installed script: invalid JSON on line 3 exits 2, alerts on stdout, error on stderr."""
+    script = Path(sys.executable).parent / "position-monitor"
+    path = REPLAY / "invalid_json.jsonl"
+    result = subprocess.run(
+        [str(script), "replay", str(path), "--rules", str(RULES), "--output", "jsonl"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [NEW_SHORT_0920]
+    err = result.stderr.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"{path}:3: not valid JSON (")
