@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ from monitor.store import Store
 @dataclass(frozen=True, slots=True)
 class _AccountState:
     snapshot: Snapshot | None
+    trading_day: date | None
     rule_states: dict[str, Any]
 
 
@@ -43,7 +45,7 @@ class Engine:
         """Evaluate one good poll and commit it; raises StoreError and then changes nothing."""
         known = self._state(snapshot.account)
         evaluation = evaluate_poll(
-            known.snapshot, snapshot, self._rules, known.rule_states, timezone
+            known.snapshot, known.trading_day, snapshot, self._rules, known.rule_states, timezone
         )
         changed_states = {
             rule.name: rule.dump_state(evaluation.states[rule.name])
@@ -52,8 +54,12 @@ class Engine:
             and evaluation.states[rule.name] != known.rule_states.get(rule.name)
         }
         routed = [(alert, self._routes(alert)) for alert in evaluation.alerts]
-        self._store.commit_poll(snapshot, evaluation.changes, changed_states, routed)
-        self._accounts[snapshot.account] = _AccountState(snapshot, evaluation.states)
+        self._store.commit_poll(
+            snapshot, evaluation.trading_day, evaluation.changes, changed_states, routed
+        )
+        self._accounts[snapshot.account] = _AccountState(
+            snapshot, evaluation.trading_day, evaluation.states
+        )
         return evaluation
 
     def _routes(self, alert: Alert) -> list[str]:
@@ -65,7 +71,7 @@ class Engine:
         if state is None:
             stored = self._store.load_account(account)
             if stored is None:
-                state = _AccountState(None, {})
+                state = _AccountState(None, None, {})
             else:
                 states = {}
                 for rule in self._rules:
@@ -74,6 +80,6 @@ class Engine:
                     # A rule that changed kind since its state was stored starts afresh.
                     with contextlib.suppress(TypeError, ValueError, ArithmeticError):
                         states[rule.name] = rule.load_state(account, stored.rule_states[rule.name])
-                state = _AccountState(stored.snapshot, states)
+                state = _AccountState(stored.snapshot, stored.trading_day, states)
             self._accounts[account] = state
         return state

@@ -22,6 +22,7 @@ class Evaluation:
     states: dict[str, Any]  # by rule name, for the rules that apply to this account
     baseline: bool
     new_day: bool
+    trading_day: date  # the account's day after this poll; never moves backwards
 
 
 def trading_day(at: datetime, timezone: ZoneInfo) -> date:
@@ -31,6 +32,7 @@ def trading_day(at: datetime, timezone: ZoneInfo) -> date:
 
 def evaluate_poll(
     previous: Snapshot | None,
+    previous_day: date | None,
     current: Snapshot,
     rules: Sequence[Rule],
     states: Mapping[str, Any],
@@ -38,14 +40,16 @@ def evaluate_poll(
 ) -> Evaluation:
     """Diff ``current`` against ``previous`` and run every rule that applies to the account.
 
-    With no previous snapshot the poll is a silent baseline. A poll on a later trading day than
-    ``previous`` starts a new day; a clock that steps back across midnight does not, so a
-    wobbling clock cannot reset peaks twice.
+    With no previous snapshot the poll is a silent baseline. ``previous_day`` is the trading day
+    the account had reached; a poll on a later day starts a new one. A clock that steps back
+    across midnight stays on the day already reached, so a wobbling clock cannot reset peaks
+    twice.
     """
     baseline = previous is None
-    new_day = previous is not None and trading_day(current.taken_at, timezone) > trading_day(
-        previous.taken_at, timezone
-    )
+    day = trading_day(current.taken_at, timezone)
+    new_day = previous_day is not None and day > previous_day
+    if previous_day is not None:
+        day = max(day, previous_day)
     changes = diff(previous, current)
     poll = Poll(current, changes, baseline, new_day)
     alerts: list[Alert] = []
@@ -55,4 +59,4 @@ def evaluate_poll(
             continue
         next_states[rule.name], raised = rule.evaluate(states.get(rule.name), poll)
         alerts.extend(raised)
-    return Evaluation(changes, alerts, next_states, baseline, new_day)
+    return Evaluation(changes, alerts, next_states, baseline, new_day, day)

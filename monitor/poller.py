@@ -81,6 +81,10 @@ class AccountPoller:
             self._metrics.state_failures.inc()
             self._failed("state_error", str(err))
             return "state_error"
+        except Exception as err:  # the loop edge: a bug must not stop the account's polling
+            self._log.exception("poll_crashed")
+            self._failed("error", type(err).__name__)
+            return "error"
 
         account = self.account.id
         self.last_success = snapshot.taken_at

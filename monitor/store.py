@@ -16,7 +16,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 CREATE TABLE IF NOT EXISTS accounts (
     account TEXT PRIMARY KEY,
     broker TEXT NOT NULL,
-    taken_at TEXT NOT NULL
+    taken_at TEXT NOT NULL,
+    trading_day TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS positions (
     account TEXT NOT NULL,
@@ -81,6 +82,7 @@ class StoredAccount:
     """What a restart resumes from: the last good snapshot and the rule states after it."""
 
     snapshot: Snapshot
+    trading_day: date
     rule_states: Mapping[str, object]  # by rule name, as plain JSON data
 
 
@@ -108,16 +110,22 @@ class Store:
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.executescript(_SCHEMA)
-            self._check_version()
+            version = self._schema_version()
         except (OSError, sqlite3.Error) as err:
             raise StoreError(f"state file {self.path}: {err}") from err
+        if version != SCHEMA_VERSION:
+            self._db.close()
+            raise StoreError(
+                f"state file {self.path}: schema version {version}, this release reads"
+                f" {SCHEMA_VERSION}"
+            )
 
-    def _check_version(self) -> None:
+    def _schema_version(self) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        elif row[0] != SCHEMA_VERSION:
-            raise StoreError(f"schema version {row[0]}, this release reads {SCHEMA_VERSION}")
+            return SCHEMA_VERSION
+        return str(row[0])
 
     def close(self) -> None:
         """Close the connection; the WAL is checkpointed into the main file."""
@@ -127,7 +135,7 @@ class Store:
         """The last good snapshot and rule states of ``account``, or None if never polled."""
         try:
             row = self._db.execute(
-                "SELECT broker, taken_at FROM accounts WHERE account = ?", (account,)
+                "SELECT broker, taken_at, trading_day FROM accounts WHERE account = ?", (account,)
             ).fetchone()
             if row is None:
                 return None
@@ -151,11 +159,12 @@ class Store:
         except sqlite3.Error as err:
             raise StoreError(f"state file {self.path}: {err}") from err
         snapshot = Snapshot(account, row[0], datetime.fromisoformat(row[1]), positions)
-        return StoredAccount(snapshot, states)
+        return StoredAccount(snapshot, date.fromisoformat(row[2]), states)
 
     def commit_poll(
         self,
         snapshot: Snapshot,
+        trading_day: date,
         changes: Iterable[Change],
         rule_states: Mapping[str, object],
         alerts: Sequence[tuple[Alert, Sequence[str]]],
@@ -182,9 +191,15 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
-                    "INSERT INTO accounts VALUES (?, ?, ?) ON CONFLICT (account) DO UPDATE"
-                    " SET broker = excluded.broker, taken_at = excluded.taken_at",
-                    (account, snapshot.broker, snapshot.taken_at.isoformat()),
+                    "INSERT INTO accounts VALUES (?, ?, ?, ?) ON CONFLICT (account) DO UPDATE"
+                    " SET broker = excluded.broker, taken_at = excluded.taken_at,"
+                    " trading_day = excluded.trading_day",
+                    (
+                        account,
+                        snapshot.broker,
+                        snapshot.taken_at.isoformat(),
+                        trading_day.isoformat(),
+                    ),
                 )
                 self._db.executemany(
                     "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

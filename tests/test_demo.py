@@ -25,10 +25,10 @@ def test_every_bundled_rule_fires_within_the_first_minute(seed: int, bundled_rul
         seconds=random.Random(seed).randrange(0, 86_400 - 120)
     )
     market = Simulator(account.id, seed=seed, tick=account.poll_every, timezone=tz)
-    previous, states, fired = None, {}, set()
+    previous, day, states, fired = None, None, {}, set()
     for n in range(30):
         snapshot = market.snapshot_at(start + n * account.poll_every)
-        evaluation = evaluate_poll(previous, snapshot, rules.rules, states, tz)
-        previous, states = snapshot, evaluation.states
+        evaluation = evaluate_poll(previous, day, snapshot, rules.rules, states, tz)
+        previous, day, states = snapshot, evaluation.trading_day, evaluation.states
         fired.update(alert.rule for alert in evaluation.alerts)
     assert fired == {rule.name for rule in rules.rules}

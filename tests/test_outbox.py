@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +14,8 @@ from monitor.model import Alert, Severity, Snapshot
 from monitor.notify.base import DeliveryFailed, Reason
 from monitor.notify.outbox import Backoff, Dispatcher
 from monitor.store import Store
+
+DAY = date(2026, 11, 23)
 
 AT = datetime(2026, 11, 23, 9, 20, tzinfo=UTC)
 
@@ -51,7 +53,7 @@ def alert(message: str) -> Alert:
 
 def commit(store: Store, messages: list[str], sinks: list[str]) -> None:
     snapshot = Snapshot("acct", "simulator", AT, {})
-    store.commit_poll(snapshot, [], {}, [(alert(m), sinks) for m in messages])
+    store.commit_poll(snapshot, DAY, [], {}, [(alert(m), sinks) for m in messages])
 
 
 def metrics() -> Metrics:
@@ -129,6 +131,6 @@ def test_decimal_details_survive_the_outbox(tmp_path: Path) -> None:
         "dd", "mtm_drawdown", Severity.CRITICAL, "acct", None, None, AT, "m",
         {"mtm": Decimal("-5000.5"), "peak": Decimal("100"), "drawdown": Decimal("5100.5")},
     )  # fmt: skip
-    store.commit_poll(Snapshot("acct", "simulator", AT, {}), [], {}, [(original, ["one"])])
+    store.commit_poll(Snapshot("acct", "simulator", AT, {}), DAY, [], {}, [(original, ["one"])])
     (pending,) = store.pending("one")
     assert pending.alert == original

@@ -69,7 +69,7 @@ def test_kotak_session_jsonl(capsys: pytest.CaptureFixture[str]) -> None:
             "at": "2026-11-23T09:30:00+05:30",
             "message": "MTM drawdown on account kotak-main: 5,937.50 below the day's peak 0.00 "
             "(MTM -5,937.50, threshold 5,000.00)",
-            "details": {"mtm": -5937.5, "peak": 0, "drawdown": 5937.5, "threshold": 5000},
+            "details": {"mtm": -5937.5, "peak": 0, "drawdown": 5937.5},
         },
         {
             "rule": "closed",
@@ -208,7 +208,7 @@ def test_portfolio_account_drawdown_fires_once(capsys: pytest.CaptureFixture[str
             "at": "2026-11-23T09:45:00+05:30",
             "message": "MTM drawdown on account pf-desk: 5,000.00 below the day's peak 3,500.00 "
             "(MTM -1,500.00, threshold 5,000.00)",
-            "details": {"mtm": -1500, "peak": 3500, "drawdown": 5000, "threshold": 5000},
+            "details": {"mtm": -1500, "peak": 3500, "drawdown": 5000},
         }
     ]
 
@@ -231,7 +231,7 @@ def test_samco_midnight_in_utc_is_the_same_day(
             "desk-drawdown",
             None,
             "2026-11-23T18:35:00+00:00",
-            {"mtm": 0, "peak": 7167.8, "drawdown": 7167.8, "threshold": 5000},
+            {"mtm": 0, "peak": 7167.8, "drawdown": 7167.8},
         ),
         (
             "closed",
@@ -274,7 +274,7 @@ def test_alphapoint_utc_midnight_resets_peak(capsys: pytest.CaptureFixture[str])
             "at": "2026-11-24T05:45:00+05:30",
             "message": "MTM drawdown on account ap-4: 5,000.00 below the day's peak 56,000.00 "
             "(MTM 51,000.00, threshold 5,000.00)",
-            "details": {"mtm": 51000, "peak": 56000, "drawdown": 5000, "threshold": 5000},
+            "details": {"mtm": 51000, "peak": 56000, "drawdown": 5000},
         }
     ]
 
@@ -290,7 +290,7 @@ def test_alphapoint_with_ist_timezone_keeps_peak(
     assert [(a["at"], a["details"]) for a in alerts] == [
         (
             "2026-11-24T05:35:00+05:30",
-            {"mtm": 56000, "peak": 61000, "drawdown": 5000, "threshold": 5000},
+            {"mtm": 56000, "peak": 61000, "drawdown": 5000},
         )
     ]
 

@@ -148,7 +148,7 @@ class MtmDrawdown:
         )
 
     def _details(self, mtm: Decimal, peak: Decimal, drawdown: Decimal) -> dict[str, Decimal]:
-        return {"mtm": mtm, "peak": peak, "drawdown": drawdown, "threshold": self.threshold}
+        return {"mtm": mtm, "peak": peak, "drawdown": drawdown}
 
     def dump_state(self, state: DrawdownState) -> object:
         """Rows of [segment, token, product, peak, fired]; the account row has null keys."""

@@ -1,0 +1,215 @@
+"""Engine: baseline, restart continuity through the SQLite file, and severity routing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from monitor.config import SinkConfig
+from monitor.engine import Engine
+from monitor.model import Severity
+from monitor.rules.base import PositionFilter, Rule
+from monitor.rules.mtm_drawdown import MtmDrawdown, Peak, Scope
+from monitor.rules.new_short import NewShort
+from monitor.rules.squared_off import SquaredOff
+from monitor.store import Store, StoredAccount, StoreError
+from tests.snapshots import IST, T0, pos, snap
+
+DAY = date(2026, 11, 23)  # the trading day of T0 in Asia/Kolkata
+
+RULES: tuple[Rule, ...] = (
+    NewShort("fresh-short", Severity.WARNING, PositionFilter()),
+    SquaredOff("closed", Severity.INFO, PositionFilter()),
+    MtmDrawdown("desk-drawdown", Severity.CRITICAL, PositionFilter(), Scope.ACCOUNT, Decimal(1000)),
+)
+SINKS = (
+    SinkConfig("console", "console"),
+    SinkConfig("pager", "console", min_severity=Severity.CRITICAL),
+)
+
+
+def minutes(n: int) -> datetime:
+    """T0 plus ``n`` minutes."""
+    return T0 + timedelta(minutes=n)
+
+
+class Daemon:
+    """A store + engine pair on one file that can be 'restarted' (closed and reopened)."""
+
+    def __init__(self, path: Path, sinks: Sequence[SinkConfig] = SINKS) -> None:
+        self.path = path
+        self.sinks = sinks
+        self.store = Store(path)
+        self.engine = Engine(self.store, RULES, sinks)
+
+    def restart(self) -> None:
+        """Close the store and start a new engine on the same file."""
+        self.store.close()
+        self.store = Store(self.path)
+        self.engine = Engine(self.store, RULES, self.sinks)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """An engine over a fresh state file."""
+    d = Daemon(tmp_path / "state.db")
+    yield d
+    d.store.close()
+
+
+def test_fresh_store_first_ingest_is_a_baseline(daemon: Daemon) -> None:
+    """The first poll with no stored state alerts nothing and is committed."""
+    first = snap(pos("1", -25, mtm=-500), pos("2", 10, mtm=100))
+    evaluation = daemon.engine.ingest(first, IST)
+    assert (evaluation.baseline, evaluation.alerts) == (True, [])
+    assert daemon.store.alerts() == []
+    assert daemon.store.outbox_depth() == {}
+    assert daemon.engine.last_snapshot("kotak-main") == first
+    assert daemon.store.load_account("kotak-main") == StoredAccount(
+        first, DAY, {"desk-drawdown": [[None, None, None, "-400", False]]}
+    )
+
+
+def test_change_while_down_is_reported_once_after_restart(daemon: Daemon) -> None:
+    """After a restart the next poll is diffed against the stored snapshot, once."""
+    daemon.engine.ingest(snap(pos("1", 0), pos("2", 25)), IST)
+    daemon.restart()
+    # While the daemon was down token 1 went short and token 2 was squared off.
+    moved = snap(pos("1", -25), at=minutes(5))
+    evaluation = daemon.engine.ingest(moved, IST)
+    assert evaluation.baseline is False
+    assert [(a.rule, a.key.token if a.key else None) for a in evaluation.alerts] == [
+        ("fresh-short", "1"),
+        ("closed", "2"),
+    ]
+    assert daemon.store.alerts() == evaluation.alerts
+    # The same snapshot again, after another restart, reports nothing more.
+    daemon.restart()
+    again = daemon.engine.ingest(snap(pos("1", -25), at=minutes(6)), IST)
+    assert (again.baseline, again.changes, again.alerts) == (False, [], [])
+    assert len(daemon.store.alerts()) == 2
+
+
+def test_same_snapshot_twice_without_restart_reports_nothing(daemon: Daemon) -> None:
+    """Ingesting an identical poll in the same process is silent."""
+    daemon.engine.ingest(snap(pos("1", 0)), IST)
+    daemon.engine.ingest(snap(pos("1", -1), at=minutes(1)), IST)
+    repeat = daemon.engine.ingest(snap(pos("1", -1), at=minutes(2)), IST)
+    assert (repeat.changes, repeat.alerts) == ([], [])
+    assert len(daemon.store.alerts()) == 1
+
+
+def test_drawdown_peak_survives_a_restart(daemon: Daemon) -> None:
+    """The peak set before a restart is the one the next poll is measured against."""
+    daemon.engine.ingest(snap(pos("1", 1, mtm=5000)), IST)
+    daemon.restart()
+    evaluation = daemon.engine.ingest(snap(pos("1", 1, mtm=4000), at=minutes(1)), IST)
+    assert [(a.rule, a.details["peak"], a.details["drawdown"]) for a in evaluation.alerts] == [
+        ("desk-drawdown", Decimal(5000), Decimal(1000))
+    ]
+    assert evaluation.states["desk-drawdown"] == {None: Peak(Decimal(5000), True)}
+
+
+def test_fired_latch_survives_a_restart(daemon: Daemon) -> None:
+    """A drawdown that already fired does not fire again after a restart."""
+    daemon.engine.ingest(snap(pos("1", 1, mtm=5000)), IST)
+    [alert] = daemon.engine.ingest(snap(pos("1", 1, mtm=4000), at=minutes(1)), IST).alerts
+    daemon.restart()
+    evaluation = daemon.engine.ingest(snap(pos("1", 1, mtm=3500), at=minutes(2)), IST)
+    assert evaluation.alerts == []
+    assert daemon.store.alerts() == [alert]
+
+
+def test_new_day_after_restart_resets(daemon: Daemon) -> None:
+    """A restart into the next trading day drops vanished rows silently and resets peaks."""
+    yesterday = snap(pos("1", 25, mtm=5000), at=datetime(2026, 11, 23, 15, 30, tzinfo=IST))
+    daemon.engine.ingest(yesterday, IST)
+    daemon.restart()
+    today = snap(pos("2", 5, mtm=100), at=datetime(2026, 11, 24, 9, 15, tzinfo=IST))
+    evaluation = daemon.engine.ingest(today, IST)
+    assert (evaluation.new_day, evaluation.alerts) == (True, [])
+    assert daemon.store.load_account("kotak-main") == StoredAccount(
+        today, DAY + timedelta(days=1), {"desk-drawdown": [[None, None, None, "100", False]]}
+    )
+
+
+def test_min_severity_routing(daemon: Daemon) -> None:
+    """A sink with min_severity critical gets deliveries only for critical alerts."""
+    daemon.engine.ingest(snap(pos("1", 0, mtm=5000), pos("2", 10, mtm=0)), IST)
+    evaluation = daemon.engine.ingest(snap(pos("1", -5, mtm=4000), at=minutes(1)), IST)
+    kinds = [(a.rule, a.severity) for a in evaluation.alerts]
+    assert kinds == [
+        ("fresh-short", Severity.WARNING),
+        ("closed", Severity.INFO),
+        ("desk-drawdown", Severity.CRITICAL),
+    ]
+    assert [p.alert for p in daemon.store.pending("console")] == evaluation.alerts
+    assert [p.alert for p in daemon.store.pending("pager")] == [evaluation.alerts[2]]
+    assert daemon.store.outbox_depth() == {"console": 3, "pager": 1}
+
+
+def test_warning_threshold_includes_critical(tmp_path: Path) -> None:
+    """min_severity warning routes warning and critical alerts but not info."""
+    sinks = (SinkConfig("chat", "console", min_severity=Severity.WARNING),)
+    daemon = Daemon(tmp_path / "state.db", sinks)
+    try:
+        daemon.engine.ingest(snap(pos("1", 0, mtm=5000), pos("2", 10, mtm=0)), IST)
+        daemon.engine.ingest(snap(pos("1", -5, mtm=4000), at=minutes(1)), IST)
+        assert [p.alert.rule for p in daemon.store.pending("chat")] == [
+            "fresh-short",
+            "desk-drawdown",
+        ]
+    finally:
+        daemon.store.close()
+
+
+def test_store_failure_leaves_engine_and_store_unchanged(tmp_path: Path) -> None:
+    """If the commit fails, ingest raises StoreError and the next poll still diffs from before."""
+    dup = (SinkConfig("console", "console"), SinkConfig("console", "console"))
+    daemon = Daemon(tmp_path / "state.db", dup)
+    try:
+        first = snap(pos("1", 0))
+        daemon.engine.ingest(first, IST)
+        with pytest.raises(StoreError):
+            daemon.engine.ingest(snap(pos("1", -5), at=minutes(1)), IST)
+        assert daemon.engine.last_snapshot("kotak-main") == first
+        assert daemon.store.load_account("kotak-main") == StoredAccount(
+            first, DAY, {"desk-drawdown": [[None, None, None, "0", False]]}
+        )
+        assert daemon.store.alerts() == []
+    finally:
+        daemon.store.close()
+
+
+def test_unreadable_stored_state_starts_afresh(daemon: Daemon) -> None:
+    """A stored state the rule cannot load is dropped: the next poll sets a new peak."""
+    daemon.engine.ingest(snap(pos("1", 1, mtm=5000)), IST)
+    daemon.store.commit_poll(
+        snap(pos("1", 1, mtm=5000)), DAY, [], {"desk-drawdown": {"bad": 1}}, []
+    )
+    daemon.restart()
+    evaluation = daemon.engine.ingest(snap(pos("1", 1, mtm=3000), at=minutes(1)), IST)
+    assert evaluation.alerts == []
+    assert evaluation.states["desk-drawdown"] == {None: Peak(Decimal(3000), False)}
+
+
+def test_wobbling_clock_does_not_reset_the_peak_twice(daemon: Daemon) -> None:
+    """After 00:01 (new day), a poll stamped 23:58 and then 00:06 must not reset the peak again."""
+    day1 = datetime(2026, 11, 23, 23, 59, tzinfo=IST)
+    day2 = datetime(2026, 11, 24, 0, 1, tzinfo=IST)
+    daemon.engine.ingest(snap(pos("1", 1, mtm=1000), at=day1), IST)
+    assert daemon.engine.ingest(snap(pos("1", 1, mtm=0), at=day2), IST).new_day is True
+    daemon.engine.ingest(snap(pos("1", 1, mtm=5000), at=day2 + timedelta(minutes=4)), IST)
+    # The clock steps back across midnight, then forward again.
+    stepped_back = daemon.engine.ingest(
+        snap(pos("1", 1, mtm=4900), at=day1 - timedelta(minutes=1)), IST
+    )
+    assert stepped_back.new_day is False
+    forward = daemon.engine.ingest(snap(pos("1", 1, mtm=3900), at=day2 + timedelta(minutes=5)), IST)
+    # Still the same trading day as the 5000 peak: a 1100 drawdown must fire.
+    assert forward.new_day is False
+    assert [a.details["peak"] for a in forward.alerts] == [Decimal(5000)]

@@ -1,0 +1,373 @@
+"""The SQLite store: snapshot and rule-state round trips, the outbox, atomicity, bad files."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from monitor.diff import diff
+from monitor.model import Alert, Severity, Snapshot
+from monitor.store import PendingAlert, Store, StoredAccount, StoreError
+from tests.snapshots import IST, T0, key, pos, snap
+
+DAY = date(2026, 11, 23)
+
+DELIVERED_AT = datetime(2026, 11, 23, 9, 21, tzinfo=IST)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """Where the state file goes."""
+    return tmp_path / "state.db"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[Store]:
+    """An open store on a fresh file."""
+    s = Store(path)
+    yield s
+    s.close()
+
+
+def alert(token: str, qty: int = -25, *, rule: str = "fresh-short", at: datetime = T0) -> Alert:
+    """A new_short-like alert about ``token``."""
+    return Alert(
+        rule=rule,
+        kind="new_short",
+        severity=Severity.WARNING,
+        account="kotak-main",
+        key=key(token),
+        symbol=f"SYM{token}",
+        at=at,
+        message=f"New short SYM{token}",
+        details={"net_qty_before": Decimal(0), "net_qty": Decimal(qty), "row_removed": False},
+    )
+
+
+def account_alert() -> Alert:
+    """An account-wide alert (no key) with fractional details."""
+    return Alert(
+        rule="desk-drawdown",
+        kind="mtm_drawdown",
+        severity=Severity.CRITICAL,
+        account="kotak-main",
+        key=None,
+        symbol=None,
+        at=T0,
+        message="MTM drawdown",
+        details={"mtm": Decimal("-1234.56"), "peak": Decimal(0), "drawdown": Decimal("1234.56")},
+    )
+
+
+def baseline(store: Store, current: Snapshot, states: dict[str, object] | None = None) -> None:
+    """Commit ``current`` as the first poll of its account."""
+    store.commit_poll(current, DAY, diff(None, current), states or {}, [])
+
+
+def row_count(path: Path, table: str) -> int:
+    """Rows in ``table``, read through a separate connection."""
+    with sqlite3.connect(path) as db:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+
+
+# Snapshots and rule states
+
+
+def test_unknown_account_loads_as_none(store: Store) -> None:
+    """An account never committed has nothing stored."""
+    assert store.load_account("kotak-main") is None
+
+
+def test_snapshot_and_rule_states_round_trip(store: Store) -> None:
+    """Decimals come back with their exact digits, None stays None, states as JSON data."""
+    current = snap(
+        pos("53179", "-25", avg_price="45012.50", ltp="45100.05", realized="0.00",
+            unrealized="-2201.25", mtm="-2201.25", symbol="BANKNIFTY21JULFUT"),
+        pos("11536", "0.5", product="MIS", avg_price=None, ltp=None, realized="-0.10",
+            unrealized=None, mtm=None),
+        pos("11536", "1E+3", product="NRML", mtm="1234567890123456789.123456789"),
+    )  # fmt: skip
+    states = {
+        "desk-drawdown": [[None, None, None, "5000.50", True]],
+        "fresh-short": None,
+    }
+    baseline(store, current, states)
+    loaded = store.load_account("kotak-main")
+    assert loaded == StoredAccount(current, DAY, states)
+    assert loaded is not None
+    assert loaded.snapshot.taken_at.isoformat() == "2026-11-23T09:20:05+05:30"
+    assert loaded.snapshot.broker == "kotak_neo"
+    by_key = loaded.snapshot.positions
+    short = by_key[key("53179")]
+    assert [str(v) for v in (short.net_qty, short.avg_price, short.realized, short.mtm)] == [
+        "-25", "45012.50", "0.00", "-2201.25",
+    ]  # fmt: skip
+    assert str(by_key[key("11536", product="NRML")].net_qty) == "1E+3"
+    assert str(by_key[key("11536", product="NRML")].mtm) == "1234567890123456789.123456789"
+    assert by_key[key("11536", product="MIS")].mtm is None
+
+
+def test_empty_snapshot_is_stored(store: Store) -> None:
+    """An account polled with no positions is known (not None) with an empty snapshot."""
+    baseline(store, snap())
+    assert store.load_account("kotak-main") == StoredAccount(snap(), DAY, {})
+
+
+def test_accounts_are_kept_apart(store: Store) -> None:
+    """Each account loads only its own positions and states."""
+    baseline(store, snap(pos("1", 5)), {"r": 1})
+    other = snap(pos("1", -5, account="samco-1"), account="samco-1", broker="samco")
+    baseline(store, other, {"r": 2})
+    assert store.load_account("samco-1") == StoredAccount(other, DAY, {"r": 2})
+    assert store.load_account("kotak-main") == StoredAccount(snap(pos("1", 5)), DAY, {"r": 1})
+
+
+def test_later_poll_updates_changed_deletes_removed_and_adds(store: Store, path: Path) -> None:
+    """Changed rows are updated, removed rows deleted, added rows inserted, others kept."""
+    first = snap(pos("1", 25), pos("2", 10), pos("3", 5))
+    baseline(store, first)
+    later = T0 + timedelta(minutes=1)
+    second = snap(pos("1", -25, mtm="-12.5"), pos("3", 5), pos("4", 7), at=later)
+    store.commit_poll(second, DAY, diff(first, second), {}, [])
+    assert store.load_account("kotak-main") == StoredAccount(second, DAY, {})
+    assert row_count(path, "positions") == 3
+
+
+def test_only_the_given_changes_are_written(store: Store) -> None:
+    """commit_poll writes the changes it is given, not the whole snapshot."""
+    first = snap(pos("1", 25))
+    baseline(store, first)
+    second = snap(pos("1", 30), at=T0 + timedelta(minutes=1))
+    store.commit_poll(second, DAY, [], {}, [])
+    loaded = store.load_account("kotak-main")
+    assert loaded is not None
+    assert loaded.snapshot.positions[key("1")].net_qty == Decimal(25)
+    assert loaded.snapshot.taken_at == T0 + timedelta(minutes=1)
+
+
+def test_rule_states_are_upserted_by_name(store: Store) -> None:
+    """A later poll replaces the states it names and keeps the others."""
+    baseline(store, snap(), {"a": [1], "b": {"x": "1"}})
+    store.commit_poll(snap(), DAY, [], {"a": [2], "c": []}, [])
+    loaded = store.load_account("kotak-main")
+    assert loaded is not None
+    assert loaded.rule_states == {"a": [2], "b": {"x": "1"}, "c": []}
+
+
+def test_data_survives_reopening(path: Path) -> None:
+    """Everything committed is there after closing and reopening the file."""
+    first = Store(path)
+    baseline(first, snap(pos("1", 25)), {"r": [True]})
+    first.commit_poll(snap(pos("1", 25)), DAY, [], {}, [(alert("1"), ["console"])])
+    first.close()
+    second = Store(path)
+    try:
+        assert second.load_account("kotak-main") == StoredAccount(
+            snap(pos("1", 25)), DAY, {"r": [True]}
+        )
+        assert [p.alert for p in second.pending("console")] == [alert("1")]
+    finally:
+        second.close()
+
+
+# The outbox
+
+
+def test_one_pending_delivery_per_routed_sink(store: Store) -> None:
+    """Each (alert, sinks) pair makes one pending delivery per sink, oldest first."""
+    a1, a2, a3 = alert("1"), account_alert(), alert("3")
+    store.commit_poll(snap(), DAY, [], {}, [(a1, ["console", "telegram"]), (a2, ["console"])])
+    store.commit_poll(snap(), DAY, [], {}, [(a3, ["telegram", "console"])])
+    console = store.pending("console")
+    assert [p.alert for p in console] == [a1, a2, a3]
+    assert [p.attempts for p in console] == [0, 0, 0]
+    ids = [p.id for p in console]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 3
+    assert store.pending("telegram") == [PendingAlert(ids[0], a1, 0), PendingAlert(ids[2], a3, 0)]
+    assert store.pending("pager") == []
+    assert store.outbox_depth() == {"console": 3, "telegram": 2}
+    assert store.alerts() == [a1, a2, a3]
+
+
+def test_alert_without_sinks_is_recorded_but_not_pending(store: Store) -> None:
+    """An alert routed nowhere is kept in the alert log but has no delivery."""
+    store.commit_poll(snap(), DAY, [], {}, [(alert("1"), [])])
+    assert store.alerts() == [alert("1")]
+    assert store.outbox_depth() == {}
+
+
+def test_pending_limit(store: Store) -> None:
+    """pending(sink, limit) returns at most ``limit`` oldest alerts."""
+    alerts = [alert(str(i)) for i in range(5)]
+    store.commit_poll(snap(), DAY, [], {}, [(a, ["console"]) for a in alerts])
+    assert [p.alert for p in store.pending("console", limit=2)] == alerts[:2]
+
+
+def test_mark_delivered_removes_from_pending(store: Store) -> None:
+    """A delivered alert leaves that sink's outbox only."""
+    a1, a2 = alert("1"), alert("2")
+    store.commit_poll(snap(), DAY, [], {}, [(a1, ["console", "telegram"]), (a2, ["console"])])
+    first = store.pending("console")[0]
+    store.mark_delivered(first.id, "console", DELIVERED_AT)
+    assert [p.alert for p in store.pending("console")] == [a2]
+    assert [p.alert for p in store.pending("telegram")] == [a1]
+    assert store.outbox_depth() == {"console": 1, "telegram": 1}
+
+
+def test_mark_attempt_failed_keeps_it_pending_and_counts(store: Store) -> None:
+    """A failed attempt leaves the alert pending with one more attempt counted."""
+    store.commit_poll(snap(), DAY, [], {}, [(alert("1"), ["telegram"])])
+    [pending] = store.pending("telegram")
+    store.mark_attempt_failed(pending.id, "telegram", "timeout")
+    store.mark_attempt_failed(pending.id, "telegram", "HTTP 502")
+    assert store.pending("telegram") == [PendingAlert(pending.id, alert("1"), 2)]
+    assert store.outbox_depth() == {"telegram": 1}
+
+
+def test_mark_undeliverable_removes_it(store: Store) -> None:
+    """An undeliverable alert leaves the outbox but stays in the alert log."""
+    store.commit_poll(snap(), DAY, [], {}, [(alert("1"), ["telegram"]), (alert("2"), ["telegram"])])
+    first = store.pending("telegram")[0]
+    store.mark_undeliverable(first.id, "telegram", "chat not found", DELIVERED_AT)
+    assert [p.alert for p in store.pending("telegram")] == [alert("2")]
+    assert store.outbox_depth() == {"telegram": 1}
+    assert store.alerts() == [alert("1"), alert("2")]
+
+
+def test_outbox_depth_empty_when_all_delivered(store: Store) -> None:
+    """Sinks with nothing pending do not appear in outbox_depth."""
+    store.commit_poll(snap(), DAY, [], {}, [(alert("1"), ["console"])])
+    [pending] = store.pending("console")
+    store.mark_delivered(pending.id, "console", DELIVERED_AT)
+    assert store.outbox_depth() == {}
+
+
+def test_alert_round_trips_through_the_outbox(store: Store) -> None:
+    """A stored alert comes back equal, with its key, time and Decimal details."""
+    store.commit_poll(
+        snap(), DAY, [], {}, [(account_alert(), ["console"]), (alert("9"), ["console"])]
+    )
+    [acct, pos_alert] = [p.alert for p in store.pending("console")]
+    assert acct == account_alert()
+    assert acct.key is None
+    assert acct.details["mtm"] == Decimal("-1234.56")
+    assert pos_alert == alert("9")
+    assert pos_alert.details["row_removed"] is False
+    assert pos_alert.at.isoformat() == "2026-11-23T09:20:05+05:30"
+
+
+# File handling and atomicity
+
+
+def test_file_is_created_owner_only(path: Path, store: Store) -> None:
+    """The state file and its WAL companions are created with mode 0600."""
+    baseline(store, snap(pos("1", 1)))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for companion in (path.with_name("state.db-wal"), path.with_name("state.db-shm")):
+        assert stat.S_IMODE(companion.stat().st_mode) == 0o600, companion
+
+
+def test_failed_commit_writes_nothing_of_that_poll(store: Store, path: Path) -> None:
+    """A constraint error on the last insert rolls back the rows, states and alerts before it."""
+    first = snap(pos("1", 25), pos("2", 10))
+    baseline(store, first, {"dd": ["before"]})
+    store.commit_poll(first, DAY, [], {}, [(alert("0"), ["console"])])
+    second = snap(pos("1", -25), pos("3", 1), at=T0 + timedelta(minutes=1))
+    # The same sink twice for one alert violates the deliveries primary key.
+    with pytest.raises(StoreError) as info:
+        store.commit_poll(
+            second,
+            DAY,
+            diff(first, second),
+            {"dd": ["after"], "new": []},
+            [(alert("1"), ["telegram"]), (alert("3"), ["console", "console"])],
+        )
+    assert str(info.value).startswith(f"state file {path}: ")
+    assert store.load_account("kotak-main") == StoredAccount(first, DAY, {"dd": ["before"]})
+    assert store.alerts() == [alert("0")]
+    assert store.outbox_depth() == {"console": 1}
+    assert row_count(path, "alerts") == 1
+    assert row_count(path, "deliveries") == 1
+
+
+def test_store_is_usable_after_a_failed_commit(store: Store) -> None:
+    """The rolled-back transaction is closed: the next commit succeeds."""
+    with pytest.raises(StoreError):
+        store.commit_poll(snap(pos("1", 1)), DAY, [], {}, [(alert("1"), ["x", "x"])])
+    assert store.load_account("kotak-main") is None
+    baseline(store, snap(pos("1", 1)))
+    store.commit_poll(snap(pos("1", 1)), DAY, [], {}, [(alert("1"), ["x"])])
+    assert store.load_account("kotak-main") == StoredAccount(snap(pos("1", 1)), DAY, {})
+    assert store.outbox_depth() == {"x": 1}
+
+
+def test_commit_fails_while_another_writer_holds_the_lock(path: Path) -> None:
+    """A second process holding the write lock makes commit_poll fail with nothing written."""
+    store = Store(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("PRAGMA busy_timeout = 0")
+        other.execute("BEGIN EXCLUSIVE")
+        # Store's busy_timeout is 5 s: keep the lock for the whole wait.
+        with pytest.raises(StoreError, match="database is locked"):
+            store.commit_poll(snap(pos("1", 1)), DAY, [], {}, [(alert("1"), ["console"])])
+        other.execute("ROLLBACK")
+        assert store.load_account("kotak-main") is None
+        assert store.outbox_depth() == {}
+    finally:
+        other.close()
+        store.close()
+
+
+def test_directory_path_is_a_store_error(tmp_path: Path) -> None:
+    """Opening a directory as the state file raises StoreError naming the path."""
+    with pytest.raises(StoreError) as info:
+        Store(tmp_path)
+    assert str(tmp_path) in str(info.value)
+    assert str(info.value).startswith(f"state file {tmp_path}: ")
+
+
+def test_non_sqlite_file_is_a_store_error(tmp_path: Path) -> None:
+    """A file that is not a SQLite database raises StoreError naming the path."""
+    bogus = tmp_path / "notes.txt"
+    bogus.write_bytes(b"this is not a database\n" * 200)
+    with pytest.raises(StoreError) as info:
+        Store(bogus)
+    assert str(info.value).startswith(f"state file {bogus}: ")
+    assert "not a database" in str(info.value)
+
+
+def test_missing_parent_directory_is_a_store_error(tmp_path: Path) -> None:
+    """A path whose directory does not exist raises StoreError naming the path."""
+    missing = tmp_path / "nope" / "state.db"
+    with pytest.raises(StoreError) as info:
+        Store(missing)
+    assert str(info.value).startswith(f"state file {missing}: ")
+
+
+def test_schema_version_mismatch_is_refused(path: Path) -> None:
+    """A state file from another schema version is refused, naming the file and both versions."""
+    Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    db.close()
+    with pytest.raises(StoreError) as info:
+        Store(path)
+    assert str(info.value) == f"state file {path}: schema version 2, this release reads 1"
+
+
+def test_in_memory_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """':memory:' works for replay and creates no file."""
+    monkeypatch.chdir(tmp_path)
+    store = Store(":memory:")
+    baseline(store, snap(pos("1", 1)))
+    assert store.load_account("kotak-main") == StoredAccount(snap(pos("1", 1)), DAY, {})
+    store.close()
+    assert list(tmp_path.iterdir()) == []
