@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from monitor.poller import AccountPoller, utc_now
+from monitor.poller import AccountPoller
 
 
 def make_app(registry: CollectorRegistry, pollers: Sequence[AccountPoller]) -> web.Application:
@@ -18,7 +19,7 @@ def make_app(registry: CollectorRegistry, pollers: Sequence[AccountPoller]) -> w
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
-        now = utc_now()
+        now = datetime.now(UTC)
         stale = [p.account.id for p in pollers if not p.ready(now)]
         status = 503 if stale else 200
         return web.json_response({"ready": not stale, "stale_accounts": stale}, status=status)

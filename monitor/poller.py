@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 
@@ -127,8 +127,3 @@ class AccountPoller:
         """True when the last good poll is at most three poll intervals old."""
         last = self.last_success
         return last is not None and now - last <= 3 * self.account.poll_every
-
-
-def utc_now() -> datetime:
-    """The wall clock, timezone-aware."""
-    return datetime.now(UTC)

@@ -27,7 +27,7 @@ class FlakySink:
         self._name = name
         self.delivered: list[str] = []
         self.attempts = 0
-        self.fail_with: DeliveryFailed | None = None
+        self.fail_with: Exception | None = None
         self.fail_once_on: set[str] = set()
 
     @property
@@ -113,6 +113,28 @@ async def test_permanent_failure_parks_the_alert_and_moves_on(tmp_path: Path) ->
     assert store.pending("one") == []
     await Dispatcher(store, [sink], metrics()).flush()
     assert sink.delivered == ["b"], "a parked alert is not retried"
+
+
+async def test_a_sink_bug_backs_off_instead_of_stopping_delivery(tmp_path: Path) -> None:
+    """A sink raising something unexpected is retried later, not silenced for good."""
+    store = Store(tmp_path / "s.db")
+    commit(store, ["a"], ["buggy"])
+    sink = FlakySink("buggy")
+    sink.fail_with = RuntimeError("bug in a sink")
+    dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.01, cap=0.02))
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(5):
+            while sink.attempts < 2:
+                await asyncio.sleep(0.01)
+        sink.fail_with = None
+        async with asyncio.timeout(5):
+            while sink.delivered != ["a"]:
+                await asyncio.sleep(0.01)
+        assert not task.done()
+    finally:
+        task.cancel()
+    assert store.outbox_depth() == {}
 
 
 def test_backoff_is_capped_exponential_with_jitter() -> None:

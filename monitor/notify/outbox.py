@@ -93,7 +93,10 @@ class Dispatcher:
             try:
                 await self._drain(sink)
             except StoreError as err:
-                log.error("outbox_read_failed", sink=sink.name, error=str(err))
+                log.error("outbox_failed", sink=sink.name, error=str(err))
+                self._failures[sink.name] += 1
+            except Exception:  # the loop edge: a sink bug must not stop delivery for good
+                log.exception("delivery_crashed", sink=sink.name)
                 self._failures[sink.name] += 1
 
     async def _drain(self, sink: Sink) -> None:
