@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"--listen: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
     settings = daemon.Settings(args.state or loaded.state_path, host, port)
-    configure_logging(secrets=[v for a in loaded.accounts for v in a.credentials.values()])
+    configure_logging()
     try:
         asyncio.run(daemon.run(loaded, settings))
     except daemon.StartupError as err:

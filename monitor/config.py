@@ -33,6 +33,7 @@ BROKERS = (*FORMATS, SIMULATOR)
 SINK_KINDS = ("console",)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
 _TOP_LEVEL = ("timezone", "accounts", "rules", "notify", "daemon")
@@ -456,16 +457,18 @@ class _Validator:
         return timedelta(seconds=seconds)
 
     def credentials(self, raw: object, owner: str, line: int) -> Mapping[str, str]:
+        """Names mapped to ``${ENV_VAR}`` references; a literal secret in the file is refused."""
         if raw is None:
             return {}
-        if not isinstance(raw, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
-        ):
-            self.problem(
-                owner, "credentials", 'must map names to strings such as "${ENV_VAR}"', line
-            )
+        if not isinstance(raw, _LineMap):
+            self.problem(owner, "credentials", 'must map names to "${ENV_VAR}" references', line)
             return {}
-        return dict(raw)
+        for name, value in raw.items():
+            if not isinstance(value, str) or not _ENV_REFERENCE.match(value):
+                # Never echo the value: it may be the secret itself.
+                reason = 'must be an environment reference such as "${KOTAK_ACCESS_TOKEN}"'
+                self.problem(owner, f"credentials.{name}", reason, raw.line_of(name))
+        return {str(name): str(value) for name, value in raw.items()}
 
 
 def parse_listen(raw: object) -> tuple[str, int]:

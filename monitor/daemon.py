@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import random
 import signal
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
@@ -69,6 +71,23 @@ def make_broker(config: Config, account: AccountConfig) -> Broker:
     )
 
 
+def claim_state_file(path: Path) -> int:
+    """Lock ``<state>.lock`` for this process: two daemons on one state would alert twice."""
+    lock_path = f"{path}.lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise StartupError(f"state file {path}: cannot create {lock_path}: {err.strerror}") from err
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StartupError(
+            f"state file {path}: in use by another running position-monitor"
+        ) from None
+    return fd
+
+
 def make_sink(sink: SinkConfig) -> Sink:
     """The sink for a notify entry."""
     return ConsoleSink(sink.name, sink.format)
@@ -82,9 +101,11 @@ class Daemon:
         self.settings = settings
         accounts = config.accounts or (simulator_account(config),)
         self.brokers = [make_broker(config, account) for account in accounts]
+        self._state_lock = claim_state_file(settings.state_path)
         try:
             self.store = Store(settings.state_path)
         except StoreError as err:
+            os.close(self._state_lock)
             raise StartupError(str(err)) from err
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
@@ -109,9 +130,10 @@ class Daemon:
             )
         except OSError as err:
             self.store.close()
+            os.close(self._state_lock)
             raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {err}") from err
 
-        def skipped(event: JobExecutionEvent) -> None:
+        def skipped(event: JobSubmissionEvent) -> None:
             self.metrics.polls.labels(event.job_id, "skipped_busy").inc()
 
         self.scheduler.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
@@ -153,9 +175,13 @@ class Daemon:
             self._delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._delivery
-        with contextlib.suppress(TimeoutError):
+        try:
             async with asyncio.timeout(FLUSH_SECONDS):
                 await self.dispatcher.flush()
+        except TimeoutError:
+            log.warning("flush_timed_out")
+        except Exception:  # shutdown must still close everything below
+            log.exception("flush_failed")
         if self._runner is not None:
             await self._runner.cleanup()
         for broker in self.brokers:
@@ -163,6 +189,7 @@ class Daemon:
         for sink in self.sinks:
             await sink.close()
         self.store.close()
+        os.close(self._state_lock)
         log.info("daemon_stopped")
 
 

@@ -78,6 +78,7 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.INFO)
-    # APScheduler logs every job run at INFO; httpx logs request URLs (with bot tokens) at INFO.
-    for noisy in ("apscheduler", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # APScheduler logs every job run at INFO and every skipped run (a slow broker) at WARNING;
+    # skips are counted in a metric instead. httpx logs request URLs (bot tokens) at INFO.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

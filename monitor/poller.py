@@ -47,10 +47,7 @@ class AccountPoller:
         self._resumed = False
 
     async def poll(self) -> None:
-        """Run one poll unless one is already in flight."""
-        if self._lock.locked():
-            self._metrics.polls.labels(self.account.id, "skipped_busy").inc()
-            return
+        """Run one poll (the scheduler never starts a second one while one is in flight)."""
         async with self._lock:
             started = time.perf_counter()
             outcome = await self._poll_once()

@@ -263,3 +263,29 @@ def test_summary_uses_the_singular_for_one(
     code, out, err = check(capsys, path)
     assert (code, err) == (0, [])
     assert out == [f"{path}: OK: 1 account; 1 rule (1 new_short); sinks: console"]
+
+
+def test_a_literal_secret_is_refused_without_being_echoed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Credentials must be ${ENV_VAR} references; the error never repeats the value."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "accounts:\n"
+        "  - id: k1\n"
+        "    broker: kotak_neo\n"
+        "    credentials:\n"
+        '      access_token: "${KOTAK_ACCESS_TOKEN}"\n'
+        "      mpin: 918273\n"
+        "      totp_secret: JBSWY3DPEHPK3PXP\n"
+        "rules:\n  - name: r\n    kind: new_short\n"
+    )
+    code, out, err = check(capsys, path)
+    assert (code, out) == (2, [])
+    reason = 'must be an environment reference such as "${KOTAK_ACCESS_TOKEN}"'
+    assert err == [
+        f"{path}: account 'k1': credentials.mpin: {reason} (line 6)",
+        f"{path}: account 'k1': credentials.totp_secret: {reason} (line 7)",
+    ]
+    assert "918273" not in "".join(err)
+    assert "JBSWY3DPEHPK3PXP" not in "".join(err)

@@ -183,6 +183,26 @@ def test_metrics_health_and_readiness_are_served(
     assert daemon.terminate() == 0
 
 
+def test_a_second_daemon_on_the_same_state_file_is_refused(
+    tmp_path: Path, bundled_rules: Path, daemons: list[DaemonProcess]
+) -> None:
+    """Two daemons on one state file would alert twice: the second exits 1 and says why."""
+    cfg = write_config(tmp_path, bundled_rules)
+    state = tmp_path / "state.db"
+    first = DaemonProcess(cfg, state).start()
+    daemons.append(first)
+    first.wait_for_log("daemon_started")
+    second = DaemonProcess(cfg, state).start()
+    daemons.append(second)
+    assert second.process is not None
+    assert second.process.wait(timeout=15) == 1
+    second.wait_for(lambda d: d.log_lines, 5, "stderr")
+    assert second.log_lines[-1] == (
+        f"position-monitor: state file {state}: in use by another running position-monitor"
+    )
+    assert first.terminate() == 0
+
+
 def test_run_refuses_a_bad_config_without_touching_state(tmp_path: Path) -> None:
     """A bad rules.yaml: exit 2 with the file-named problem, no state file created."""
     cfg = tmp_path / "rules.yaml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from monitor.metrics import Metrics
 from monitor.model import Alert, Severity, Snapshot
 from monitor.notify.base import DeliveryFailed, Reason
-from monitor.notify.outbox import Backoff, Dispatcher
+from monitor.notify.outbox import MAX_CRASHES, Backoff, Dispatcher
 from monitor.store import Store
 
 DAY = date(2026, 11, 23)
@@ -135,6 +136,43 @@ async def test_a_sink_bug_backs_off_instead_of_stopping_delivery(tmp_path: Path)
     finally:
         task.cancel()
     assert store.outbox_depth() == {}
+
+
+async def test_an_alert_that_keeps_crashing_a_sink_is_parked(tmp_path: Path) -> None:
+    """A sink that raises on one alert every time: parked after a few tries, the rest go out."""
+    store = Store(tmp_path / "s.db")
+    commit(store, ["poison", "b"], ["buggy"])
+
+    class PoisonedSink(FlakySink):
+        poisoned = 0
+
+        async def send(self, alert: Alert) -> None:
+            if alert.message == "poison":
+                self.poisoned += 1
+                raise ValueError("cannot format this alert")
+            await super().send(alert)
+
+    sink = PoisonedSink("buggy")
+    dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002))
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(5):
+            while sink.delivered != ["b"]:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert sink.poisoned == MAX_CRASHES
+    assert store.outbox_depth() == {}
+
+
+def test_an_unreadable_outbox_row_is_parked_not_fatal(tmp_path: Path) -> None:
+    """A payload no release could have written is set aside; the queue behind it moves."""
+    store = Store(tmp_path / "s.db")
+    commit(store, ["a", "b"], ["one"])
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        db.execute("UPDATE alerts SET payload = '[1, 2]' WHERE id = 1")
+    assert [p.alert.message for p in store.pending("one")] == ["b"]
+    assert store.outbox_depth() == {"one": 1}
 
 
 def test_backoff_is_capped_exponential_with_jitter() -> None:

@@ -214,9 +214,18 @@ def test_portfolio_account_drawdown_fires_once(capsys: pytest.CaptureFixture[str
 
 
 def test_samco_ist_midnight_is_not_a_square_off(capsys: pytest.CaptureFixture[str]) -> None:
-    """Crossing IST midnight (18:30 UTC), vanished and zeroed rows and the MTM drop are silent."""
+    """Crossing IST midnight (18:30 UTC): the vanished row and the MTM drop are silent; the row
+    still reported but now flat is a square-off."""
     code, out, err = replay(capsys, "samco_midnight.jsonl")
-    assert (code, out, err) == (0, [], [])
+    assert (code, err) == (0, [])
+    assert [(a["rule"], a["symbol"], a["at"], a["details"]) for a in map(json.loads, out)] == [
+        (
+            "closed",
+            "NIFTY25DECFUT",
+            "2026-11-23T18:35:00+00:00",
+            {"net_qty_before": 75, "net_qty": 0, "row_removed": False},
+        )
+    ]
 
 
 def test_samco_midnight_in_utc_is_the_same_day(

@@ -33,7 +33,8 @@ _INSTRUMENTS = (
     ("mcx_fo", "430106", "CRUDEOIL25DECFUT", 5900.0, 100, ("NRML",)),
 )
 # Every close that follows a shock is mirrored by one that follows a rally, so the day's P&L
-# swings (drawdowns fire) without drifting one way over thousands of ticks.
+# swings both ways (drawdowns fire and re-arm) and wanders like a random walk over the day
+# instead of falling steadily.
 _ACTIONS = (
     "open_short", "shock", "square_off", "open_long", "rally", "flip",
     "open_long", "shock", "flip", "rally", "square_off",

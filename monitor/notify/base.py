@@ -16,6 +16,7 @@ class Reason(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     AUTH_ERROR = "auth_error"
     TRANSPORT_ERROR = "transport_error"
+    SINK_ERROR = "sink_error"  # the sink itself raised something unexpected
 
 
 class DeliveryFailed(Exception):

@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 import structlog
 
 from monitor.metrics import Metrics
-from monitor.notify.base import DeliveryFailed, Sink
+from monitor.notify.base import DeliveryFailed, Reason, Sink
 from monitor.store import Store, StoreError
 
 log = structlog.get_logger(__name__)
 
 BATCH = 100
+MAX_CRASHES = 5  # attempts before an alert that makes a sink raise unexpectedly is parked
 
 
 class Backoff:
@@ -95,37 +96,37 @@ class Dispatcher:
             except StoreError as err:
                 log.error("outbox_failed", sink=sink.name, error=str(err))
                 self._failures[sink.name] += 1
-            except Exception:  # the loop edge: a sink bug must not stop delivery for good
-                log.exception("delivery_crashed", sink=sink.name)
-                self._failures[sink.name] += 1
 
     async def _drain(self, sink: Sink) -> None:
         """Deliver pending alerts in order until none are left or one fails retryably."""
-        while batch := self._store.pending(sink.name, BATCH):
+        name = sink.name
+        while batch := self._store.pending(name, BATCH):
             for item in batch:
                 try:
                     await sink.send(item.alert)
                 except DeliveryFailed as err:
-                    self._metrics.deliveries.labels(sink.name, str(err.reason)).inc()
-                    if err.retryable:
-                        self._store.mark_attempt_failed(item.id, sink.name, str(err))
-                        if not self._failures[sink.name]:
-                            log.warning("delivery_failing", sink=sink.name, reason=str(err))
-                        self._failures[sink.name] += 1
-                        self.update_depth()
-                        return
-                    self._store.mark_undeliverable(item.id, sink.name, str(err), self._clock())
-                    log.error(
-                        "delivery_undeliverable", sink=sink.name, alert_id=item.id, reason=str(err)
-                    )
+                    failure = err
+                except Exception as err:  # a sink bug: retried a few times, then parked
+                    log.exception("delivery_crashed", sink=name, alert_id=item.id)
+                    retryable = item.attempts + 1 < MAX_CRASHES
+                    failure = DeliveryFailed(Reason.SINK_ERROR, repr(err), retryable=retryable)
+                else:
+                    self._store.mark_delivered(item.id, name, self._clock())
+                    self._metrics.deliveries.labels(name, "delivered").inc()
                     continue
-                self._store.mark_delivered(item.id, sink.name, self._clock())
-                self._metrics.deliveries.labels(sink.name, "delivered").inc()
-                if self._failures[sink.name]:
-                    log.info(
-                        "delivery_recovered",
-                        sink=sink.name,
-                        failed_attempts=self._failures[sink.name],
-                    )
-                    self._failures[sink.name] = 0
+                self._metrics.deliveries.labels(name, str(failure.reason)).inc()
+                if failure.retryable:
+                    self._store.mark_attempt_failed(item.id, name, str(failure))
+                    if not self._failures[name]:
+                        log.warning("delivery_failing", sink=name, reason=str(failure))
+                    self._failures[name] += 1
+                    self.update_depth()
+                    return
+                self._store.mark_undeliverable(item.id, name, str(failure), self._clock())
+                log.error(
+                    "delivery_undeliverable", sink=name, alert_id=item.id, reason=str(failure)
+                )
+        if self._failures[name]:
+            log.info("delivery_recovered", sink=name, failed_attempts=self._failures[name])
+            self._failures[name] = 0
         self.update_depth()

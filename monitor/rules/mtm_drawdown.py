@@ -2,7 +2,8 @@
 
 MTM = realized + unrealized P&L, per position (``scope: position``) or summed over the account's
 positions that pass the filters (``scope: account``). The peak is the highest MTM seen since the
-trading day began; the first good poll of the day sets it. The rule fires once when
+trading day began; the first good poll of the day sets it, and a position keeps its peak all
+day, also through polls that miss it or lack its price. The rule fires once when
 peak - MTM >= threshold, stays quiet while the drawdown stays at or above the threshold, and
 re-arms when the drawdown falls below half the threshold or a new peak is set.
 
@@ -95,18 +96,15 @@ class MtmDrawdown:
     def _evaluate_positions(
         self, previous: DrawdownState, poll: Poll
     ) -> tuple[DrawdownState, list[Alert]]:
-        state: DrawdownState = {}
+        # Peaks last the whole trading day: a position missing from one poll, or polled
+        # without a price, keeps its peak until it is seen again.
+        state = dict(previous)
         alerts = []
         check_filter = self.filter.filters_positions
         for key, position in poll.snapshot.positions.items():
-            if check_filter and not self.filter.allows(position):
+            if position.mtm is None or (check_filter and not self.filter.allows(position)):
                 continue
-            known = previous.get(key)
-            if position.mtm is None:
-                if known is not None:
-                    state[key] = known  # keep the peak through a poll without a price
-                continue
-            entry, fired = self._advance(known, position.mtm)
+            entry, fired = self._advance(previous.get(key), position.mtm)
             state[key] = entry
             if fired:
                 drawdown = entry.peak - position.mtm

@@ -1,7 +1,8 @@
 """``squared_off``: a key that was open is flat now, or its row vanished, on the same trading day.
 
-Nothing fires on the silent baseline or on the first poll of a new trading day: brokers reset
-day positions at the day boundary, so rows that vanish or read zero then are not square-offs.
+Nothing fires on the silent baseline. On the first poll of a new trading day a row that vanished
+is dropped silently (brokers clear day positions at the day boundary), while an open position
+that reads zero is still a square-off: it happened while nobody was polling.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class SquaredOff(StatelessRule):
 
     def evaluate(self, state: None, poll: Poll) -> tuple[None, list[Alert]]:
         """Alerts for every open position that went to zero or disappeared."""
-        if poll.baseline or poll.new_day:
+        if poll.baseline:
             return None, []
         alerts = []
         for change in poll.changes:
@@ -42,9 +43,11 @@ class SquaredOff(StatelessRule):
                 continue
             if change.after is not None and change.after.net_qty != ZERO:
                 continue
+            removed = change.kind is ChangeKind.REMOVED
+            if removed and poll.new_day:
+                continue
             if not self.filter.allows(before):
                 continue
-            removed = change.kind is ChangeKind.REMOVED
             tail = "position no longer reported" if removed else "net qty 0"
             message = f"Squared off {describe(before)}: was {format_qty(before.net_qty)}, {tail}"
             details: dict[str, DetailValue] = {

@@ -283,10 +283,24 @@ def test_position_scope_new_day_resets_every_peak() -> None:
     assert (state, alerts) == ({key("1"): Peak(Decimal(3000), False)}, [])
 
 
-def test_position_scope_drops_peaks_of_vanished_rows() -> None:
-    """A key missing from the snapshot leaves the state; the other keys keep theirs."""
+def test_position_scope_keeps_the_peak_of_a_row_missing_from_one_poll() -> None:
+    """A key missing from one poll keeps its peak; when it returns lower, the drop still fires."""
     state, _ = position_step(None, ("1", 5000), ("2", 10))
-    assert position_step(state, ("2", 10)) == ({key("2"): Peak(Decimal(10), False)}, [])
+    state, alerts = position_step(state, ("2", 10))
+    assert (state, alerts) == (
+        {key("1"): Peak(Decimal(5000), False), key("2"): Peak(Decimal(10), False)},
+        [],
+    )
+    state, [alert] = position_step(state, ("1", 5000 - 1000), ("2", 10))
+    assert alert.key == key("1")
+    assert alert.details == {"mtm": Decimal(4000), "peak": Decimal(5000), "drawdown": Decimal(1000)}
+
+
+def test_position_scope_forgets_missing_rows_on_a_new_day() -> None:
+    """The day's peaks, including those of rows no longer reported, reset with the day."""
+    state, _ = position_step(None, ("1", 5000), ("2", 10))
+    state, alerts = position_step(state, ("2", 10), new_day=True)
+    assert (state, alerts) == ({key("2"): Peak(Decimal(10), False)}, [])
 
 
 # State persistence

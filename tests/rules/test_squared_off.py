@@ -69,10 +69,19 @@ def test_silent_on_baseline() -> None:
     assert run(25, 0, baseline=True) == (None, [])
 
 
-@pytest.mark.parametrize("after", [0, None])
-def test_silent_on_new_day(after: int | None) -> None:
-    """On the first poll of a new day rows that vanish or read zero are dropped silently."""
-    assert run(25, after, new_day=True) == (None, [])
+def test_vanished_row_is_silent_on_a_new_day() -> None:
+    """On the first poll of a new day a row that vanished is dropped silently (day reset)."""
+    assert run(25, None, new_day=True) == (None, [])
+
+
+def test_open_position_reading_zero_on_a_new_day_fires() -> None:
+    """A row still reported but now flat was squared off while nobody polled: it fires."""
+    _, [alert] = run(25, 0, new_day=True)
+    assert alert.details == {
+        "net_qty_before": Decimal(25),
+        "net_qty": Decimal(0),
+        "row_removed": False,
+    }
 
 
 def test_alert_json_contract() -> None:
