@@ -13,6 +13,7 @@ import pytest
 from monitor.brokers import kotak_neo
 from monitor.brokers.errors import AuthExpired, BadResponse
 from monitor.model import PositionKey
+from tests.brokers.bodies import edit_first_row
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kotak_neo"
 ACCOUNT = "kotak-main"
@@ -32,14 +33,7 @@ def parse(raw: bytes, quotes: dict[str, Decimal] | None = None):
 
 def seed_with_row(**changes: object) -> bytes:
     """The seed sample with fields of its one row replaced (None deletes the field)."""
-    document = json.loads(body("positions.json"))
-    row = document["data"][0]
-    for name, value in changes.items():
-        if value is None:
-            del row[name]
-        else:
-            row[name] = value
-    return json.dumps(document).encode()
+    return edit_first_row(body("positions.json"), "data", **changes)
 
 
 def test_seed_sample_parses_to_flat_position_with_cash_mtm():

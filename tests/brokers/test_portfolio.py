@@ -13,6 +13,7 @@ import pytest
 from monitor.brokers import portfolio
 from monitor.brokers.errors import AuthExpired, BadResponse
 from monitor.model import PositionKey
+from tests.brokers.bodies import edit_first_row
 
 FIXTURES = Path(__file__).parent / "fixtures" / "portfolio"
 ACCOUNT = "portfolio-main"
@@ -27,14 +28,7 @@ def parse(raw: bytes):
 
 def seed_with_row(**changes: object) -> bytes:
     """The seed sample with fields of its one row replaced (None deletes the field)."""
-    document = json.loads(SEED)
-    row = document["data"][0]
-    for name, value in changes.items():
-        if value is None:
-            del row[name]
-        else:
-            row[name] = value
-    return json.dumps(document).encode()
+    return edit_first_row(SEED, "data", **changes)
 
 
 def test_seed_sample_parses_to_expected_position():

@@ -13,6 +13,7 @@ import pytest
 from monitor.brokers import samco
 from monitor.brokers.errors import BadResponse
 from monitor.model import PositionKey
+from tests.brokers.bodies import edit_first_row
 
 FIXTURES = Path(__file__).parent / "fixtures" / "samco"
 ACCOUNT = "samco-main"
@@ -27,14 +28,7 @@ def parse(raw: bytes):
 
 def seed_with_row(**changes: object) -> bytes:
     """The seed sample with fields of its one row replaced (None deletes the field)."""
-    document = json.loads(SEED)
-    row = document["positionDetails"][0]
-    for name, value in changes.items():
-        if value is None:
-            del row[name]
-        else:
-            row[name] = value
-    return json.dumps(document).encode()
+    return edit_first_row(SEED, "positionDetails", **changes)
 
 
 def key(symbol: str, product: str) -> PositionKey:
