@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
@@ -19,6 +20,8 @@ from monitor.brokers.errors import BrokerError
 from monitor.config import AccountConfig
 from monitor.engine import Engine
 from monitor.metrics import Metrics
+from monitor.model import Snapshot
+from monitor.pipeline import Evaluation
 from monitor.store import StoreError
 
 log = structlog.get_logger(__name__)
@@ -64,16 +67,11 @@ class AccountPoller:
     async def _poll_once(self) -> str:
         try:
             snapshot = await self._broker.fetch()
+            before = self._engine.last_snapshot(snapshot.account)
+            evaluation = self._engine.ingest(snapshot, self.account.timezone)
         except BrokerError as err:
             self._failed(err.outcome, err.reason, status=err.status)
             return err.outcome
-        except Exception as err:  # the loop edge: a bug must not stop the account's polling
-            self._log.exception("poll_crashed")
-            self._failed("error", type(err).__name__)
-            return "error"
-        try:
-            before = self._engine.last_snapshot(snapshot.account)
-            evaluation = self._engine.ingest(snapshot, self.account.timezone)
         except StoreError as err:
             self._metrics.state_failures.inc()
             self._failed("state_error", str(err))
@@ -82,13 +80,18 @@ class AccountPoller:
             self._log.exception("poll_crashed")
             self._failed("error", type(err).__name__)
             return "error"
+        self._succeeded(snapshot, before, evaluation)
+        return "ok"
 
+    def _succeeded(
+        self, snapshot: Snapshot, before: Snapshot | None, evaluation: Evaluation
+    ) -> None:
         account = self.account.id
         self.last_success = snapshot.taken_at
         self._metrics.last_success.labels(account).set(snapshot.taken_at.timestamp())
         self._metrics.positions.labels(account).set(len(snapshot.positions))
-        for change in evaluation.changes:
-            self._metrics.changes.labels(account, str(change.kind)).inc()
+        for kind, count in Counter(change.kind for change in evaluation.changes).items():
+            self._metrics.changes.labels(account, str(kind)).inc(count)
         if any(p.mtm is None for p in snapshot.positions.values()):
             self._metrics.mtm_unknown.labels(account).inc()
         if self.failed_polls:
@@ -111,7 +114,6 @@ class AccountPoller:
                 self._metrics.alerts.labels(alert.rule, str(alert.severity)).inc()
             self._log.info("alerts_raised", count=len(evaluation.alerts))
             self._on_alerts()
-        return "ok"
 
     def _failed(self, outcome: str, reason: str, *, status: int | None = None) -> None:
         self.failed_polls += 1

@@ -1,0 +1,110 @@
+"""One account's poll: failures never alert, are counted every time and logged on transitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
+
+from monitor.brokers.errors import BadResponse, BrokerError, BrokerUnavailable
+from monitor.config import AccountConfig, SinkConfig
+from monitor.engine import Engine
+from monitor.metrics import Metrics
+from monitor.model import Severity, Snapshot
+from monitor.poller import AccountPoller
+from monitor.rules.base import PositionFilter
+from monitor.rules.squared_off import SquaredOff
+from monitor.store import Store
+from tests.snapshots import ACCOUNT, IST, T0, pos, snap
+
+
+class ScriptedBroker:
+    """A broker that answers each poll with the next scripted snapshot or error."""
+
+    def __init__(self, script: list[Snapshot | BrokerError]) -> None:
+        self._script: Iterator[Snapshot | BrokerError] = iter(script)
+
+    async def fetch(self) -> Snapshot:
+        outcome = next(self._script)
+        if isinstance(outcome, BrokerError):
+            raise outcome
+        return outcome
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics(CollectorRegistry())
+
+
+def poller(tmp_path: Path, metrics: Metrics, broker: ScriptedBroker) -> AccountPoller:
+    account = AccountConfig(ACCOUNT, "kotak_neo", timedelta(seconds=5), IST)
+    rule = SquaredOff("closed", Severity.INFO, PositionFilter())
+    engine = Engine(Store(tmp_path / "state.db"), [rule], [SinkConfig("console", "console")])
+    return AccountPoller(account, broker, engine, metrics, on_alerts=lambda: None)
+
+
+def polls(metrics: Metrics, outcome: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "position_monitor_polls_total", {"account": ACCOUNT, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def test_failures_between_good_polls_keep_the_baseline(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    """500, timeout, malformed body: no alert, one warning, one recovery, the close fires once."""
+    later = T0 + timedelta(seconds=25)
+    script: list[Snapshot | BrokerError] = [
+        snap(pos("1", 25), pos("2", 10)),
+        BrokerUnavailable("kotak_neo", "HTTP 500: broker unavailable", status=500),
+        BrokerUnavailable("kotak_neo", "transport error: timeout"),
+        BadResponse("kotak_neo", "data[0].flBuyQty: Invalid decimal string"),
+        snap(pos("1", 0), pos("2", 10), at=later),
+        snap(pos("1", 0), pos("2", 10), at=later + timedelta(seconds=5)),
+    ]
+    account = poller(tmp_path, metrics, ScriptedBroker(script))
+    with capture_logs() as logs:
+        for _ in script:
+            await account.poll()
+
+    events = [(e["event"], e["log_level"]) for e in logs if e["event"].startswith("poll_")]
+    assert events == [("poll_failed", "warning"), ("poll_failed", "debug"),
+                      ("poll_failed", "debug"), ("poll_recovered", "info")]  # fmt: skip
+    assert (
+        polls(metrics, "ok"),
+        polls(metrics, "unavailable"),
+        polls(metrics, "bad_response"),
+    ) == (3, 2, 1)
+    store = Store(tmp_path / "state.db")
+    [closed] = store.alerts()
+    assert (closed.key, closed.at) == (pos("1").key, later)
+    assert account.last_success == later + timedelta(seconds=5)
+
+
+async def test_a_bug_in_a_broker_is_contained(tmp_path: Path, metrics: Metrics) -> None:
+    """An unexpected exception is logged with its traceback, counted, and polling goes on."""
+
+    class Broken(ScriptedBroker):
+        calls = 0
+
+        async def fetch(self) -> Snapshot:
+            self.calls += 1
+            if self.calls == 1:
+                raise KeyError("oops")
+            return snap(pos("1", 25))
+
+    account = poller(tmp_path, metrics, Broken([]))
+    with capture_logs() as logs:
+        await account.poll()
+        await account.poll()
+    assert [e["event"] for e in logs][:2] == ["poll_crashed", "poll_failed"]
+    assert "exc_info" in logs[0]
+    assert (polls(metrics, "error"), polls(metrics, "ok")) == (1, 1)
