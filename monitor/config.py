@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from monitor.brokers import FORMATS
+from monitor.brokers import FORMATS, LiveSpec
 from monitor.brokers.simulator import BROKER as SIMULATOR
 from monitor.model import Severity
 from monitor.rules.base import Globs, PositionFilter, Rule, RuleConfigError
@@ -39,7 +39,11 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
 _TOP_LEVEL = ("timezone", "accounts", "rules", "notify", "daemon")
 _FILTERS = ("accounts", "segments", "products", "symbols")
 _RULE_COMMON = ("name", "kind", "severity", *_FILTERS)
-_ACCOUNT_FIELDS = ("id", "broker", "poll_every", "timezone", "credentials", "seed")
+_ACCOUNT_FIELDS = (
+    "id", "broker", "poll_every", "timezone", "credentials", "seed", "base_url", "timeout",
+)  # fmt: skip
+_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+DEFAULT_TIMEOUT = timedelta(seconds=10)
 MAX_POLL_EVERY = timedelta(days=1)
 # Zone names that exist in the database but follow the host, not a market.
 _HOST_ZONES = frozenset({"localtime", "posixrules", "Factory"})
@@ -61,8 +65,16 @@ class AccountConfig:
     broker: str
     poll_every: timedelta
     timezone: ZoneInfo
-    credentials: Mapping[str, str] = field(default_factory=dict)
+    credentials: Mapping[str, str] = field(default_factory=dict)  # name -> "${ENV_VAR}"
     seed: int = 1  # simulator only
+    base_url: str | None = None
+    timeout: timedelta | None = None  # total per request; None: derived from poll_every
+    options: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def request_timeout(self) -> timedelta:
+        """Total time one request may take: the configured one, else well under the interval."""
+        return self.timeout or min(DEFAULT_TIMEOUT, self.poll_every * 0.8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +114,25 @@ def simulator_account(config: Config) -> AccountConfig:
         poll_every=SIMULATOR_POLL_EVERY,
         timezone=config.timezone_for(SIMULATOR),
     )
+
+
+def resolve_credentials(
+    config: Config, account: AccountConfig, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The account's credential values from the environment; unset variables are a ConfigError."""
+    values, problems = {}, []
+    for name, reference in account.credentials.items():
+        variable = reference[2:-1]
+        value = environ.get(variable, "")
+        if not value:
+            problems.append(
+                f"{config.path}: account '{account.id}': credentials.{name}:"
+                f" environment variable {variable} is not set"
+            )
+        values[name] = value
+    if problems:
+        raise ConfigError(problems)
+    return values
 
 
 def load(path: Path) -> Config:
@@ -228,8 +259,10 @@ class _Validator:
             ident = entry.get("id")
             owner = f"account '{ident}'" if isinstance(ident, str) else f"accounts[{index}]"
             before = len(self.problems)
+            broker = entry.get("broker")
+            live = FORMATS[broker].live if isinstance(broker, str) and broker in FORMATS else None
             for key in entry:
-                if key not in _ACCOUNT_FIELDS:
+                if key not in _ACCOUNT_FIELDS and (live is None or key not in live.options):
                     self.problem(owner, str(key), "unknown field", entry.line_of(key))
             if not isinstance(ident, str) or not _ID.match(ident):
                 reason = "required: letters, digits, '_', '.', '-' (at most 64)"
@@ -239,7 +272,6 @@ class _Validator:
                 self.problem(owner, "id", reason, entry.line_of("id"))
             else:
                 seen[ident] = entry.line
-            broker = entry.get("broker")
             if broker not in BROKERS:
                 got = "missing" if broker is None else f"unknown broker {broker!r}"
                 reason = f"{got}; expected one of {', '.join(BROKERS)}"
@@ -263,11 +295,51 @@ class _Validator:
             elif isinstance(seed, bool) or not isinstance(seed, int):
                 reason = f"must be an integer; got {seed!r}"
                 self.problem(owner, "seed", reason, entry.line_of("seed"))
-            if len(self.problems) == before:
-                accounts.append(
-                    AccountConfig(str(ident), str(broker), poll_every, zone, credentials, seed)
+            account = AccountConfig(str(ident), str(broker), poll_every, zone, credentials, seed)
+            if live is not None:
+                account = self.live_fields(entry, owner, account, live)
+            elif "base_url" in entry or "timeout" in entry:
+                field = "base_url" if "base_url" in entry else "timeout"
+                self.problem(
+                    owner, field, f"{broker} is not polled over HTTP", entry.line_of(field)
                 )
+            if len(self.problems) == before:
+                accounts.append(account)
         return tuple(accounts)
+
+    def live_fields(
+        self, entry: _LineMap, owner: str, account: AccountConfig, live: LiveSpec
+    ) -> AccountConfig:
+        """Credentials names, base URL, timeout and options of an account polled over HTTP."""
+        line = entry.line_of("credentials")
+        for name in live.credentials:
+            if name not in account.credentials:
+                reason = f'required for {account.broker}: "${{ENV_VAR}}"'
+                self.problem(owner, f"credentials.{name}", reason, line)
+        for name in account.credentials:
+            if name not in live.credentials:
+                expected = ", ".join(live.credentials)
+                self.problem(owner, f"credentials.{name}", f"unknown; expected {expected}", line)
+        base_url = entry.get("base_url", live.base_url)
+        if not isinstance(base_url, str) or not _URL.match(base_url):
+            reason = "required: an http(s) URL" if base_url is None else "not an http(s) URL"
+            self.problem(owner, "base_url", reason, entry.line_of("base_url"))
+        timeout = None
+        if "timeout" in entry:
+            line = entry.line_of("timeout")
+            timeout = self.duration(entry["timeout"], DEFAULT_TIMEOUT, owner, line, "timeout")
+        options: dict[str, object] = {}
+        for name, spec in live.options.items():
+            if name not in entry:
+                if spec.required:
+                    self.problem(owner, name, f"required for {account.broker}", entry.line)
+                options[name] = spec.default
+                continue
+            try:
+                options[name] = spec.read(entry[name])
+            except ValueError as err:
+                self.problem(owner, name, str(err), entry.line_of(name))
+        return replace(account, base_url=base_url, timeout=timeout, options=options)
 
     def rules(self, document: _LineMap) -> tuple[Rule, ...]:
         rules: list[Rule] = []
@@ -436,7 +508,9 @@ class _Validator:
             self.problem(owner, field, f"unknown IANA time zone {raw!r}", line)
             return None
 
-    def duration(self, raw: object, default: timedelta, owner: str, line: int) -> timedelta:
+    def duration(
+        self, raw: object, default: timedelta, owner: str, line: int, field: str = "poll_every"
+    ) -> timedelta:
         if raw is None:
             return default
         match = (
@@ -445,14 +519,12 @@ class _Validator:
             else None
         )
         if match is None:
-            self.problem(
-                owner, "poll_every", f"must be a duration like 5s, 500ms or 1m; got {raw!r}", line
-            )
+            reason = f"must be a duration like 5s, 500ms or 1m; got {raw!r}"
+            self.problem(owner, field, reason, line)
             return default
         seconds = float(match[1]) * _DURATION_UNITS[match[2]]
         if not MIN_POLL_EVERY.total_seconds() <= seconds <= MAX_POLL_EVERY.total_seconds():
-            reason = f"must be from 500ms to 24h; got {raw!r}"
-            self.problem(owner, "poll_every", reason, line)
+            self.problem(owner, field, f"must be from 500ms to 24h; got {raw!r}", line)
             return default
         return timedelta(seconds=seconds)
 

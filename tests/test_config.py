@@ -278,6 +278,8 @@ def test_a_literal_secret_is_refused_without_being_echoed(
         '      access_token: "${KOTAK_ACCESS_TOKEN}"\n'
         "      mpin: 918273\n"
         "      totp_secret: JBSWY3DPEHPK3PXP\n"
+        '      mobile_number: "${KOTAK_MOBILE_NUMBER}"\n'
+        '      ucc: "${KOTAK_UCC}"\n'
         "rules:\n  - name: r\n    kind: new_short\n"
     )
     code, out, err = check(capsys, path)

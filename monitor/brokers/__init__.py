@@ -1,26 +1,40 @@
-"""Broker wire formats: one module per broker, each a pure ``parse(body, ...) -> Snapshot``."""
+"""Broker wire formats and live clients: one module per broker.
+
+Each module has a pure ``parse(body, ...) -> Snapshot`` and, where live polling is supported, a
+``Client`` built from a transport ``Connection`` plus what the account config must provide:
+``CREDENTIALS`` (names of ``${ENV}`` references), ``OPTIONS`` (extra account fields and their
+types) and ``BASE_URL`` (the default, or None when every account must name its own).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from types import ModuleType
 from typing import Protocol
 
 from monitor.brokers import alphapoint, kotak_neo, portfolio, samco, torus
+from monitor.brokers.options import Option
+from monitor.brokers.transport import Connection, Exchange
 from monitor.model import Snapshot
 
 
 class Broker(Protocol):
     """A live source of one account's positions."""
 
+    @property
+    def last_exchange(self) -> Exchange | None:
+        """What the last fetch read off the wire (None when nothing came back)."""
+        ...
+
     async def fetch(self) -> Snapshot:
         """One poll: a good snapshot, or a typed BrokerError."""
         ...
 
     async def close(self) -> None:
-        """Release connections."""
+        """Release what the client holds."""
         ...
 
 
@@ -33,15 +47,32 @@ class Parser(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class LiveSpec:
+    """How to poll a broker live, and what an account of it must configure."""
+
+    client: Callable[[Connection], Broker]
+    credentials: tuple[str, ...]
+    options: Mapping[str, Option]
+    base_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerFormat:
-    """What the core needs to know about a broker without talking to it."""
+    """What the core needs to know about a broker."""
 
     name: str
     parse: Parser
     timezone: str  # where its trading day starts at local midnight
+    live: LiveSpec | None
+
+
+def _format(module: ModuleType) -> BrokerFormat:
+    live = None
+    if hasattr(module, "Client"):
+        live = LiveSpec(module.Client, module.CREDENTIALS, module.OPTIONS, module.BASE_URL)
+    return BrokerFormat(module.BROKER, module.parse, module.TIMEZONE, live)
 
 
 FORMATS: Mapping[str, BrokerFormat] = {
-    module.BROKER: BrokerFormat(module.BROKER, module.parse, module.TIMEZONE)
-    for module in (kotak_neo, portfolio, samco, alphapoint, torus)
+    module.BROKER: _format(module) for module in (kotak_neo, portfolio, samco, alphapoint, torus)
 }

@@ -1,4 +1,4 @@
-"""Kotak Neo Trade API: ``GET {baseUrl}/quick/user/positions`` (seed: kotak-neo-positions.md).
+"""Kotak Neo Trade API v2: ``GET {baseUrl}/quick/user/positions`` (seed: kotak-neo-positions.md).
 
 Every number arrives as a decimal string. The positions call carries no last price; prices come
 from the quotes call and reach the parser as ``quotes`` keyed ``"<exSeg>:<tok>"``.
@@ -13,13 +13,29 @@ A flat position (net_qty 0) needs no price: its MTM is the realised cash differe
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import msgspec
+import pyotp
+from yarl import URL
 
-from monitor.brokers._decode import decode_json, row_arithmetic_error
-from monitor.brokers.errors import AuthExpired, BadResponse
+from monitor.brokers._decode import decode_json, grouped_decimal, row_arithmetic_error
+from monitor.brokers.errors import (
+    AuthExpired,
+    BadResponse,
+    BrokerUnavailable,
+    RateLimited,
+)
+from monitor.brokers.options import Option
+from monitor.brokers.transport import (
+    Connection,
+    Exchange,
+    RateLimiter,
+    require_success,
+    with_relogin,
+)
 from monitor.model import Position, PositionKey, Snapshot
 
 BROKER = "kotak_neo"
@@ -61,6 +77,11 @@ def parse(
     body: bytes, *, account: str, taken_at: datetime, quotes: Mapping[str, Decimal]
 ) -> Snapshot:
     """Turn a positions response body into a Snapshot, or raise a typed BrokerError."""
+    return build(decode(body), account=account, taken_at=taken_at, quotes=quotes)
+
+
+def decode(body: bytes) -> list[_Row]:
+    """The rows of a positions body; error envelopes raise their typed error."""
     envelope = decode_json(body, _Envelope, BROKER)
     if envelope.stat != "Ok":
         code = str(envelope.st_code)
@@ -71,9 +92,27 @@ def parse(
         raise BadResponse(BROKER, reason)
     if envelope.data is None:
         raise BadResponse(BROKER, "data: missing from a stat Ok response")
+    return envelope.data
 
+
+def open_instruments(rows: list[_Row]) -> list[str]:
+    """``exSeg|tok`` of every row with a non-zero net quantity: the ones that need a price."""
+    wanted = []
+    for row in rows:
+        try:
+            if (row.fl_buy_qty + row.cf_buy_qty) != (row.fl_sell_qty + row.cf_sell_qty):
+                wanted.append(f"{row.ex_seg}|{row.tok}")
+        except ArithmeticError:
+            continue  # ``build`` reports the broken row with its field name
+    return wanted
+
+
+def build(
+    rows: list[_Row], *, account: str, taken_at: datetime, quotes: Mapping[str, Decimal]
+) -> Snapshot:
+    """The snapshot of decoded rows priced with ``quotes`` (keyed ``exSeg:tok``)."""
     positions: dict[PositionKey, Position] = {}
-    for index, row in enumerate(envelope.data):
+    for index, row in enumerate(rows):
         key = PositionKey(account, row.ex_seg, row.tok, row.prod)
         if key in positions:
             raise BadResponse(BROKER, f"data[{index}]: duplicate position {'|'.join(key[1:])}")
@@ -114,3 +153,127 @@ def _net_and_mtm(row: _Row, ltp: Decimal | None, where: str) -> tuple[Decimal, D
     if not mtm.is_finite():
         raise InvalidOperation
     return net_qty, mtm
+
+
+# -- live client ------------------------------------------------------------------------------
+
+BASE_URL = "https://mis.kotaksecurities.com"  # login; positions go to the per-user baseUrl
+CREDENTIALS = ("access_token", "mobile_number", "ucc", "mpin", "totp_secret")
+OPTIONS: Mapping[str, Option] = {}
+REQUESTS_PER_SECOND = 10  # the server's limit per user, across all APIs
+QUOTES_PER_CALL = 100  # instruments per quotes URL, to keep it a sane length
+_FIN_KEY = "neotradeapi"
+
+
+class _Token(msgspec.Struct, rename="camel"):
+    token: str
+    sid: str
+    base_url: str | None = None
+
+
+class _LoginEnvelope(msgspec.Struct):
+    data: _Token
+
+
+class _Quote(msgspec.Struct):
+    exchange: str
+    exchange_token: str
+    ltp: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    token: str
+    sid: str
+    base_url: str
+
+
+class Client:
+    """Logs in with TOTP and MPIN, then polls positions and prices their open rows."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+        self._secrets = connection.secrets
+        self._totp = pyotp.TOTP(connection.secrets["totp_secret"])
+        self._limiter = RateLimiter(REQUESTS_PER_SECOND)
+        self._session: _Session | None = None
+        self.last_exchange: Exchange | None = None
+
+    async def fetch(self) -> Snapshot:
+        """One poll; an expired session is renewed once within it."""
+        self.last_exchange = None
+        return await with_relogin(self._session is not None, self._login, self._poll)
+
+    async def close(self) -> None:
+        """The shared HTTP session is closed by the daemon."""
+
+    async def _login(self) -> None:
+        self._session = None
+        access = self._secrets["access_token"]
+        view = await self._token(
+            "/login/1.0/tradeApiLogin",
+            {"Authorization": access, "neo-fin-key": _FIN_KEY},
+            {
+                "mobileNumber": self._secrets["mobile_number"],
+                "ucc": self._secrets["ucc"],
+                "totp": self._totp.now(),
+            },
+        )
+        trade = await self._token(
+            "/login/1.0/tradeApiValidate",
+            {"Authorization": access, "neo-fin-key": _FIN_KEY, "sid": view.sid, "Auth": view.token},
+            {"mpin": self._secrets["mpin"]},
+        )
+        if not trade.base_url:
+            raise BadResponse(BROKER, "tradeApiValidate: data.baseUrl: missing")
+        self._session = _Session(trade.token, trade.sid, trade.base_url.rstrip("/"))
+
+    async def _token(self, path: str, headers: Mapping[str, str], body: object) -> _Token:
+        response = await self._conn.call(
+            BROKER, "POST", self._conn.url(path), headers=headers, json_body=body,
+            limiter=self._limiter,
+        )  # fmt: skip
+        if response.status in (400, 401, 403):
+            # Wrong credentials cannot be fixed by retrying: say which step refused them.
+            raise AuthExpired(
+                BROKER, f"{path.rsplit('/', 1)[-1]}: HTTP {response.status}: login refused",
+                status=response.status,
+            )  # fmt: skip
+        return decode_json(require_success(BROKER, response), _LoginEnvelope, BROKER).data
+
+    async def _poll(self) -> Snapshot:
+        session = self._session
+        assert session is not None  # noqa: S101 - with_relogin logs in first
+        response = await self._conn.call(
+            BROKER, "GET", f"{session.base_url}/quick/user/positions",
+            headers={"Auth": session.token, "Sid": session.sid, "neo-fin-key": _FIN_KEY},
+            limiter=self._limiter,
+        )  # fmt: skip
+        taken_at = self._conn.clock()
+        self.last_exchange = Exchange(response.status, response.body, {})
+        rows = decode(require_success(BROKER, response))
+        quotes = await self._quotes(session, open_instruments(rows))
+        self.last_exchange = Exchange(response.status, response.body, quotes)
+        return build(rows, account=self._conn.account, taken_at=taken_at, quotes=quotes)
+
+    async def _quotes(self, session: _Session, instruments: list[str]) -> dict[str, Decimal]:
+        """Last prices keyed ``exSeg:tok``; a failed quote call leaves those prices unknown."""
+        quotes: dict[str, Decimal] = {}
+        for start in range(0, len(instruments), QUOTES_PER_CALL):
+            batch = ",".join(instruments[start : start + QUOTES_PER_CALL])
+            # ``|`` and ``,`` must reach the server literally, so the URL is sent pre-encoded.
+            url = URL(
+                f"{session.base_url}/script-details/1.0/quotes/neosymbol/{batch}/ltp", encoded=True
+            )
+            try:
+                response = await self._conn.call(
+                    BROKER, "GET", url, headers={"Authorization": self._secrets["access_token"]},
+                    limiter=self._limiter,
+                )  # fmt: skip
+                for quote in decode_json(require_success(BROKER, response), list[_Quote], BROKER):
+                    price = grouped_decimal(quote.ltp, BROKER, "quotes[].ltp")
+                    if price is not None:
+                        quotes[f"{quote.exchange}:{quote.exchange_token}"] = price
+            except (BrokerUnavailable, BadResponse, RateLimited):
+                continue  # positions stand without prices: their MTM is unknown this poll
+        return quotes

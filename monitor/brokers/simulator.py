@@ -117,6 +117,8 @@ class Simulator:
         self._tz = timezone
         self._world: _World | None = None
 
+    last_exchange = None  # nothing comes off a wire, so there is nothing to record
+
     async def fetch(self) -> Snapshot:
         """Positions as of now, stamped in the account's zone like every alert time."""
         return self.snapshot_at(datetime.now(self._tz))

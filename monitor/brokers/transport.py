@@ -1,0 +1,172 @@
+"""HTTP for the broker adapters: one shared aiohttp session, timeouts, a body cap, rate limits.
+
+Every transport failure becomes a typed BrokerError here, so adapters only deal with bodies.
+Messages name the broker, the host and the reason; never a header, token or full URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+import aiohttp
+from yarl import URL
+
+from monitor.brokers.errors import AuthExpired, BadResponse, BrokerUnavailable, error_for_status
+
+T = TypeVar("T")
+
+MAX_BODY_BYTES = 16 * 1024 * 1024  # a 10,000-row Kotak body is about 9 MB
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """What a poll read off the wire, kept for ``run --record``."""
+
+    status: int
+    body: bytes
+    quotes: Mapping[str, Decimal]
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Everything an adapter needs to talk to its broker for one account."""
+
+    account: str
+    base_url: str
+    secrets: Mapping[str, str]  # credential name -> value, resolved from the environment
+    options: Mapping[str, object]
+    transport: Transport
+    timeouts: aiohttp.ClientTimeout
+    clock: Callable[[], datetime]  # now, in the account's zone: the snapshot's taken_at
+
+    def url(self, path: str) -> str:
+        """``path`` under the configured base URL."""
+        return self.base_url.rstrip("/") + path
+
+    async def call(
+        self,
+        broker: str,
+        method: str,
+        url: str | URL,
+        *,
+        headers: Mapping[str, str],
+        json_body: object = None,
+        limiter: RateLimiter | None = None,
+    ) -> HttpResponse:
+        """A request with this account's timeouts."""
+        return await self.transport.request(
+            broker, method, url, timeouts=self.timeouts, headers=headers, json_body=json_body,
+            limiter=limiter,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A broker's answer: status, the raw body (at most the cap), and the Retry-After header."""
+
+    status: int
+    body: bytes
+    retry_after: float | None
+
+
+class RateLimiter:
+    """Spaces requests at least ``1 / per_second`` apart (a broker's per-user limit)."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        """Return when the next request may go out."""
+        async with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                await asyncio.sleep(self._next - now)
+                now = self._next
+            self._next = now + self._interval
+
+
+class Transport:
+    """Requests through the daemon's one ClientSession, mapped to typed broker errors."""
+
+    def __init__(self, session: aiohttp.ClientSession, max_body: int = MAX_BODY_BYTES) -> None:
+        self._session = session
+        self._max_body = max_body
+
+    async def request(
+        self,
+        broker: str,
+        method: str,
+        url: str | URL,
+        *,
+        timeouts: aiohttp.ClientTimeout,
+        headers: Mapping[str, str],
+        json_body: object = None,
+        limiter: RateLimiter | None = None,
+    ) -> HttpResponse:
+        """One request; raises BrokerUnavailable on network trouble and timeouts."""
+        host = URL(url).host if isinstance(url, str) else url.host
+        if limiter is not None:
+            await limiter.wait()
+        try:
+            async with self._session.request(
+                method, url, headers=dict(headers), json=json_body, timeout=timeouts,
+                allow_redirects=False,
+            ) as response:  # fmt: skip
+                body = await response.content.read(self._max_body + 1)
+                status = response.status
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        except TimeoutError as err:  # aiohttp 3.14 raises the builtin on a total timeout
+            raise BrokerUnavailable(broker, f"{host}: timed out") from err
+        except aiohttp.ClientError as err:
+            raise BrokerUnavailable(broker, f"{host}: {type(err).__name__}") from err
+        if len(body) > self._max_body:
+            raise BadResponse(
+                broker, f"{host}: body larger than {self._max_body} bytes", status=status
+            )
+        return HttpResponse(status, body, retry_after)
+
+
+def require_success(broker: str, response: HttpResponse) -> bytes:
+    """The body of a 2xx response; any other status raises its typed error."""
+    if 200 <= response.status < 300:
+        return response.body
+    raise error_for_status(broker, response.status, response.retry_after)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+async def with_relogin(
+    logged_in: bool, login: Callable[[], Awaitable[None]], attempt: Callable[[], Awaitable[T]]
+) -> T:
+    """Run ``attempt``, logging in first if needed, and once more if the session expired."""
+    if not logged_in:
+        await login()
+        return await attempt()
+    try:
+        return await attempt()
+    except AuthExpired:
+        await login()
+        return await attempt()
