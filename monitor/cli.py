@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -70,8 +71,12 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"--listen: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
-    settings = daemon.Settings(args.state or loaded.state_path, host, port)
-    configure_logging()
+    secrets = {
+        account.id: config.resolve_credentials(loaded, account, os.environ)
+        for account in loaded.accounts
+    }
+    settings = daemon.Settings(args.state or loaded.state_path, host, port, secrets)
+    configure_logging(secrets=[v for values in secrets.values() for v in values.values()])
     try:
         asyncio.run(daemon.run(loaded, settings))
     except daemon.StartupError as err:

@@ -13,10 +13,12 @@ import fcntl
 import os
 import random
 import signal
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import structlog
 from aiohttp import web
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
@@ -25,9 +27,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from monitor import __version__
-from monitor.brokers import Broker
+from monitor.brokers import FORMATS, Broker
 from monitor.brokers.simulator import BROKER as SIMULATOR
 from monitor.brokers.simulator import Simulator
+from monitor.brokers.transport import Connection, Transport
 from monitor.config import AccountConfig, Config, ConfigError, SinkConfig, simulator_account
 from monitor.engine import Engine
 from monitor.http import make_app, serve
@@ -41,6 +44,7 @@ from monitor.store import Store, StoreError
 log = structlog.get_logger(__name__)
 
 POLL_DRAIN_SECONDS = 5.0
+CONNECT_SECONDS = 5.0
 FLUSH_SECONDS = 3.0
 
 
@@ -55,20 +59,42 @@ class Settings:
     state_path: Path
     host: str
     port: int
+    secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # by account id
 
 
-def make_broker(config: Config, account: AccountConfig) -> Broker:
+def make_broker(
+    config: Config, account: AccountConfig, secrets: Mapping[str, str], transport: Transport
+) -> Broker:
     """The live source for an account."""
     if account.broker == SIMULATOR:
         return Simulator(
             account.id, seed=account.seed, tick=account.poll_every, timezone=account.timezone
         )
-    raise ConfigError(
-        [
-            f"{config.path}: account '{account.id}': broker: live polling of {account.broker}"
-            " is not available in this release; its recorded responses work with replay"
-        ]
+    live = FORMATS[account.broker].live
+    if live is None:
+        raise ConfigError(
+            [
+                f"{config.path}: account '{account.id}': broker: live polling of"
+                f" {account.broker} is not available in this release; its recorded responses"
+                " work with replay"
+            ]
+        )
+    assert account.base_url is not None  # noqa: S101 - config requires it for live brokers
+    total = account.request_timeout.total_seconds()
+    zone = account.timezone
+    connection = Connection(
+        account=account.id,
+        base_url=account.base_url,
+        secrets=secrets,
+        options=account.options,
+        transport=transport,
+        timeouts=aiohttp.ClientTimeout(total=total, connect=min(CONNECT_SECONDS, total)),
+        clock=lambda: datetime.now(zone),
     )
+    try:
+        return live.client(connection)
+    except ValueError as err:  # a credential the client cannot use, such as a bad TOTP secret
+        raise ConfigError([f"{config.path}: account '{account.id}': credentials: {err}"]) from err
 
 
 def claim_state_file(path: Path) -> int:
@@ -100,7 +126,12 @@ class Daemon:
         self.config = config
         self.settings = settings
         accounts = config.accounts or (simulator_account(config),)
-        self.brokers = [make_broker(config, account) for account in accounts]
+        # One HTTP session for every broker, opened in start(): shared pools, one place to close.
+        self._transport = Transport()
+        self.brokers = [
+            make_broker(config, account, settings.secrets.get(account.id, {}), self._transport)
+            for account in accounts
+        ]
         self._state_lock = claim_state_file(settings.state_path)
         try:
             self.store = Store(settings.state_path)
@@ -151,6 +182,7 @@ class Daemon:
                 misfire_grace_time=None,
                 next_run_time=now + offset,
             )
+        self._transport.open()
         self.scheduler.start()
         self._delivery = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         log.info(
@@ -186,6 +218,7 @@ class Daemon:
             await self._runner.cleanup()
         for broker in self.brokers:
             await broker.close()
+        await self._transport.close()
         for sink in self.sinks:
             await sink.close()
         self.store.close()

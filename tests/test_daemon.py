@@ -229,19 +229,27 @@ def test_run_refuses_an_unusable_state_file(tmp_path: Path, bundled_rules: Path)
     assert daemon.log_lines[-1].startswith(f"position-monitor: state file {tmp_path}: ")
 
 
-def test_run_refuses_a_broker_it_cannot_poll_live(tmp_path: Path, bundled_rules: Path) -> None:
-    """An account of a broker without live polling yet: exit 2, told to use replay."""
+def test_run_refuses_credentials_missing_from_the_environment(
+    tmp_path: Path, bundled_rules: Path
+) -> None:
+    """Credentials come from the environment only: an unset variable is named, exit 2."""
     cfg = tmp_path / "rules.yaml"
+    references = "".join(
+        f'      {name}: "${{PM_TEST_{name.upper()}}}"\n'
+        for name in ("access_token", "mobile_number", "ucc", "mpin", "totp_secret")
+    )
     cfg.write_text(
         bundled_rules.read_text().replace(
-            "accounts: []", "accounts:\n  - id: kotak-main\n    broker: kotak_neo"
+            "accounts: []",
+            f"accounts:\n  - id: kotak-main\n    broker: kotak_neo\n    credentials:\n{references}",
         )
     )
     daemon = DaemonProcess(cfg, tmp_path / "state.db").start()
     assert daemon.process is not None
     assert daemon.process.wait(timeout=15) == 2
-    daemon.wait_for(lambda d: d.log_lines, 5, "stderr")
-    assert daemon.log_lines == [
-        f"{cfg}: account 'kotak-main': broker: live polling of kotak_neo is not available in"
-        " this release; its recorded responses work with replay"
-    ]
+    daemon.wait_for(lambda d: len(d.log_lines) == 5, 5, "stderr")
+    assert daemon.log_lines[0] == (
+        f"{cfg}: account 'kotak-main': credentials.access_token: environment variable"
+        " PM_TEST_ACCESS_TOKEN is not set"
+    )
+    assert not (tmp_path / "state.db").exists()

@@ -97,9 +97,22 @@ class RateLimiter:
 class Transport:
     """Requests through the daemon's one ClientSession, mapped to typed broker errors."""
 
-    def __init__(self, session: aiohttp.ClientSession, max_body: int = MAX_BODY_BYTES) -> None:
-        self._session = session
+    def __init__(self, max_body: int = MAX_BODY_BYTES) -> None:
         self._max_body = max_body
+        self._session: aiohttp.ClientSession | None = None
+
+    def open(self) -> None:
+        """Create the shared session (inside the running event loop)."""
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=30),  # every call passes its own, shorter one
+        )
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def request(
         self,
@@ -114,6 +127,8 @@ class Transport:
     ) -> HttpResponse:
         """One request; raises BrokerUnavailable on network trouble and timeouts."""
         host = URL(url).host if isinstance(url, str) else url.host
+        if self._session is None:
+            raise BrokerUnavailable(broker, f"{host}: transport is closed")
         if limiter is not None:
             await limiter.wait()
         try:

@@ -24,13 +24,17 @@ async def connection(
     clock: datetime = T0,
 ) -> AsyncIterator[Connection]:
     """A Connection over a fresh ClientSession, closed on exit."""
-    async with aiohttp.ClientSession() as session:
+    transport = Transport(max_body=max_body)
+    transport.open()
+    try:
         yield Connection(
             account=account,
             base_url=base_url,
             secrets=dict(secrets),
             options=dict(options or {}),
-            transport=Transport(session, max_body=max_body),
+            transport=transport,
             timeouts=aiohttp.ClientTimeout(total=total_timeout, connect=min(1.0, total_timeout)),
             clock=lambda: clock,
         )
+    finally:
+        await transport.close()
