@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor import __version__, config, daemon, replay
+from monitor.brokers.errors import BrokerError
 from monitor.logs import configure_logging
-from monitor.model import Alert
+from monitor.model import ZERO, Alert, Snapshot, format_money, format_qty
 from monitor.store import StoreError
 
 EXIT_OK = 0
@@ -48,7 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, default=Path("rules.yaml"), help="rules file")
     run.add_argument("--state", type=Path, help="SQLite state file (overrides daemon.state)")
     run.add_argument("--listen", help="metrics HOST:PORT (overrides daemon.listen)")
+    run.add_argument(
+        "--record", type=Path, help="append every poll outcome to FILE in the replay format"
+    )
     run.set_defaults(handler=_run)
+
+    snap = commands.add_parser(
+        "snapshot", help="log in, fetch one account's positions once and print them"
+    )
+    snap.add_argument("account", help="the account id in the rules file")
+    snap.add_argument("--config", type=Path, default=Path("rules.yaml"), help="rules file")
+    snap.set_defaults(handler=_snapshot)
 
     check = commands.add_parser("check", help="validate a rules file")
     check.add_argument("rules", type=Path, nargs="?", default=Path("rules.yaml"))
@@ -75,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         account.id: config.resolve_credentials(loaded, account, os.environ)
         for account in loaded.accounts
     }
-    settings = daemon.Settings(args.state or loaded.state_path, host, port, secrets)
+    settings = daemon.Settings(args.state or loaded.state_path, host, port, secrets, args.record)
     configure_logging(secrets=[v for values in secrets.values() for v in values.values()])
     try:
         asyncio.run(daemon.run(loaded, settings))
@@ -83,6 +94,55 @@ def _run(args: argparse.Namespace) -> int:
         print(f"position-monitor: {err}", file=sys.stderr)
         return EXIT_RUNTIME
     return EXIT_OK
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    loaded = config.load(args.config)
+    accounts = {a.id: a for a in loaded.accounts or (config.simulator_account(loaded),)}
+    account = accounts.get(args.account)
+    if account is None:
+        known = ", ".join(accounts)
+        print(f"{args.config}: no account {args.account!r}; configured: {known}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    secrets = config.resolve_credentials(loaded, account, os.environ)
+    configure_logging(secrets=secrets.values())
+    try:
+        snapshot = asyncio.run(daemon.fetch_once(loaded, account, secrets))
+    except BrokerError as err:
+        print(f"position-monitor: account {account.id}: {err}", file=sys.stderr)
+        return EXIT_RUNTIME
+    print(positions_table(snapshot))
+    return EXIT_OK
+
+
+def positions_table(snapshot: Snapshot) -> str:
+    """The positions as an aligned table, with the account's total MTM underneath."""
+    header = ("SYMBOL", "SEGMENT", "PRODUCT", "NET QTY", "LTP", "MTM")
+    rows = [
+        (
+            p.symbol,
+            p.key.exchange_segment,
+            p.key.product or "-",
+            format_qty(p.net_qty),
+            "-" if p.ltp is None else format_money(p.ltp),
+            "unknown" if p.mtm is None else format_money(p.mtm),
+        )
+        for p in snapshot.positions.values()
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        left = [c.ljust(w) for c, w in zip(cells[:3], widths[:3], strict=True)]
+        right = [c.rjust(w) for c, w in zip(cells[3:], widths[3:], strict=True)]
+        return "  ".join(left + right).rstrip()
+
+    known = [p.mtm for p in snapshot.positions.values() if p.mtm is not None]
+    unknown = len(snapshot.positions) - len(known)
+    total = format_money(sum(known, ZERO))
+    footer = f"{_plural(len(rows), 'position')} at {snapshot.taken_at.isoformat()}; MTM {total}"
+    if unknown:
+        footer += f" ({unknown} without a price)"
+    return "\n".join([line(header), *(line(r) for r in rows), footer])
 
 
 def _check(args: argparse.Namespace) -> int:

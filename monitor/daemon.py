@@ -35,10 +35,12 @@ from monitor.config import AccountConfig, Config, ConfigError, SinkConfig, simul
 from monitor.engine import Engine
 from monitor.http import make_app, serve
 from monitor.metrics import Metrics
+from monitor.model import Snapshot
 from monitor.notify.base import Sink
 from monitor.notify.console import ConsoleSink
 from monitor.notify.outbox import Dispatcher
 from monitor.poller import AccountPoller
+from monitor.recording import Recorder
 from monitor.store import Store, StoreError
 
 log = structlog.get_logger(__name__)
@@ -60,6 +62,7 @@ class Settings:
     host: str
     port: int
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # by account id
+    record: Path | None = None  # append every poll outcome here in the replay format
 
 
 def make_broker(
@@ -119,6 +122,20 @@ def make_sink(sink: SinkConfig) -> Sink:
     return ConsoleSink(sink.name, sink.format)
 
 
+async def fetch_once(
+    config: Config, account: AccountConfig, secrets: Mapping[str, str]
+) -> Snapshot:
+    """Log in and fetch one snapshot of ``account``: what ``position-monitor snapshot`` shows."""
+    transport = Transport()
+    broker = make_broker(config, account, secrets, transport)
+    transport.open()
+    try:
+        return await broker.fetch()
+    finally:
+        await broker.close()
+        await transport.close()
+
+
 class Daemon:
     """Everything one running daemon owns, started and stopped in order."""
 
@@ -143,8 +160,19 @@ class Daemon:
         self.sinks = [make_sink(s) for s in config.sinks]
         self.dispatcher = Dispatcher(self.store, self.sinks, self.metrics)
         engine = Engine(self.store, config.rules, config.sinks)
+        self.recorder = None
+        if settings.record is not None:
+            secrets = [v for values in settings.secrets.values() for v in values.values()]
+            try:
+                self.recorder = Recorder(settings.record, secrets)
+            except OSError as err:
+                self.store.close()
+                os.close(self._state_lock)
+                raise StartupError(f"--record {settings.record}: {err.strerror}") from err
         self.pollers = [
-            AccountPoller(account, broker, engine, self.metrics, self.dispatcher.wake)
+            AccountPoller(
+                account, broker, engine, self.metrics, self.dispatcher.wake, self.recorder
+            )
             for account, broker in zip(accounts, self.brokers, strict=True)
         ]
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -219,6 +247,8 @@ class Daemon:
         for broker in self.brokers:
             await broker.close()
         await self._transport.close()
+        if self.recorder is not None:
+            self.recorder.close()
         for sink in self.sinks:
             await sink.close()
         self.store.close()

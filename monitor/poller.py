@@ -15,16 +15,20 @@ from datetime import datetime
 
 import structlog
 
+from monitor.backoff import Backoff
 from monitor.brokers import Broker
-from monitor.brokers.errors import BrokerError
+from monitor.brokers.errors import BrokerError, BrokerUnavailable, RateLimited
 from monitor.config import AccountConfig
 from monitor.engine import Engine
 from monitor.metrics import Metrics
 from monitor.model import Snapshot
 from monitor.pipeline import Evaluation
+from monitor.recording import Recorder
 from monitor.store import StoreError
 
 log = structlog.get_logger(__name__)
+
+MAX_BACKOFF = 300.0  # seconds: an unavailable broker is still tried every five minutes
 
 
 class AccountPoller:
@@ -37,12 +41,17 @@ class AccountPoller:
         engine: Engine,
         metrics: Metrics,
         on_alerts: Callable[[], None],
+        recorder: Recorder | None = None,
     ) -> None:
         self.account = account
         self._broker = broker
         self._engine = engine
         self._metrics = metrics
         self._on_alerts = on_alerts
+        self._recorder = recorder
+        # After failures the next polls wait: Retry-After, or capped exponential backoff.
+        self._backoff = Backoff(initial=account.poll_every.total_seconds(), cap=MAX_BACKOFF)
+        self._not_before = 0.0
         self._lock = asyncio.Lock()
         self._log = log.bind(account=account.id, broker=account.broker)
         self.last_success: datetime | None = None
@@ -51,6 +60,9 @@ class AccountPoller:
 
     async def poll(self) -> None:
         """Run one poll (the scheduler never starts a second one while one is in flight)."""
+        if time.monotonic() < self._not_before:
+            self._metrics.polls.labels(self.account.id, "deferred").inc()
+            return
         async with self._lock:
             started = time.perf_counter()
             outcome = await self._poll_once()
@@ -67,10 +79,13 @@ class AccountPoller:
     async def _poll_once(self) -> str:
         try:
             snapshot = await self._broker.fetch()
+            self._record(snapshot.taken_at, None)
             before = self._engine.last_snapshot(snapshot.account)
             evaluation = self._engine.ingest(snapshot, self.account.timezone)
         except BrokerError as err:
+            self._record(datetime.now(self.account.timezone), err)
             self._failed(err.outcome, err.reason, status=err.status)
+            self._defer(err)
             return err.outcome
         except StoreError as err:
             self._metrics.state_failures.inc()
@@ -114,6 +129,22 @@ class AccountPoller:
                 self._metrics.alerts.labels(alert.rule, str(alert.severity)).inc()
             self._log.info("alerts_raised", count=len(evaluation.alerts))
             self._on_alerts()
+
+    def _defer(self, err: BrokerError) -> None:
+        """Hold off the next polls after a rate limit or an unavailable broker."""
+        if isinstance(err, RateLimited):
+            delay = err.retry_after if err.retry_after is not None else self._backoff.delay(1)
+        elif isinstance(err, BrokerUnavailable):
+            delay = self._backoff.delay(self.failed_polls)
+        else:
+            return  # auth and bad responses: the next scheduled poll tries again
+        self._not_before = time.monotonic() + delay
+
+    def _record(self, at: datetime, error: BrokerError | None) -> None:
+        if self._recorder is not None:
+            self._recorder.record(
+                self.account.id, self.account.broker, at, self._broker.last_exchange, error
+            )
 
     def _failed(self, outcome: str, reason: str, *, status: int | None = None) -> None:
         self.failed_polls += 1

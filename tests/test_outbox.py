@@ -10,10 +10,11 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from monitor.backoff import Backoff
 from monitor.metrics import Metrics
 from monitor.model import Alert, Severity, Snapshot
 from monitor.notify.base import DeliveryFailed, Reason
-from monitor.notify.outbox import MAX_CRASHES, Backoff, Dispatcher
+from monitor.notify.outbox import MAX_CRASHES, Dispatcher
 from monitor.store import Store
 
 DAY = date(2026, 11, 23)

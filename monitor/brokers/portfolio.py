@@ -15,6 +15,8 @@ import msgspec
 
 from monitor.brokers._decode import decode_json, optional_finite, require_finite
 from monitor.brokers.errors import AuthExpired, BadResponse
+from monitor.brokers.options import Option
+from monitor.brokers.transport import Connection, Exchange, require_success
 from monitor.model import Position, PositionKey, Snapshot
 
 BROKER = "portfolio"
@@ -68,3 +70,48 @@ def parse(
             mtm=require_finite(row.pnl, BROKER, f"data[{index}].pnl"),
         )
     return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)
+
+
+# -- live client ------------------------------------------------------------------------------
+
+BASE_URL: str | None = None  # no public host: every account names its own base URL
+CREDENTIALS = ("token",)
+OPTIONS: Mapping[str, Option] = {}
+POSITIONS_PATH = "/Portfolio/1.0/portfolio/v1/positions"
+_REQUEST = {"Source": "N"}
+# The token is static (it comes from the environment), so a rejected one cannot be healed here.
+_RENEW = "renew the API token and restart"
+
+
+class Client:
+    """Polls positions with a static API token; rows carry their own ltp and pnl (no quotes)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+        self._headers = {
+            "Authorization": connection.secrets["token"],  # the raw token: no "Bearer" scheme
+            "Content-Type": "application/json",
+        }
+        self.last_exchange: Exchange | None = None
+
+    async def fetch(self) -> Snapshot:
+        """One poll: a single request, never retried (the poller backs off)."""
+        self.last_exchange = None
+        response = await self._conn.call(
+            BROKER, "POST", self._conn.url(POSITIONS_PATH), headers=self._headers,
+            json_body=_REQUEST,
+        )  # fmt: skip
+        taken_at = self._conn.clock()
+        self.last_exchange = Exchange(response.status, response.body, {})
+        if response.status in (401, 403):
+            raise AuthExpired(
+                BROKER, f"token rejected (HTTP {response.status}): {_RENEW}", status=response.status
+            )
+        body = require_success(BROKER, response)
+        try:
+            return parse(body, account=self._conn.account, taken_at=taken_at, quotes={})
+        except AuthExpired as err:  # a Status Failed envelope with errorCode 401/403
+            raise AuthExpired(BROKER, f"token rejected ({err.reason}): {_RENEW}") from err
+
+    async def close(self) -> None:
+        """The shared HTTP session is closed by the daemon."""

@@ -9,12 +9,12 @@ as undeliverable, logged once, and the queue moves on.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import structlog
 
+from monitor.backoff import Backoff
 from monitor.metrics import Metrics
 from monitor.notify.base import DeliveryFailed, Reason, Sink
 from monitor.store import Store, StoreError
@@ -23,19 +23,6 @@ log = structlog.get_logger(__name__)
 
 BATCH = 100
 MAX_CRASHES = 5  # attempts before an alert that makes a sink raise unexpectedly is parked
-
-
-class Backoff:
-    """Capped exponential delays with equal jitter: half fixed, half random."""
-
-    def __init__(self, initial: float = 1.0, cap: float = 60.0) -> None:
-        self.initial = initial
-        self.cap = cap
-
-    def delay(self, failures: int) -> float:
-        """Seconds to wait after ``failures`` consecutive failures (1 or more)."""
-        ceiling = min(self.cap, self.initial * 2.0 ** (failures - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - not security
 
 
 class Dispatcher:
