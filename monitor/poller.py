@@ -42,6 +42,7 @@ class AccountPoller:
         metrics: Metrics,
         on_alerts: Callable[[], None],
         recorder: Recorder | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.account = account
         self._broker = broker
@@ -52,6 +53,7 @@ class AccountPoller:
         # After failures the next polls wait: Retry-After, or capped exponential backoff.
         self._backoff = Backoff(initial=account.poll_every.total_seconds(), cap=MAX_BACKOFF)
         self._not_before = 0.0
+        self._monotonic = monotonic
         self._lock = asyncio.Lock()
         self._log = log.bind(account=account.id, broker=account.broker)
         self.last_success: datetime | None = None
@@ -60,7 +62,7 @@ class AccountPoller:
 
     async def poll(self) -> None:
         """Run one poll (the scheduler never starts a second one while one is in flight)."""
-        if time.monotonic() < self._not_before:
+        if self._monotonic() < self._not_before:
             self._metrics.polls.labels(self.account.id, "deferred").inc()
             return
         async with self._lock:
@@ -138,7 +140,7 @@ class AccountPoller:
             delay = self._backoff.delay(self.failed_polls)
         else:
             return  # auth and bad responses: the next scheduled poll tries again
-        self._not_before = time.monotonic() + delay
+        self._not_before = self._monotonic() + delay
 
     def _record(self, at: datetime, error: BrokerError | None) -> None:
         if self._recorder is not None:

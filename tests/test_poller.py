@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from monitor.brokers.errors import BadResponse, BrokerError, BrokerUnavailable
+from monitor.brokers.errors import BadResponse, BrokerError, BrokerUnavailable, RateLimited
 from monitor.config import AccountConfig, SinkConfig
 from monitor.engine import Engine
 from monitor.metrics import Metrics
@@ -43,11 +43,25 @@ def metrics() -> Metrics:
     return Metrics(CollectorRegistry())
 
 
-def poller(tmp_path: Path, metrics: Metrics, broker: ScriptedBroker) -> AccountPoller:
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def poller(
+    tmp_path: Path, metrics: Metrics, broker: ScriptedBroker, clock: Clock | None = None
+) -> AccountPoller:
     account = AccountConfig(ACCOUNT, "kotak_neo", timedelta(seconds=5), IST)
     rule = SquaredOff("closed", Severity.INFO, PositionFilter())
     engine = Engine(Store(tmp_path / "state.db"), [rule], [SinkConfig("console", "console")])
-    return AccountPoller(account, broker, engine, metrics, on_alerts=lambda: None)
+    return AccountPoller(
+        account, broker, engine, metrics, on_alerts=lambda: None, monotonic=clock or Clock()
+    )
 
 
 def polls(metrics: Metrics, outcome: str) -> float:
@@ -70,9 +84,11 @@ async def test_failures_between_good_polls_keep_the_baseline(
         snap(pos("1", 0), pos("2", 10), at=later),
         snap(pos("1", 0), pos("2", 10), at=later + timedelta(seconds=5)),
     ]
-    account = poller(tmp_path, metrics, ScriptedBroker(script))
+    clock = Clock()
+    account = poller(tmp_path, metrics, ScriptedBroker(script), clock)
     with capture_logs() as logs:
         for _ in script:
+            clock.now += 3600  # past any backoff: every scripted answer is fetched
             await account.poll()
 
     events = [(e["event"], e["log_level"]) for e in logs if e["event"].startswith("poll_")]
@@ -108,3 +124,32 @@ async def test_a_bug_in_a_broker_is_contained(tmp_path: Path, metrics: Metrics) 
     assert [e["event"] for e in logs][:2] == ["poll_crashed", "poll_failed"]
     assert "exc_info" in logs[0]
     assert (polls(metrics, "error"), polls(metrics, "ok")) == (1, 1)
+
+
+async def test_outages_and_rate_limits_defer_the_next_polls(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    """Retry-After is honoured exactly; an outage backs off; deferred polls fetch nothing."""
+    script: list[Snapshot | BrokerError] = [
+        RateLimited("kotak_neo", "HTTP 429: rate limited", status=429, retry_after=30),
+        BrokerUnavailable("kotak_neo", "HTTP 503: broker unavailable", status=503),
+        snap(pos("1", 25)),
+    ]
+    clock = Clock()
+    account = poller(tmp_path, metrics, ScriptedBroker(script), clock)
+    await account.poll()  # 429, Retry-After 30
+    clock.now += 29.9
+    await account.poll()
+    assert polls(metrics, "deferred") == 1
+    clock.now += 0.2
+    await account.poll()  # 503, the second failure in a row: 5 to 10 s (twice the interval)
+    clock.now += 4.9
+    await account.poll()
+    assert polls(metrics, "deferred") == 2
+    clock.now += 5.2
+    await account.poll()
+    assert (
+        polls(metrics, "rate_limited"),
+        polls(metrics, "unavailable"),
+        polls(metrics, "ok"),
+    ) == (1, 1, 1)

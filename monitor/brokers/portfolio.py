@@ -87,9 +87,13 @@ class Client:
     """Polls positions with a static API token; rows carry their own ltp and pnl (no quotes)."""
 
     def __init__(self, connection: Connection) -> None:
+        token = connection.secrets["token"]
+        if any(ord(char) < 32 or ord(char) == 127 for char in token):
+            # aiohttp would refuse the header on every poll; say so once, at start, without it.
+            raise ValueError("token: contains a control character (a stray line break?)")
         self._conn = connection
         self._headers = {
-            "Authorization": connection.secrets["token"],  # the raw token: no "Bearer" scheme
+            "Authorization": token,  # the raw token: no "Bearer" scheme
             "Content-Type": "application/json",
         }
         self.last_exchange: Exchange | None = None

@@ -101,9 +101,13 @@ class Client:
     """Polls net positions with a static Bearer token; rows carry their own prices (no quotes)."""
 
     def __init__(self, connection: Connection) -> None:
+        token = connection.secrets["token"]
+        if any(ord(char) < 32 or ord(char) == 127 for char in token):
+            # aiohttp would refuse the header on every poll; say so once, at start, without it.
+            raise ValueError("token: contains a control character (a stray line break?)")
         self._conn = connection
         self._headers = {
-            "Authorization": f"Bearer {connection.secrets['token']}",
+            "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
             "Accept": "application/json",  # as the seed's curl example sends
         }

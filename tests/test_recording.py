@@ -1,0 +1,76 @@
+"""run --record: every poll outcome as a replay line, numbers exact, secrets removed."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from monitor import config
+from monitor.brokers.errors import BrokerUnavailable
+from monitor.brokers.transport import Exchange
+from monitor.cli import main
+from monitor.recording import Recorder
+from monitor.replay import read_records
+from tests.snapshots import T0
+
+SEED = Path(__file__).parent / "brokers" / "fixtures" / "kotak_neo" / "positions.json"
+
+
+def test_lines_replay_to_the_same_bytes_numbers_and_quotes(tmp_path: Path) -> None:
+    """A recorded good poll, an HTML 502 and a timeout come back from read_records intact."""
+    path = tmp_path / "polls.jsonl"
+    recorder = Recorder(path, secrets=[])
+    pretty = SEED.read_bytes()  # multi-line JSON, as the broker sent it
+    quotes = {"nse_fo:53179": Decimal("45012.50")}
+    recorder.record("k1", "kotak_neo", T0, Exchange(200, pretty, quotes), None)
+    recorder.record("k1", "kotak_neo", T0, Exchange(502, b"<html>Bad Gateway</html>", {}), None)
+    recorder.record("k1", "kotak_neo", T0, None, BrokerUnavailable("kotak_neo", "api: timed out"))
+    recorder.close()
+
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3
+    good, html, timeout = read_records(path)
+    assert json.loads(good.body or b"") == json.loads(pretty)
+    assert b'"buyAmt": "2625.00"' in (good.body or b"")  # the broker's own digits
+    assert (good.status, good.quotes) == (200, {"nse_fo:53179": Decimal("45012.50")})
+    assert (html.status, html.body) == (502, b"<html>Bad Gateway</html>")
+    assert (timeout.status, timeout.body, timeout.error) == (None, None, "api: timed out")
+    assert timeout.at == T0
+
+
+def test_secrets_never_reach_the_file(tmp_path: Path) -> None:
+    """A secret echoed in a body (a misbehaving broker) is replaced before the line is written."""
+    path = tmp_path / "polls.jsonl"
+    recorder = Recorder(path, secrets=["tok-9f8e7d6c5b4a"])
+    body = b'{"Status": "Failed", "message": "token tok-9f8e7d6c5b4a expired", "errorCode": "401"}'
+    recorder.record("p1", "portfolio", T0, Exchange(401, body, {}), None)
+    recorder.close()
+    text = path.read_text()
+    assert "tok-9f8e7d6c5b4a" not in text
+    assert "[redacted]" in text
+
+
+def test_snapshot_prints_the_positions_table(
+    capsys: pytest.CaptureFixture[str], bundled_rules: Path
+) -> None:
+    """snapshot on the built-in simulator: a header, one row per position, a total line."""
+    assert main(["snapshot", "simulator", "--config", str(bundled_rules)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["SYMBOL", "SEGMENT", "PRODUCT", "NET", "QTY", "LTP", "MTM"]
+    rows = lines[1:-1]
+    assert rows, "the simulator always holds positions after midnight"
+    assert lines[-1].startswith(f"{len(rows)} position")
+    assert "MTM" in lines[-1]
+
+
+def test_snapshot_of_an_unknown_account_names_the_configured_ones(
+    capsys: pytest.CaptureFixture[str], bundled_rules: Path
+) -> None:
+    """A typo in the account id: exit 2 and the list of account ids."""
+    assert main(["snapshot", "kotak", "--config", str(bundled_rules)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"{bundled_rules}: no account 'kotak'; configured: simulator\n"
+    assert config.load(bundled_rules).accounts == ()
