@@ -17,7 +17,7 @@ import structlog
 
 from monitor.backoff import Backoff
 from monitor.brokers import Broker
-from monitor.brokers.errors import BrokerError, BrokerUnavailable, RateLimited
+from monitor.brokers.errors import AuthExpired, BrokerError, BrokerUnavailable, RateLimited
 from monitor.config import AccountConfig
 from monitor.engine import Engine
 from monitor.metrics import Metrics
@@ -133,13 +133,14 @@ class AccountPoller:
             self._on_alerts()
 
     def _defer(self, err: BrokerError) -> None:
-        """Hold off the next polls after a rate limit or an unavailable broker."""
+        """Hold off the next polls after a rate limit, an outage or refused credentials."""
         if isinstance(err, RateLimited):
             delay = err.retry_after if err.retry_after is not None else self._backoff.delay(1)
-        elif isinstance(err, BrokerUnavailable):
+        elif isinstance(err, BrokerUnavailable | AuthExpired):
+            # Resending credentials the broker just refused, every interval, risks a lockout.
             delay = self._backoff.delay(self.failed_polls)
         else:
-            return  # auth and bad responses: the next scheduled poll tries again
+            return  # a bad response: the next scheduled poll tries again
         self._not_before = self._monotonic() + delay
 
     def _record(self, at: datetime, error: BrokerError | None) -> None:

@@ -8,24 +8,45 @@ Samco reports a short as a positive ``netQuantity`` with ``transactionType: SELL
 
 An empty realised figure is zero; an empty unrealised figure on an open position leaves the
 MTM unknown. The key is (exchange, tradingSymbol, productCode).
+
+A ``status: Failure`` envelope whose whole message says there are no positions ("No Positions
+Found") is read as an empty book. Samco does not document its empty-book answer: a success
+envelope with an empty ``positionDetails`` is the other candidate, and both give an empty
+snapshot, live and in replay alike.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import msgspec
 
-from monitor.brokers._decode import decode_json, grouped_decimal
-from monitor.brokers.errors import BadResponse
+from monitor.brokers._decode import decode_json, echo, grouped_decimal
+from monitor.brokers.errors import AuthExpired, BadResponse
+from monitor.brokers.options import Option, choice
+from monitor.brokers.transport import (
+    Connection,
+    Exchange,
+    HttpResponse,
+    require_success,
+    with_relogin,
+)
 from monitor.model import ZERO, Position, PositionKey, Snapshot
 
 BROKER = "samco"
 TIMEZONE = "Asia/Kolkata"
 
 _Number = str | int | float
+# The whole statusMessage of a Failure envelope that means "nothing to show", not an error.
+_NO_POSITIONS = re.compile(
+    r"no\s+(?:open\s+)?(?:positions?|position\s+details?|data|records?)"
+    r"(?:\s+(?:are\s+)?(?:found|available|exists?))?\s*\.?",
+    re.IGNORECASE,
+)
 
 
 class _Row(msgspec.Struct, rename="camel"):
@@ -53,6 +74,10 @@ def parse(
     del quotes  # rows carry their own prices and P&L
     envelope = decode_json(body, _Envelope, BROKER)
     if envelope.status != "Success":
+        if envelope.status == "Failure" and _NO_POSITIONS.fullmatch(
+            envelope.status_message.strip()
+        ):
+            return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions={})
         raise BadResponse(BROKER, f"status {envelope.status}: {envelope.status_message}")
     if envelope.position_details is None:
         raise BadResponse(BROKER, "positionDetails: missing from a status Success response")
@@ -93,3 +118,103 @@ def parse(
             mtm=mtm,
         )
     return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)
+
+
+# -- live client ------------------------------------------------------------------------------
+
+BASE_URL = "https://tradeapi.samco.in"
+CREDENTIALS = ("api_key", "api_secret")  # the OAuth app's pair from Samco's web dashboard
+OPTIONS: Mapping[str, Option] = {"position_type": choice("DAY", "NET", default="DAY")}
+SESSION_ENDS = time(8, 0)  # a session token is valid until 08:00 IST the next day
+_IST = ZoneInfo(TIMEZONE)
+_JSON = {"Accept": "application/json", "Content-Type": "application/json"}
+_ERROR_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,23}")  # e.g. EOAUTH001: safe to repeat in a message
+
+
+class _Login(msgspec.Struct, rename="camel"):
+    status: str = ""
+    session_token: str | None = None
+    error_code: str | None = None
+
+
+class Client:
+    """Trades the API key and secret for a session token (``POST /session/token``), then polls."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+        default = OPTIONS["position_type"].default
+        self._position_type = str(connection.options.get("position_type", default))
+        self._token: str | None = None
+        self._expires: datetime | None = None
+        self._fresh = False  # the token was issued for the attempt about to run
+        self.last_exchange: Exchange | None = None
+
+    async def fetch(self) -> Snapshot:
+        """One poll; an expired session is renewed once within it."""
+        self.last_exchange = None
+        logged_in = self._expires is not None and self._conn.clock() < self._expires
+        return await with_relogin(logged_in, self._login, self._poll)
+
+    async def close(self) -> None:
+        """The shared HTTP session is closed by the daemon."""
+
+    async def _login(self) -> None:
+        self._token = self._expires = None
+        response = await self._conn.call(
+            BROKER, "POST", self._conn.url("/session/token"), headers=_JSON,
+            json_body={"apiKey": self._conn.secrets["api_key"],
+                       "apiSecret": self._conn.secrets["api_secret"]},
+        )  # fmt: skip
+        if response.status in (400, 401, 403):
+            # Wrong or revoked keys: retrying cannot help. Only a code-like errorCode is repeated.
+            raise AuthExpired(
+                BROKER, f"session/token: HTTP {response.status}: login refused{_code(response)}",
+                status=response.status,
+            )  # fmt: skip
+        login = decode_json(require_success(BROKER, response), _Login, BROKER)
+        if login.status != "Success" or not login.session_token:
+            status = echo(login.status) if login.status else "missing"
+            raise AuthExpired(
+                BROKER, f"session/token: status {status}: login refused{_code(response)}",
+                status=response.status,
+            )  # fmt: skip
+        self._token = login.session_token
+        self._expires = _session_end(self._conn.clock())
+        self._fresh = True
+
+    async def _poll(self) -> Snapshot:
+        token = self._token
+        assert token is not None  # noqa: S101 - with_relogin logs in first
+        fresh, self._fresh = self._fresh, False
+        response = await self._conn.call(
+            BROKER, "GET",
+            self._conn.url(f"/position/getPositions?positionType={self._position_type}"),
+            headers={"x-session-token": token, **_JSON},
+        )  # fmt: skip
+        taken_at = self._conn.clock()
+        self.last_exchange = Exchange(response.status, response.body, {})
+        body = require_success(BROKER, response)
+        try:
+            return parse(body, account=self._conn.account, taken_at=taken_at, quotes={})
+        except BadResponse as err:
+            # Samco may refuse a stale token with HTTP 200 + status Failure: renew once (parse()
+            # keeps it a BadResponse for replay); on a token just issued it is a real failure.
+            if not fresh and err.reason.startswith("status Failure"):
+                raise AuthExpired(BROKER, err.reason, status=response.status) from err
+            raise
+
+
+def _session_end(now: datetime) -> datetime:
+    """The next 08:00 in India after ``now``: when a token issued at ``now`` stops working."""
+    local = now.astimezone(_IST)
+    end = datetime.combine(local.date(), SESSION_ENDS, tzinfo=_IST)
+    return end if end > local else end + timedelta(days=1)
+
+
+def _code(response: HttpResponse) -> str:
+    """``, errorCode X`` when a refused login names one in the documented shape, else ""."""
+    try:
+        code = msgspec.json.decode(response.body, type=_Login).error_code
+    except msgspec.MsgspecError:
+        return ""
+    return f", errorCode {code}" if code and _ERROR_CODE.fullmatch(code) else ""

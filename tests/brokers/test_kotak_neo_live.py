@@ -1,0 +1,529 @@
+"""Kotak Neo live client against the fake Trade API: login, positions, quotes, failures, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from decimal import Decimal
+
+import aiohttp
+import pyotp
+import pytest
+from yarl import URL
+
+from monitor.brokers import kotak_neo
+from monitor.brokers.errors import AuthExpired, BadResponse, BrokerUnavailable, RateLimited
+from monitor.model import PositionKey
+from tests.brokers.live import connection
+from tests.fakes import serve
+from tests.fakes.kotak_neo import (
+    FIN_KEY,
+    HTML_502,
+    POSITIONS_PATH,
+    QUOTES_PREFIX,
+    RATE_SLACK,
+    KotakNeoState,
+    Reply,
+    make_app,
+    not_ok_reply,
+    row,
+)
+from tests.snapshots import T0
+
+ACCESS_TOKEN = "fake-access-token-7Qx2"
+MOBILE = "+910000000001"
+UCC = "FAKEUC1"
+MPIN = "918273"
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+SECRETS = {
+    "access_token": ACCESS_TOKEN,
+    "mobile_number": MOBILE,
+    "ucc": UCC,
+    "mpin": MPIN,
+    "totp_secret": TOTP_SECRET,
+}
+
+# Open long: net = (flBuyQty 40 + cfBuyQty 10) - (flSellQty 20 + cfSellQty 5) = 25.
+OPEN_FO = row(
+    exSeg="nse_fo", tok="53179", prod="NRML", trdSym="BANKNIFTY21JULFUT",
+    flBuyQty="40", cfBuyQty="10", flSellQty="20", cfSellQty="5",
+    buyAmt="4000.00", cfBuyAmt="1000.00", sellAmt="2500.00", cfSellAmt="125.50",
+    multiplier="2", genNum="3", genDen="4", prcNum="5", prcDen="8",
+)  # fmt: skip
+# Flat: bought and sold 25, so it needs no price.
+FLAT_FO = row(
+    exSeg="nse_fo", tok="60000", prod="MIS", trdSym="NIFTY21JULFUT",
+    flBuyQty="25", flSellQty="25", buyAmt="100.00", sellAmt="150.00",
+)  # fmt: skip
+# Open short in the cash segment: net = 0 - 7 = -7.
+SHORT_CM = row(
+    exSeg="nse_cm", tok="11536", prod="CNC", trdSym="TCS-EQ", type="", expDt="", exp="",
+    flSellQty="7", sellAmt="22750.00", lotSz="1", brdLtQty="1",
+)  # fmt: skip
+LTPS = {"nse_fo|53179": "101.2000", "nse_cm|11536": "3248.3000", "nse_fo|60000": "99.0000"}
+
+ACCOUNT = "acct"  # tests.brokers.live.connection's default
+FO = PositionKey(ACCOUNT, "nse_fo", "53179", "NRML")
+FLAT = PositionKey(ACCOUNT, "nse_fo", "60000", "MIS")
+CM = PositionKey(ACCOUNT, "nse_cm", "11536", "CNC")
+BATCH_PATH = QUOTES_PREFIX + "nse_fo|53179,nse_cm|11536/ltp"
+
+
+def make_state(rows: list[dict[str, str]] | None = None) -> KotakNeoState:
+    """The fake account holding OPEN_FO, FLAT_FO and SHORT_CM (in that order) and LTPS."""
+    rows = rows if rows is not None else [dict(OPEN_FO), dict(FLAT_FO), dict(SHORT_CM)]
+    return KotakNeoState(
+        access_token=ACCESS_TOKEN, mobile_number=MOBILE, ucc=UCC, mpin=MPIN,
+        totp_secret=TOTP_SECRET, rows=rows, ltps=LTPS,
+    )  # fmt: skip
+
+
+@asynccontextmanager
+async def live(
+    state: KotakNeoState, secrets: Mapping[str, str] = SECRETS, **options: float
+) -> AsyncIterator[kotak_neo.Client]:
+    """A live client talking to the fake serving ``state``."""
+    async with serve(make_app(state)) as base, connection(base, secrets, **options) as conn:
+        yield kotak_neo.Client(conn)
+
+
+def endpoints(state: KotakNeoState) -> list[str]:
+    """The endpoint of every request the fake saw, in arrival order."""
+    return [r.endpoint for r in state.requests]
+
+
+def assert_leaks_no_secret(err: BaseException) -> None:
+    """No credential appears in the error, its repr, or anything chained to it."""
+    seen: BaseException | None = err
+    while seen is not None:
+        for text in (str(seen), repr(seen)):
+            for name, secret in SECRETS.items():
+                assert secret not in text, f"{name} leaked into {type(seen).__name__}"
+        seen = seen.__cause__ or seen.__context__
+
+
+async def test_login_flow_sends_the_documented_headers_and_bodies():
+    """Both login steps, then positions, carry exactly the headers and bodies the API requires."""
+    state = make_state()
+    async with live(state) as client:
+        await client.fetch()
+
+    assert endpoints(state) == ["login", "validate", "positions", "quotes"]
+    login, validate, positions, _ = state.requests
+    assert (login.method, login.path) == ("POST", "/login/1.0/tradeApiLogin")
+    assert login.headers["Authorization"] == ACCESS_TOKEN  # as is: no "Bearer"
+    assert login.headers["neo-fin-key"] == FIN_KEY
+    body = login.json()
+    assert body == {"mobileNumber": MOBILE, "ucc": UCC, "totp": body["totp"]}
+    assert pyotp.TOTP(TOTP_SECRET).verify(body["totp"], valid_window=1)
+    assert login.status == 200
+
+    view = login.reply_json()["data"]
+    assert (validate.method, validate.path) == ("POST", "/login/1.0/tradeApiValidate")
+    assert validate.headers["sid"] == view["sid"]
+    assert validate.headers["Auth"] == view["token"]
+    assert validate.headers["Authorization"] == ACCESS_TOKEN
+    assert validate.headers["neo-fin-key"] == FIN_KEY
+    assert validate.json() == {"mpin": MPIN}
+    assert validate.status == 200
+
+    trade = validate.reply_json()["data"]
+    assert (positions.method, positions.path) == ("GET", POSITIONS_PATH)  # under data.baseUrl
+    assert positions.headers["Auth"] == trade["token"]
+    assert positions.headers["Sid"] == trade["sid"]
+    assert positions.headers["neo-fin-key"] == FIN_KEY
+    assert "Authorization" not in positions.headers
+    assert positions.status == 200
+
+
+async def test_open_rows_are_priced_by_one_batched_ltp_call():
+    """After positions, one quotes call asks for every open row with literal | and , separators."""
+    state = make_state()
+    async with live(state) as client:
+        await client.fetch()
+
+    (quotes,) = state.calls("quotes")
+    assert quotes.method == "GET"
+    assert quotes.path == BATCH_PATH  # the flat nse_fo|60000 is not asked for
+    assert quotes.headers["Authorization"] == ACCESS_TOKEN
+    assert "Auth" not in quotes.headers
+    assert "Sid" not in quotes.headers
+    assert quotes.status == 200
+
+
+async def test_mtm_matches_the_hand_computed_formula():
+    """MTM = cash + net * ltp * multiplier * genNum/genDen * prcNum/prcDen, per row, exactly."""
+    state = make_state()
+    async with live(state) as client:
+        snapshot = await client.fetch()
+
+    assert snapshot.account == ACCOUNT
+    assert snapshot.broker == "kotak_neo"
+    assert snapshot.taken_at == T0
+    assert list(snapshot.positions) == [FO, FLAT, CM]
+
+    fo = snapshot.positions[FO]
+    assert fo.net_qty == 25
+    assert fo.ltp == Decimal("101.2000")
+    # cash   = (2500.00 + 125.50) - (4000.00 + 1000.00)        = -2374.50
+    # factor = multiplier 2 * (genNum 3 / genDen 4) * (prcNum 5 / prcDen 8) = 0.9375
+    # mtm    = -2374.50 + 25 * 101.2000 * 0.9375 = -2374.50 + 2371.875 = -2.625
+    assert fo.mtm == Decimal("-2.625")
+
+    flat = snapshot.positions[FLAT]
+    assert flat.net_qty == 0
+    assert flat.ltp is None  # not quoted
+    assert flat.mtm == Decimal("50.00")  # 150.00 - 100.00
+
+    cm = snapshot.positions[CM]
+    assert cm.net_qty == -7
+    # mtm = 22750.00 + (-7) * 3248.3000 * 1 = 22750.00 - 22738.10 = 11.90
+    assert cm.mtm == Decimal("11.90")
+    assert cm.symbol == "TCS-EQ"
+
+
+async def test_only_flat_rows_make_no_quote_call():
+    """When every row is flat the poll ends after positions: nothing needs a price."""
+    state = make_state(rows=[dict(FLAT_FO)])
+    async with live(state) as client:
+        snapshot = await client.fetch()
+
+    assert endpoints(state) == ["login", "validate", "positions"]
+    assert snapshot.positions[FLAT].mtm == Decimal("50.00")
+    assert client.last_exchange is not None
+    assert client.last_exchange.quotes == {}
+
+
+async def test_more_open_rows_than_one_batch_split_into_calls_of_one_hundred():
+    """101 open rows are priced in two quote calls of 100 and 1 instruments, in row order."""
+    rows = [row(tok=str(1000 + n), flBuyQty="1", buyAmt="10.00") for n in range(101)]
+    state = make_state(rows=rows)
+    state.ltps = {f"nse_fo|{1000 + n}": "11.0000" for n in range(101)}
+    async with live(state) as client:
+        snapshot = await client.fetch()
+
+    first, second = state.calls("quotes")
+    assert first.path == QUOTES_PREFIX + ",".join(f"nse_fo|{1000 + n}" for n in range(100)) + "/ltp"
+    assert second.path == QUOTES_PREFIX + "nse_fo|1100/ltp"
+    # every row: -10.00 + 1 * 11.0000 = 1.00
+    assert {p.mtm for p in snapshot.positions.values()} == {Decimal("1.00")}
+
+
+@pytest.mark.parametrize(
+    "stale",
+    [
+        pytest.param(not_ok_reply(1003, "Invalid session", status=401), id="http-401"),
+        pytest.param(not_ok_reply(1003, "Invalid session", status=403), id="http-403"),
+        pytest.param(not_ok_reply(1003, "Invalid session"), id="http-200-stcode-1003"),
+        pytest.param(not_ok_reply(100022, "Session expired"), id="http-200-stcode-100022"),
+    ],
+)
+async def test_expired_session_logs_in_again_exactly_once(stale):
+    """A session the server no longer accepts is renewed by one new login; the poll succeeds."""
+    state = make_state()
+    async with live(state) as client:
+        await client.fetch()
+        old_token = state.calls("positions")[0].headers["Auth"]
+        state.expire_sessions(stale)
+        snapshot = await client.fetch()
+
+    assert endpoints(state)[4:] == ["positions", "login", "validate", "positions", "quotes"]
+    assert len(state.calls("login")) == 2
+    assert len(state.calls("validate")) == 2
+    refused, renewed = state.calls("positions")[1:]
+    assert refused.headers["Auth"] == old_token
+    assert refused.status == stale.status
+    assert renewed.headers["Auth"] == state.calls("validate")[1].reply_json()["data"]["token"]
+    assert renewed.headers["Auth"] != old_token
+    assert snapshot.positions[FO].mtm == Decimal("-2.625")
+
+
+async def test_auth_failure_right_after_relogin_surfaces_as_auth_expired():
+    """A second refusal straight after the re-login is AuthExpired: one re-login, no loop."""
+    state = make_state()
+    async with live(state) as client:
+        await client.fetch()
+        refused = not_ok_reply(1003, "Invalid session", status=401)
+        state.script("positions", refused, refused)
+        with pytest.raises(AuthExpired) as info:
+            await client.fetch()
+
+    assert endpoints(state)[4:] == ["positions", "login", "validate", "positions"]
+    assert len(state.calls("login")) == 2
+    assert info.value.status == 401
+    assert str(info.value) == "kotak_neo: HTTP 401: session not accepted"
+    assert_leaks_no_secret(info.value)
+
+
+async def test_wrong_mpin_is_auth_expired_naming_the_step():
+    """The fake refuses a wrong MPIN; the error names tradeApiValidate and never the MPIN."""
+    state = make_state()
+    async with live(state, {**SECRETS, "mpin": "564738"}) as client:
+        with pytest.raises(AuthExpired) as info:
+            await client.fetch()
+        assert client.last_exchange is None
+
+    assert endpoints(state) == ["login", "validate"]
+    assert state.calls("validate")[0].status == 400
+    assert str(info.value) == "kotak_neo: tradeApiValidate: HTTP 400: login refused"
+    assert "564738" not in str(info.value)
+    assert_leaks_no_secret(info.value)
+
+
+async def test_totp_from_the_wrong_secret_is_refused_at_the_login_step():
+    """The fake verifies the TOTP: one from another secret fails tradeApiLogin, no MPIN is sent."""
+    state = make_state()
+    other_secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+    async with live(state, {**SECRETS, "totp_secret": other_secret}) as client:
+        with pytest.raises(AuthExpired) as info:
+            await client.fetch()
+
+    assert endpoints(state) == ["login"]
+    assert state.calls("login")[0].status == 400
+    assert str(info.value) == "kotak_neo: tradeApiLogin: HTTP 400: login refused"
+    assert other_secret not in str(info.value)
+    assert_leaks_no_secret(info.value)
+
+
+@pytest.mark.parametrize("endpoint", ["login", "positions"])
+async def test_429_is_rate_limited_with_the_retry_after_header(endpoint):
+    """HTTP 429 with Retry-After: 7 is RateLimited(retry_after=7.0), whichever call it hits."""
+    state = make_state()
+    state.script(endpoint, Reply(429, {"stat": "Not_Ok"}, headers={"Retry-After": "7"}))
+    async with live(state) as client:
+        with pytest.raises(RateLimited) as info:
+            await client.fetch()
+
+    assert info.value.retry_after == 7.0
+    assert info.value.status == 429
+    assert str(info.value) == "kotak_neo: HTTP 429: rate limited"
+    assert state.calls(endpoint)[0].status == 429
+    assert_leaks_no_secret(info.value)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_server_errors_on_positions_are_broker_unavailable(status):
+    """5xx on positions is BrokerUnavailable with the status; last_exchange keeps what came back."""
+    state = make_state()
+    reply = HTML_502 if status == 502 else not_ok_reply(status, "Unexpected error", status)
+    state.script("positions", reply)
+    async with live(state) as client:
+        with pytest.raises(BrokerUnavailable) as info:
+            await client.fetch()
+        exchange = client.last_exchange
+
+    assert info.value.status == status
+    assert str(info.value) == f"kotak_neo: HTTP {status}: broker unavailable"
+    assert exchange is not None
+    assert exchange.status == status
+    assert exchange.body == reply.encoded()
+    assert "quotes" not in endpoints(state)
+    assert_leaks_no_secret(info.value)
+
+
+@pytest.mark.parametrize("endpoint", ["login", "validate"])
+async def test_server_error_during_login_is_broker_unavailable(endpoint):
+    """A 503 from either login step is BrokerUnavailable, not an auth failure."""
+    state = make_state()
+    state.script(endpoint, not_ok_reply(503, "Trade API service is unavailable", 503))
+    async with live(state) as client:
+        with pytest.raises(BrokerUnavailable) as info:
+            await client.fetch()
+
+    assert info.value.status == 503
+    assert "positions" not in endpoints(state)
+    assert_leaks_no_secret(info.value)
+
+
+async def test_response_slower_than_the_timeout_is_broker_unavailable_quickly():
+    """A positions reply held 5 s fails as BrokerUnavailable after about the 0.5 s total timeout."""
+    state = make_state()
+    async with live(state, total_timeout=0.5) as client:
+        await client.fetch()
+        state.script("positions", Reply(200, {"stat": "Ok", "data": []}, delay=5.0))
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable) as info:
+            await client.fetch()
+        elapsed = time.monotonic() - started
+
+    # 0.5 s timeout, at most 0.1 s of request spacing, and a little scheduling slack.
+    assert 0.45 <= elapsed < 1.0
+    assert "timed out" in str(info.value)
+    assert str(info.value).startswith("kotak_neo: 127.0.0.1")
+    assert_leaks_no_secret(info.value)
+
+
+async def test_connection_refused_is_broker_unavailable():
+    """Nothing listening at the base URL is BrokerUnavailable naming the host, not a crash."""
+    async with serve(make_app(make_state())) as base:
+        pass  # the server is gone once the block ends
+    async with connection(base, SECRETS) as conn:
+        with pytest.raises(BrokerUnavailable) as info:
+            await kotak_neo.Client(conn).fetch()
+
+    assert str(info.value).startswith("kotak_neo: 127.0.0.1: ")
+    assert_leaks_no_secret(info.value)
+
+
+SEED_BODY = Reply(200, {"stat": "Ok", "stCode": 200, "data": [dict(OPEN_FO)]}).encoded()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"stat": "Ok", "data": [}', id="invalid-json"),
+        pytest.param(SEED_BODY[: len(SEED_BODY) // 2], id="truncated"),
+        pytest.param(b"<html><body>Service Unavailable</body></html>", id="html"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b"[]", id="array"),
+    ],
+)
+async def test_malformed_positions_body_is_bad_response(body):
+    """A 200 whose body is not the positions envelope is BadResponse naming kotak_neo."""
+    state = make_state()
+    state.script("positions", Reply(200, body))
+    async with live(state) as client:
+        with pytest.raises(BadResponse) as info:
+            await client.fetch()
+        exchange = client.last_exchange
+
+    assert type(info.value) is BadResponse
+    assert str(info.value).startswith("kotak_neo: body: ")
+    assert exchange is not None
+    assert exchange.body == body
+    assert_leaks_no_secret(info.value)
+
+
+async def test_positions_body_over_the_cap_is_bad_response():
+    """A positions body larger than max_body is BadResponse, not read into memory whole."""
+    state = make_state(rows=[row(tok=str(n)) for n in range(50)])
+    async with live(state, max_body=4096) as client:
+        with pytest.raises(BadResponse) as info:
+            await client.fetch()
+
+    assert str(info.value) == "kotak_neo: 127.0.0.1: body larger than 4096 bytes"
+    assert info.value.status == 200
+
+
+async def test_validate_reply_without_base_url_is_bad_response():
+    """A trade token without data.baseUrl cannot be used: BadResponse naming the field."""
+    state = make_state()
+    state.script("validate", Reply(200, {"data": {"token": "fake-trade-token", "sid": "fake-sid"}}))
+    async with live(state) as client:
+        with pytest.raises(BadResponse) as info:
+            await client.fetch()
+
+    assert str(info.value) == "kotak_neo: tradeApiValidate: data.baseUrl: missing"
+    assert endpoints(state) == ["login", "validate"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(not_ok_reply(500, "Unexpected error", 500), id="500"),
+        pytest.param(HTML_502, id="502-html"),
+        pytest.param(not_ok_reply(503, "Trade API service is unavailable", 503), id="503"),
+        pytest.param(Reply(429, {"stat": "Not_Ok"}, headers={"Retry-After": "3"}), id="429"),
+        pytest.param(Reply(200, b'[{"exchange": "nse_fo", "ltp": '), id="truncated"),
+        pytest.param(Reply(200, b"<html>oops</html>"), id="html-200"),
+        pytest.param(not_ok_reply(1009, "Invalid neosymbol"), id="not-ok-object"),
+        pytest.param(Reply(200, [{"exchange": "nse_fo"}]), id="ltp-missing"),
+        pytest.param(Reply(200, [], delay=5.0), id="timeout"),
+    ],
+)
+async def test_failing_quote_call_leaves_open_mtm_unknown_but_the_snapshot_good(reply):
+    """When the quote call fails the poll still succeeds: open rows have no price and no MTM."""
+    state = make_state()
+    state.script("quotes", reply)
+    async with live(state, total_timeout=0.5) as client:
+        snapshot = await client.fetch()
+        exchange = client.last_exchange
+
+    assert list(snapshot.positions) == [FO, FLAT, CM]
+    assert snapshot.positions[FO].net_qty == 25
+    assert snapshot.positions[FO].ltp is None
+    assert snapshot.positions[FO].mtm is None
+    assert snapshot.positions[CM].mtm is None
+    assert snapshot.positions[FLAT].mtm == Decimal("50.00")  # needs no price
+    assert len(state.calls("quotes")) == 1
+    assert exchange is not None
+    assert exchange.status == 200
+    assert exchange.quotes == {}
+
+
+async def test_requests_never_exceed_ten_in_any_second():
+    """Ten concurrent polls after login go out at most ten a second; the fake refuses none."""
+    state = make_state()
+    async with live(state) as client:
+        await client.fetch()
+        snapshots = await asyncio.gather(*(client.fetch() for _ in range(10)))
+
+    assert all(s.positions[FO].mtm == Decimal("-2.625") for s in snapshots)
+    assert len(state.requests) == 24  # 2 login + 11 * (positions + quotes)
+    assert {r.status for r in state.requests} == {200}
+    arrivals = [r.at for r in state.requests]
+    # Any eleven consecutive requests span a second, less a few ms of arrival jitter.
+    spans = [later - earlier for earlier, later in zip(arrivals, arrivals[10:], strict=False)]
+    assert min(spans) >= 1.0 - RATE_SLACK
+
+
+async def test_fake_refuses_an_eleventh_request_within_a_second():
+    """Control for the limit test: the fake answers 429 to a burst beyond ten a second."""
+    state = make_state()
+    statuses = []
+    async with serve(make_app(state)) as base, aiohttp.ClientSession() as session:
+        target = URL(f"{base}{QUOTES_PREFIX}nse_fo|53179/ltp", encoded=True)
+        for _ in range(11):
+            async with session.get(target, headers={"Authorization": ACCESS_TOKEN}) as response:
+                statuses.append(response.status)
+
+    assert statuses == [200] * 10 + [429]
+
+
+async def test_last_exchange_holds_the_positions_response_and_the_quotes_used():
+    """last_exchange is the positions status and exact body plus the prices the MTM used."""
+    state = make_state()
+    async with live(state) as client:
+        await client.fetch()
+        exchange = client.last_exchange
+
+    positions = state.calls("positions")[0]
+    assert exchange is not None
+    assert exchange.status == 200
+    assert exchange.body == positions.reply
+    assert exchange.quotes == {
+        "nse_fo:53179": Decimal("101.2000"),
+        "nse_cm:11536": Decimal("3248.3000"),
+    }
+
+
+async def test_access_token_and_mpin_travel_only_where_the_api_requires_them():
+    """Across login, polls and a re-login, the access token is only in Authorization headers
+    of login, validate and quotes; the MPIN only in the validate body; the TOTP secret nowhere."""
+    state = make_state()
+    async with live(state) as client:
+        await client.fetch()
+        state.expire_sessions()
+        await client.fetch()
+
+    assert set(endpoints(state)) == {"login", "validate", "positions", "quotes"}
+    for request in state.requests:
+        for name, value in request.headers.items():
+            if ACCESS_TOKEN in value:
+                assert name.lower() == "authorization", (request.endpoint, name)
+                assert request.endpoint in {"login", "validate", "quotes"}
+            assert MPIN not in value
+            assert TOTP_SECRET not in value
+        assert ACCESS_TOKEN not in request.path
+        assert MPIN not in request.path
+        assert ACCESS_TOKEN.encode() not in request.body
+        assert TOTP_SECRET.encode() not in request.body
+        if MPIN.encode() in request.body:
+            assert request.endpoint == "validate"
+            assert request.json() == {"mpin": MPIN}
+        if request.endpoint in {"login", "validate", "quotes"}:
+            assert request.headers["Authorization"] == ACCESS_TOKEN
+    assert all("Authorization" not in r.headers for r in state.calls("positions"))
+    assert len(state.calls("validate")) == 2
