@@ -12,6 +12,7 @@ A flat position (net_qty 0) needs no price: its MTM is the realised cash differe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,10 @@ TIMEZONE = "Asia/Kolkata"
 
 # stCode values the Neo API returns (even with HTTP 200) when the session is no longer valid.
 SESSION_EXPIRED_CODES = frozenset({"1003", "100022"})
+# The official SDK treats {"stat": "Not_Ok", "stCode": 5203, "errMsg": "No Data"} as an account
+# with no positions; only that wording counts, so another 5203 failure stays a failed poll.
+NO_DATA_CODE = "5203"
+_NO_DATA = re.compile(r"no data|data not found", re.IGNORECASE)
 
 
 class _Row(msgspec.Struct, rename="camel"):
@@ -70,6 +75,7 @@ class _Envelope(msgspec.Struct, rename="camel"):
     st_code: int | str | None = None
     err_msg: str | None = None
     emsg: str | None = None
+    desc: str | None = None
     data: list[_Row] | None = None
 
 
@@ -83,9 +89,11 @@ def parse(
 def decode(body: bytes) -> list[_Row]:
     """The rows of a positions body; error envelopes raise their typed error."""
     envelope = decode_json(body, _Envelope, BROKER)
-    if envelope.stat != "Ok":
+    if envelope.stat.lower() != "ok":  # the seed says "Ok", newer SDK docs "ok"
         code = str(envelope.st_code)
         message = envelope.err_msg or envelope.emsg or ""
+        if code == NO_DATA_CODE and _NO_DATA.search(f"{message} {envelope.desc or ''}"):
+            return []  # the API's answer for an account with no positions today
         reason = f"stat {envelope.stat}, stCode {code}: {message}".rstrip(": ")
         if code in SESSION_EXPIRED_CODES:
             raise AuthExpired(BROKER, reason)
@@ -160,7 +168,7 @@ def _net_and_mtm(row: _Row, ltp: Decimal | None, where: str) -> tuple[Decimal, D
 BASE_URL = "https://mis.kotaksecurities.com"  # login; positions go to the per-user baseUrl
 CREDENTIALS = ("access_token", "mobile_number", "ucc", "mpin", "totp_secret")
 OPTIONS: Mapping[str, Option] = {}
-REQUESTS_PER_SECOND = 10  # the server's limit per user, across all APIs
+REQUESTS_PER_SECOND = 9  # the server allows 10 per user across all APIs: keep a margin
 QUOTES_PER_CALL = 100  # instruments per quotes URL, to keep it a sane length
 _FIN_KEY = "neotradeapi"
 
@@ -233,13 +241,20 @@ class Client:
             BROKER, "POST", self._conn.url(path), headers=headers, json_body=body,
             limiter=self._limiter,
         )  # fmt: skip
+        step = path.rsplit("/", 1)[-1]
         if response.status in (400, 401, 403):
             # Wrong credentials cannot be fixed by retrying: say which step refused them.
             raise AuthExpired(
-                BROKER, f"{path.rsplit('/', 1)[-1]}: HTTP {response.status}: login refused",
-                status=response.status,
-            )  # fmt: skip
-        return decode_json(require_success(BROKER, response), _LoginEnvelope, BROKER).data
+                BROKER, f"{step}: HTTP {response.status}: login refused", status=response.status
+            )
+        body = require_success(BROKER, response)
+        try:
+            return decode_json(body, _LoginEnvelope, BROKER).data
+        except BadResponse as err:
+            # The login APIs can answer 200 with an error body instead of ``data``.
+            raise AuthExpired(
+                BROKER, f"{step}: login refused ({err.reason})", status=response.status
+            ) from err
 
     async def _poll(self) -> Snapshot:
         session = self._session
@@ -274,6 +289,8 @@ class Client:
                     price = grouped_decimal(quote.ltp, BROKER, "quotes[].ltp")
                     if price is not None:
                         quotes[f"{quote.exchange}:{quote.exchange_token}"] = price
-            except (BrokerUnavailable, BadResponse, RateLimited):
-                continue  # positions stand without prices: their MTM is unknown this poll
+            except (BrokerUnavailable, BadResponse, RateLimited, AuthExpired):
+                # Positions stand without prices: their MTM is unknown this poll. (Quotes use
+                # the access token alone, so logging in again could not help a refusal here.)
+                continue
         return quotes

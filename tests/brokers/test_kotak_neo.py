@@ -161,7 +161,7 @@ def test_other_stcode_raises_bad_response_with_message():
         parse(body("error-other-stcode.json"))
 
     assert type(info.value) is BadResponse
-    assert str(info.value) == ("kotak_neo: stat Not_Ok, stCode 5203: Not able to fetch positions")
+    assert str(info.value) == ("kotak_neo: stat Not_Ok, stCode 5000: Not able to fetch positions")
 
 
 SEED = (FIXTURES / "positions.json").read_bytes()
@@ -229,3 +229,22 @@ def test_decimal_signals_become_bad_response(changes):
     """Amounts that trap in the decimal context still give a BadResponse, not a decimal error."""
     with pytest.raises(BadResponse):
         parse(seed_with_row(**changes))
+
+
+def test_no_data_answer_is_an_empty_account():
+    """stCode 5203 "No Data" (the SDK's reply for an account with no positions) is empty."""
+    assert parse(body("no-data.json")).positions == {}
+
+
+def test_other_5203_failures_still_fail():
+    """Only the "No Data" wording means empty: another 5203 message is a failed poll."""
+    raw = b'{"stat": "Not_Ok", "stCode": 5203, "errMsg": "Not able to fetch positions"}'
+    with pytest.raises(BadResponse):
+        parse(raw)
+
+
+def test_lower_case_ok_stat_is_accepted():
+    """Newer SDK docs show "stat": "ok": the same answer as the seed's "Ok"."""
+    document = json.loads(body("positions.json"))
+    document["stat"] = "ok"
+    assert len(parse(json.dumps(document).encode()).positions) == 1

@@ -527,3 +527,17 @@ async def test_access_token_and_mpin_travel_only_where_the_api_requires_them():
             assert request.headers["Authorization"] == ACCESS_TOKEN
     assert all("Authorization" not in r.headers for r in state.calls("positions"))
     assert len(state.calls("validate")) == 2
+
+
+async def test_login_error_body_with_http_200_is_auth_expired_naming_the_step():
+    """The login APIs may answer 200 with an error body: that is a refused login, not a crash."""
+    state = make_state()
+    refused = {"error": [{"code": "10522", "message": "Invalid totp"}]}
+    state.script("login", Reply(200, refused))
+    async with live(state, SECRETS) as client:
+        with pytest.raises(AuthExpired) as info:
+            await client.fetch()
+
+    assert endpoints(state) == ["login"]
+    assert str(info.value).startswith("kotak_neo: tradeApiLogin: login refused (")
+    assert_leaks_no_secret(info.value)
