@@ -74,14 +74,6 @@ def make_broker(
             account.id, seed=account.seed, tick=account.poll_every, timezone=account.timezone
         )
     live = FORMATS[account.broker].live
-    if live is None:
-        raise ConfigError(
-            [
-                f"{config.path}: account '{account.id}': broker: live polling of"
-                f" {account.broker} is not available in this release; its recorded responses"
-                " work with replay"
-            ]
-        )
     assert account.base_url is not None  # noqa: S101 - config requires it for live brokers
     total = account.request_timeout.total_seconds()
     zone = account.timezone

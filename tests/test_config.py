@@ -6,6 +6,7 @@ Success is exit 0 and one ``FILE: OK: ...`` line on stdout; every problem is one
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -291,3 +292,20 @@ def test_a_literal_secret_is_refused_without_being_echoed(
     ]
     assert "918273" not in "".join(err)
     assert "JBSWY3DPEHPK3PXP" not in "".join(err)
+
+
+def test_readme_broker_examples_are_valid(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Every account example in README's Broker setup passes check as written."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Broker setup") : readme.index("## Replay files")]
+    examples = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert len(examples) == 5
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "accounts:\n" + "".join(examples) + "rules:\n  - name: r\n    kind: new_short\n"
+    )
+    code, out, err = check(capsys, path)
+    assert (code, err) == (0, [])
+    assert out == [f"{path}: OK: 5 accounts; 1 rule (1 new_short); sinks: console"]

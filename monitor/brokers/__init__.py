@@ -1,7 +1,7 @@
 """Broker wire formats and live clients: one module per broker.
 
-Each module has a pure ``parse(body, ...) -> Snapshot`` and, where live polling is supported, a
-``Client`` built from a transport ``Connection`` plus what the account config must provide:
+Each module has a pure ``parse(body, ...) -> Snapshot`` and a live ``Client`` built from a
+transport ``Connection``, plus what the account config must provide:
 ``CREDENTIALS`` (names of ``${ENV}`` references), ``OPTIONS`` (extra account fields and their
 types) and ``BASE_URL`` (the default, or None when every account must name its own).
 """
@@ -63,13 +63,11 @@ class BrokerFormat:
     name: str
     parse: Parser
     timezone: str  # where its trading day starts at local midnight
-    live: LiveSpec | None
+    live: LiveSpec
 
 
 def _format(module: ModuleType) -> BrokerFormat:
-    live = None
-    if hasattr(module, "Client"):
-        live = LiveSpec(module.Client, module.CREDENTIALS, module.OPTIONS, module.BASE_URL)
+    live = LiveSpec(module.Client, module.CREDENTIALS, module.OPTIONS, module.BASE_URL)
     return BrokerFormat(module.BROKER, module.parse, module.TIMEZONE, live)
 
 
