@@ -41,9 +41,11 @@ _FILTERS = ("accounts", "segments", "products", "symbols")
 _RULE_COMMON = ("name", "kind", "severity", *_FILTERS)
 _ACCOUNT_FIELDS = (
     "id", "broker", "poll_every", "timezone", "credentials", "seed", "base_url", "timeout",
+    "connect_timeout",
 )  # fmt: skip
 _URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 DEFAULT_TIMEOUT = timedelta(seconds=10)
+DEFAULT_CONNECT_TIMEOUT = timedelta(seconds=5)
 MAX_POLL_EVERY = timedelta(days=1)
 # Zone names that exist in the database but follow the host, not a market.
 _HOST_ZONES = frozenset({"localtime", "posixrules", "Factory"})
@@ -70,6 +72,7 @@ class AccountConfig:
     base_url: str | None = None
     timeout: timedelta | None = None  # total per request; None: derived from poll_every
     options: Mapping[str, object] = field(default_factory=dict)
+    connect_timeout: timedelta = DEFAULT_CONNECT_TIMEOUT
 
     @property
     def request_timeout(self) -> timedelta:
@@ -298,8 +301,8 @@ class _Validator:
             account = AccountConfig(str(ident), str(broker), poll_every, zone, credentials, seed)
             if live is not None:
                 account = self.live_fields(entry, owner, account, live)
-            elif "base_url" in entry or "timeout" in entry:
-                field = "base_url" if "base_url" in entry else "timeout"
+            elif http_only := [f for f in ("base_url", "timeout", "connect_timeout") if f in entry]:
+                field = http_only[0]
                 self.problem(
                     owner, field, f"{broker} is not polled over HTTP", entry.line_of(field)
                 )
@@ -328,6 +331,11 @@ class _Validator:
         if "timeout" in entry:
             line = entry.line_of("timeout")
             timeout = self.duration(entry["timeout"], DEFAULT_TIMEOUT, owner, line, "timeout")
+        connect = DEFAULT_CONNECT_TIMEOUT
+        if "connect_timeout" in entry:
+            line = entry.line_of("connect_timeout")
+            raw = entry["connect_timeout"]
+            connect = self.duration(raw, connect, owner, line, "connect_timeout")
         options: dict[str, object] = {}
         for name, spec in live.options.items():
             if name not in entry:
@@ -339,7 +347,9 @@ class _Validator:
                 options[name] = spec.read(entry[name])
             except ValueError as err:
                 self.problem(owner, name, str(err), entry.line_of(name))
-        return replace(account, base_url=base_url, timeout=timeout, options=options)
+        return replace(
+            account, base_url=base_url, timeout=timeout, options=options, connect_timeout=connect
+        )
 
     def rules(self, document: _LineMap) -> tuple[Rule, ...]:
         rules: list[Rule] = []

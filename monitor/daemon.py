@@ -46,7 +46,6 @@ from monitor.store import Store, StoreError
 log = structlog.get_logger(__name__)
 
 POLL_DRAIN_SECONDS = 5.0
-CONNECT_SECONDS = 5.0
 FLUSH_SECONDS = 3.0
 
 
@@ -76,6 +75,7 @@ def make_broker(
     live = FORMATS[account.broker].live
     assert account.base_url is not None  # noqa: S101 - config requires it for live brokers
     total = account.request_timeout.total_seconds()
+    connect = min(account.connect_timeout.total_seconds(), total)
     zone = account.timezone
     connection = Connection(
         account=account.id,
@@ -83,7 +83,7 @@ def make_broker(
         secrets=secrets,
         options=account.options,
         transport=transport,
-        timeouts=aiohttp.ClientTimeout(total=total, connect=min(CONNECT_SECONDS, total)),
+        timeouts=aiohttp.ClientTimeout(total=total, connect=connect),
         clock=lambda: datetime.now(zone),
     )
     try:

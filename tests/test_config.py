@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from monitor import config
 from monitor.cli import main
 
 RULES = Path(__file__).parent / "fixtures" / "rules"
@@ -309,3 +311,27 @@ def test_readme_broker_examples_are_valid(
     code, out, err = check(capsys, path)
     assert (code, err) == (0, [])
     assert out == [f"{path}: OK: 5 accounts; 1 rule (1 new_short); sinks: console"]
+
+
+def test_http_timeouts_are_read_and_refused_where_nothing_is_fetched(tmp_path: Path) -> None:
+    """timeout and connect_timeout land on a live account; the simulator refuses them."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "accounts:\n"
+        "  - id: t1\n    broker: torus\n    poll_every: 5s\n    timeout: 3s\n"
+        '    connect_timeout: 500ms\n    credentials: {token: "${TORUS_TOKEN}"}\n'
+        "  - id: sim\n    broker: simulator\n    connect_timeout: 1s\n"
+        "rules:\n  - name: r\n    kind: new_short\n"
+    )
+    with pytest.raises(config.ConfigError) as info:
+        config.load(path)
+    assert info.value.problems == [
+        f"{path}: account 'sim': connect_timeout: simulator is not polled over HTTP (line 10)"
+    ]
+    path.write_text(path.read_text().replace("    connect_timeout: 1s\n", ""))
+    torus = config.load(path).accounts[0]
+    assert (torus.request_timeout, torus.connect_timeout) == (
+        timedelta(seconds=3),
+        timedelta(milliseconds=500),
+    )
+    assert torus.base_url == "https://connects.torusdigital.com"
