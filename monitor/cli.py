@@ -16,7 +16,7 @@ from pathlib import Path
 
 from monitor import __version__, config, daemon, replay
 from monitor.brokers.errors import BrokerError
-from monitor.logs import configure_logging
+from monitor.logs import Redactor, configure_logging
 from monitor.model import ZERO, Alert, Snapshot, format_money, format_qty
 from monitor.store import StoreError
 
@@ -109,7 +109,9 @@ def _snapshot(args: argparse.Namespace) -> int:
     try:
         snapshot = asyncio.run(daemon.fetch_once(loaded, account, secrets))
     except BrokerError as err:
-        print(f"position-monitor: account {account.id}: {err}", file=sys.stderr)
+        # A broker may echo what it was sent in its error text.
+        reason = Redactor(secrets.values()).scrub(str(err))
+        print(f"position-monitor: account {account.id}: {reason}", file=sys.stderr)
         return EXIT_RUNTIME
     print(positions_table(snapshot))
     return EXIT_OK

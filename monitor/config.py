@@ -127,11 +127,12 @@ def resolve_credentials(
     for name, reference in account.credentials.items():
         variable = reference[2:-1]
         value = environ.get(variable, "")
+        where = f"{config.path}: account '{account.id}': credentials.{name}"
         if not value:
-            problems.append(
-                f"{config.path}: account '{account.id}': credentials.{name}:"
-                f" environment variable {variable} is not set"
-            )
+            problems.append(f"{where}: environment variable {variable} is not set")
+        elif any(ord(char) < 32 or ord(char) == 127 for char in value):
+            # It would go into HTTP headers on every poll; say so once, without the value.
+            problems.append(f"{where}: {variable} contains a control character (a line break?)")
         values[name] = value
     if problems:
         raise ConfigError(problems)

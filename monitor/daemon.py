@@ -222,6 +222,8 @@ class Daemon:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(POLL_DRAIN_SECONDS):
                 await asyncio.gather(*(p.wait_idle() for p in self.pollers))
+        # Whatever is still polling is cancelled before anything it uses is closed.
+        await asyncio.gather(*(p.cancel() for p in self.pollers))
         self.scheduler.shutdown(wait=False)
         if self._delivery is not None:
             self._delivery.cancel()

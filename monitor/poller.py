@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -29,6 +30,7 @@ from monitor.store import StoreError
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF = 300.0  # seconds: an unavailable broker is still tried every five minutes
+POLL_REQUESTS = 4  # a poll may log in (two steps), fetch positions and prices
 
 
 class AccountPoller:
@@ -54,6 +56,9 @@ class AccountPoller:
         self._backoff = Backoff(initial=account.poll_every.total_seconds(), cap=MAX_BACKOFF)
         self._not_before = 0.0
         self._monotonic = monotonic
+        self._task: asyncio.Task[Any] | None = None
+        # A poll is several requests (login, positions, prices): bound the whole of it too.
+        self._deadline = POLL_REQUESTS * account.request_timeout.total_seconds()
         self._lock = asyncio.Lock()
         self._log = log.bind(account=account.id, broker=account.broker)
         self.last_success: datetime | None = None
@@ -67,7 +72,11 @@ class AccountPoller:
             return
         async with self._lock:
             started = time.perf_counter()
-            outcome = await self._poll_once()
+            self._task = asyncio.current_task()
+            try:
+                outcome = await self._poll_once()
+            finally:
+                self._task = None
             self._metrics.polls.labels(self.account.id, outcome).inc()
             self._metrics.poll_duration.labels(self.account.broker).observe(
                 time.perf_counter() - started
@@ -78,12 +87,26 @@ class AccountPoller:
         async with self._lock:
             pass
 
+    async def cancel(self) -> None:
+        """Cancel the poll in flight, if any, and wait until it has unwound."""
+        task = self._task
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+
     async def _poll_once(self) -> str:
         try:
-            snapshot = await self._broker.fetch()
+            async with asyncio.timeout(self._deadline):
+                snapshot = await self._broker.fetch()
             self._record(snapshot.taken_at, None)
             before = self._engine.last_snapshot(snapshot.account)
             evaluation = self._engine.ingest(snapshot, self.account.timezone)
+        except TimeoutError:
+            err = BrokerUnavailable(self.account.broker, f"poll took over {self._deadline:g}s")
+            self._record(datetime.now(self.account.timezone), err)
+            self._failed(err.outcome, err.reason)
+            self._defer(err)
+            return err.outcome
         except BrokerError as err:
             self._record(datetime.now(self.account.timezone), err)
             self._failed(err.outcome, err.reason, status=err.status)
@@ -134,9 +157,11 @@ class AccountPoller:
 
     def _defer(self, err: BrokerError) -> None:
         """Hold off the next polls after a rate limit, an outage or refused credentials."""
-        if isinstance(err, RateLimited):
-            delay = err.retry_after if err.retry_after is not None else self._backoff.delay(1)
-        elif isinstance(err, BrokerUnavailable | AuthExpired):
+        if isinstance(err, RateLimited) and err.retry_after is not None:
+            # Honoured, but never longer than an outage backoff: a broken header must not
+            # silence an account for days.
+            delay = min(err.retry_after, MAX_BACKOFF)
+        elif isinstance(err, RateLimited | BrokerUnavailable | AuthExpired):
             # Resending credentials the broker just refused, every interval, risks a lockout.
             delay = self._backoff.delay(self.failed_polls)
         else:

@@ -1,14 +1,16 @@
 """``run --record FILE``: every poll outcome appended in the replay format (DESIGN section 5).
 
-Bodies are written as the broker sent them, compacted onto one line, so a replay reads the same
-digits the daemon read. Every configured secret is removed from each line before it is written.
+Bodies are written as the broker sent them, compacted onto one line, with numbers kept digit for
+digit, so a replay reads what the daemon read. Every configured secret is removed from the text
+values before they are encoded (never from inside a number, and never after JSON escaping, which
+could hide it).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import msgspec
@@ -34,28 +36,40 @@ class Recorder:
         error: BrokerError | None,
     ) -> None:
         """One line: the response seen (status, body, quotes), or the transport error."""
-        head: dict[str, object] = {"at": at.isoformat(), "account": account, "broker": broker}
+        line: dict[str, object] = {"at": at.isoformat(), "account": account, "broker": broker}
         if exchange is None:
             if error is None:
                 return  # nothing came off a wire (the simulator): nothing to replay
-            head["error"] = error.reason
-            line = json.dumps(head)
+            line["error"] = self._redactor.scrub(error.reason)
         else:
-            head["status"] = exchange.status
-            head["quotes"] = {name: str(price) for name, price in exchange.quotes.items()}
-            line = json.dumps(head)[:-1] + ', "body": ' + _body(exchange.body) + "}"
-        self._file.write(self._redactor.scrub(line) + "\n")
+            line["status"] = exchange.status
+            line["quotes"] = {name: str(price) for name, price in exchange.quotes.items()}
+            line["body"] = self._body(exchange.body)
+        self._file.write(_ENCODER.encode(line).decode() + "\n")
         self._file.flush()
+
+    def _body(self, body: bytes) -> object:
+        """The body as JSON data with secrets scrubbed from its strings, or the scrubbed text."""
+        try:
+            document = _DECODER.decode(body)
+        except msgspec.DecodeError:
+            return self._redactor.scrub(body.decode("utf-8", errors="replace"))
+        return self._scrubbed(document)
+
+    def _scrubbed(self, value: object) -> object:
+        if isinstance(value, str):
+            return self._redactor.scrub(value)
+        if isinstance(value, list):
+            return [self._scrubbed(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self._scrubbed(item) for key, item in value.items()}
+        return value
 
     def close(self) -> None:
         """Close the file."""
         self._file.close()
 
 
-def _body(body: bytes) -> str:
-    """The body as JSON text on one line: itself if it is JSON, else a JSON string of it."""
-    try:
-        msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return json.dumps(body.decode("utf-8", errors="replace"))
-    return msgspec.json.format(body, indent=0).decode()
+# Numbers pass through as Decimal, so a recorded body keeps every digit the broker sent.
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_ENCODER = msgspec.json.Encoder(decimal_format="number")

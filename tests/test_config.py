@@ -335,3 +335,31 @@ def test_http_timeouts_are_read_and_refused_where_nothing_is_fetched(tmp_path: P
         timedelta(milliseconds=500),
     )
     assert torus.base_url == "https://connects.torusdigital.com"
+
+
+def test_credentials_resolve_from_the_environment_and_refuse_control_characters(
+    tmp_path: Path,
+) -> None:
+    """Values come from the environment; an unset or broken one is named, never shown."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "accounts:\n  - id: t1\n    broker: torus\n"
+        '    credentials: {token: "${PM_TORUS_TOKEN}"}\n'
+        "rules:\n  - name: r\n    kind: new_short\n"
+    )
+    loaded = config.load(path)
+    account = loaded.accounts[0]
+    assert config.resolve_credentials(loaded, account, {"PM_TORUS_TOKEN": "abc-123"}) == {
+        "token": "abc-123"
+    }
+    for environ, reason in [
+        ({}, "environment variable PM_TORUS_TOKEN is not set"),
+        (
+            {"PM_TORUS_TOKEN": "abc-123\n"},
+            "PM_TORUS_TOKEN contains a control character (a line break?)",
+        ),
+    ]:
+        with pytest.raises(config.ConfigError) as info:
+            config.resolve_credentials(loaded, account, environ)
+        assert info.value.problems == [f"{path}: account 't1': credentials.token: {reason}"]
+        assert "abc-123" not in str(info.value)

@@ -34,7 +34,7 @@ def test_lines_replay_to_the_same_bytes_numbers_and_quotes(tmp_path: Path) -> No
     assert len(lines) == 3
     good, html, timeout = read_records(path)
     assert json.loads(good.body or b"") == json.loads(pretty)
-    assert b'"buyAmt": "2625.00"' in (good.body or b"")  # the broker's own digits
+    assert b'"buyAmt":"2625.00"' in (good.body or b"")  # the broker's own digits
     assert (good.status, good.quotes) == (200, {"nse_fo:53179": Decimal("45012.50")})
     assert (html.status, html.body) == (502, b"<html>Bad Gateway</html>")
     assert (timeout.status, timeout.body, timeout.error) == (None, None, "api: timed out")
@@ -51,6 +51,26 @@ def test_secrets_never_reach_the_file(tmp_path: Path) -> None:
     text = path.read_text()
     assert "tok-9f8e7d6c5b4a" not in text
     assert "[redacted]" in text
+
+
+def test_secrets_are_removed_from_text_but_never_from_numbers(tmp_path: Path) -> None:
+    """A secret with a quote in an error, and an MPIN whose digits occur inside a number."""
+    path = tmp_path / "polls.jsonl"
+    recorder = Recorder(path, secrets=['p"ss\\word', "918273"])
+    body = b'[{"omsId": 1, "amount": 2.000000000000000001, "hold": 9182731.5, "note": "918273"}]'
+    recorder.record("a1", "alphapoint", T0, Exchange(200, body, {}), None)
+    failure = BrokerUnavailable("alphapoint", 'login said p"ss\\word is wrong')
+    recorder.record("a1", "alphapoint", T0, None, failure)
+    recorder.close()
+    text = path.read_text()
+    assert 'p"ss' not in text
+    assert 'p\\"ss' not in text
+    good, failed = read_records(path)
+    assert json.loads(good.body or b"", parse_float=Decimal) == [
+        {"omsId": 1, "amount": Decimal("2.000000000000000001"), "hold": Decimal("9182731.5"),
+         "note": "[redacted]"}
+    ]  # fmt: skip
+    assert failed.error == "login said [redacted] is wrong"
 
 
 def test_snapshot_prints_the_positions_table(

@@ -13,6 +13,7 @@ A flat position (net_qty 0) needs no price: its MTM is the realised cash differe
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,15 +105,16 @@ def decode(body: bytes) -> list[_Row]:
 
 
 def open_instruments(rows: list[_Row]) -> list[str]:
-    """``exSeg|tok`` of every row with a non-zero net quantity: the ones that need a price."""
-    wanted = []
+    """``exSeg|tok`` of every row with a non-zero net quantity, once each (one token may be held
+    under two products): the instruments that need a price."""
+    wanted: dict[str, None] = {}
     for row in rows:
         try:
             if (row.fl_buy_qty + row.cf_buy_qty) != (row.fl_sell_qty + row.cf_sell_qty):
-                wanted.append(f"{row.ex_seg}|{row.tok}")
+                wanted[f"{row.ex_seg}|{row.tok}"] = None
         except ArithmeticError:
             continue  # ``build`` reports the broken row with its field name
-    return wanted
+    return list(wanted)
 
 
 def build(
@@ -205,6 +207,7 @@ class Client:
         self._totp = pyotp.TOTP(connection.secrets["totp_secret"])
         self._limiter = RateLimiter(REQUESTS_PER_SECOND)
         self._session: _Session | None = None
+        self._quotes_not_before = 0.0  # monotonic time before which quotes are not asked for
         self.last_exchange: Exchange | None = None
 
     async def fetch(self) -> Snapshot:
@@ -232,8 +235,8 @@ class Client:
             {"Authorization": access, "neo-fin-key": _FIN_KEY, "sid": view.sid, "Auth": view.token},
             {"mpin": self._secrets["mpin"]},
         )
-        if not trade.base_url:
-            raise BadResponse(BROKER, "tradeApiValidate: data.baseUrl: missing")
+        if not trade.base_url or not trade.base_url.startswith(("https://", "http://")):
+            raise BadResponse(BROKER, "tradeApiValidate: data.baseUrl: missing or not a URL")
         self._session = _Session(trade.token, trade.sid, trade.base_url.rstrip("/"))
 
     async def _token(self, path: str, headers: Mapping[str, str], body: object) -> _Token:
@@ -267,7 +270,9 @@ class Client:
         taken_at = self._conn.clock()
         self.last_exchange = Exchange(response.status, response.body, {})
         rows = decode(require_success(BROKER, response))
-        quotes = await self._quotes(session, open_instruments(rows))
+        quotes = {}
+        if time.monotonic() >= self._quotes_not_before:
+            quotes = await self._quotes(session, open_instruments(rows))
         self.last_exchange = Exchange(response.status, response.body, quotes)
         return build(rows, account=self._conn.account, taken_at=taken_at, quotes=quotes)
 
@@ -289,7 +294,13 @@ class Client:
                     price = grouped_decimal(quote.ltp, BROKER, "quotes[].ltp")
                     if price is not None:
                         quotes[f"{quote.exchange}:{quote.exchange_token}"] = price
-            except (BrokerUnavailable, BadResponse, RateLimited, AuthExpired):
+            except RateLimited as err:
+                # Positions still stand; the quotes API is left alone for as long as it asked.
+                self._quotes_not_before = time.monotonic() + min(err.retry_after or 60.0, 300.0)
+                break
+            except BrokerUnavailable:
+                break  # the rest would time out the same way; this poll goes without prices
+            except (BadResponse, AuthExpired):
                 # Positions stand without prices: their MTM is unknown this poll. (Quotes use
                 # the access token alone, so logging in again could not help a refusal here.)
                 continue

@@ -32,6 +32,7 @@ from monitor.brokers.transport import (
     Connection,
     Exchange,
     HttpResponse,
+    RateLimiter,
     require_success,
     with_relogin,
 )
@@ -123,6 +124,7 @@ def parse(
 # -- live client ------------------------------------------------------------------------------
 
 BASE_URL = "https://tradeapi.samco.in"
+REQUESTS_PER_SECOND = 5  # no published limit: a conservative pace per account
 CREDENTIALS = ("api_key", "api_secret")  # the OAuth app's pair from Samco's web dashboard
 OPTIONS: Mapping[str, Option] = {"position_type": choice("DAY", "NET", default="DAY")}
 SESSION_ENDS = time(8, 0)  # a session token is valid until 08:00 IST the next day
@@ -147,6 +149,8 @@ class Client:
         self._token: str | None = None
         self._expires: datetime | None = None
         self._fresh = False  # the token was issued for the attempt about to run
+        self._failure_survives_login = False  # a fresh token got the same Failure: not a session
+        self._limiter = RateLimiter(REQUESTS_PER_SECOND)
         self.last_exchange: Exchange | None = None
 
     async def fetch(self) -> Snapshot:
@@ -164,6 +168,7 @@ class Client:
             BROKER, "POST", self._conn.url("/session/token"), headers=_JSON,
             json_body={"apiKey": self._conn.secrets["api_key"],
                        "apiSecret": self._conn.secrets["api_secret"]},
+            limiter=self._limiter,
         )  # fmt: skip
         if response.status in (400, 401, 403):
             # Wrong or revoked keys: retrying cannot help. Only a code-like errorCode is repeated.
@@ -189,19 +194,25 @@ class Client:
         response = await self._conn.call(
             BROKER, "GET",
             self._conn.url(f"/position/getPositions?positionType={self._position_type}"),
-            headers={"x-session-token": token, **_JSON},
+            headers={"x-session-token": token, **_JSON}, limiter=self._limiter,
         )  # fmt: skip
         taken_at = self._conn.clock()
         self.last_exchange = Exchange(response.status, response.body, {})
         body = require_success(BROKER, response)
         try:
-            return parse(body, account=self._conn.account, taken_at=taken_at, quotes={})
+            snapshot = parse(body, account=self._conn.account, taken_at=taken_at, quotes={})
         except BadResponse as err:
             # Samco may refuse a stale token with HTTP 200 + status Failure: renew once (parse()
-            # keeps it a BadResponse for replay); on a token just issued it is a real failure.
-            if not fresh and err.reason.startswith("status Failure"):
+            # keeps it a BadResponse for replay). Once a token just issued got the same Failure,
+            # it is not about the session, and logging in again every poll would only add load.
+            failure = err.reason.startswith("status Failure")
+            if failure and fresh:
+                self._failure_survives_login = True
+            elif failure and not self._failure_survives_login:
                 raise AuthExpired(BROKER, err.reason, status=response.status) from err
             raise
+        self._failure_survives_login = False
+        return snapshot
 
 
 def _session_end(now: datetime) -> datetime:

@@ -105,7 +105,7 @@ class Transport:
         """Create the shared session (inside the running event loop)."""
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=30),  # every call passes its own, shorter one
+            timeout=aiohttp.ClientTimeout(total=30),  # every call passes the account's own
         )
 
     async def close(self) -> None:
@@ -125,7 +125,8 @@ class Transport:
         json_body: object = None,
         limiter: RateLimiter | None = None,
     ) -> HttpResponse:
-        """One request; raises BrokerUnavailable on network trouble and timeouts."""
+        """One request; BrokerUnavailable on network trouble and timeouts, BadResponse on a body
+        over the cap."""
         host = URL(url).host if isinstance(url, str) else url.host
         if self._session is None:
             raise BrokerUnavailable(broker, f"{host}: transport is closed")
@@ -136,18 +137,25 @@ class Transport:
                 method, url, headers=dict(headers), json=json_body, timeout=timeouts,
                 allow_redirects=False,
             ) as response:  # fmt: skip
-                body = await response.content.read(self._max_body + 1)
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                chunks, size = [], 0
+                async for chunk in response.content.iter_any():
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise BadResponse(
+                            broker,
+                            f"{host}: body larger than {self._max_body} bytes",
+                            status=status,
+                        )
+                    chunks.append(chunk)
         except TimeoutError as err:  # aiohttp 3.14 raises the builtin on a total timeout
             raise BrokerUnavailable(broker, f"{host}: timed out") from err
         except aiohttp.ClientError as err:
             raise BrokerUnavailable(broker, f"{host}: {type(err).__name__}") from err
-        if len(body) > self._max_body:
-            raise BadResponse(
-                broker, f"{host}: body larger than {self._max_body} bytes", status=status
-            )
-        return HttpResponse(status, body, retry_after)
+        except ValueError as err:  # aiohttp refuses a header value (a token with a line break)
+            raise BadResponse(broker, f"{host}: request not sent: {type(err).__name__}") from err
+        return HttpResponse(status, b"".join(chunks), retry_after)
 
 
 def require_success(broker: str, response: HttpResponse) -> bytes:
@@ -162,7 +170,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -415,7 +415,7 @@ async def test_validate_reply_without_base_url_is_bad_response():
         with pytest.raises(BadResponse) as info:
             await client.fetch()
 
-    assert str(info.value) == "kotak_neo: tradeApiValidate: data.baseUrl: missing"
+    assert str(info.value) == "kotak_neo: tradeApiValidate: data.baseUrl: missing or not a URL"
     assert endpoints(state) == ["login", "validate"]
 
 
@@ -541,3 +541,26 @@ async def test_login_error_body_with_http_200_is_auth_expired_naming_the_step():
     assert endpoints(state) == ["login"]
     assert str(info.value).startswith("kotak_neo: tradeApiLogin: login refused (")
     assert_leaks_no_secret(info.value)
+
+
+async def test_a_rate_limited_quote_call_is_not_repeated_until_retry_after_passes():
+    """429 on quotes: positions still come back; the next poll does not ask for quotes again."""
+    state = make_state()
+    state.script("quotes", Reply(429, {"stat": "Not_Ok"}, headers={"Retry-After": "30"}))
+    async with live(state) as client:
+        first = await client.fetch()
+        second = await client.fetch()
+    assert [p.mtm is None for p in first.positions.values()] == [True, False, True]
+    assert endpoints(state).count("quotes") == 1
+    assert [p.mtm for p in second.positions.values()] == [p.mtm for p in first.positions.values()]
+
+
+async def test_one_token_under_two_products_is_quoted_once():
+    """The same instrument held as NRML and MIS appears once in the quotes URL."""
+    mis = dict(OPEN_FO, prod="MIS")
+    state = make_state([dict(OPEN_FO), mis])
+    async with live(state) as client:
+        snapshot = await client.fetch()
+    (quotes,) = [r for r in state.requests if r.endpoint == "quotes"]
+    assert quotes.path.count("53179") == 1
+    assert all(p.mtm is not None for p in snapshot.positions.values())

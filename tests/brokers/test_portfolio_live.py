@@ -280,15 +280,6 @@ async def test_next_poll_after_a_failure_succeeds():
     assert len(state.requests) == 2
 
 
-async def test_token_with_a_line_break_is_refused_at_start():
-    """A token aiohttp would refuse as a header is a ValueError at construction, without it."""
-    async with connection("http://127.0.0.1:9", {"token": "fake-token-xyz\n"}) as conn:
-        with pytest.raises(ValueError, match="control character") as info:
-            portfolio.Client(conn)
-
-    assert "fake-token-xyz" not in str(info.value)
-
-
 def test_account_must_name_its_base_url(tmp_path: Path):
     """BASE_URL is None: an account without base_url is refused; with one it is kept."""
     path = tmp_path / "rules.yaml"

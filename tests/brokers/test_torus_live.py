@@ -259,15 +259,6 @@ async def test_next_poll_after_a_failure_succeeds():
     assert len(state.requests) == 2
 
 
-async def test_token_with_a_line_break_is_refused_at_start():
-    """A token aiohttp would refuse as a header is a ValueError at construction, without it."""
-    async with connection("http://127.0.0.1:9", {"token": "fake-token-xyz\n"}) as conn:
-        with pytest.raises(ValueError, match="control character") as info:
-            torus.Client(conn)
-
-    assert "fake-token-xyz" not in str(info.value)
-
-
 def test_account_defaults_to_the_seeds_base_url(tmp_path: Path):
     """An account without base_url polls connects.torusdigital.com; one token credential."""
     path = tmp_path / "rules.yaml"
