@@ -356,13 +356,13 @@ class Client:
                     continue  # nothing trades it against the quote currency: no price
                 try:
                     price = await self._last_price(instrument_id)
-                except (BrokerUnavailable, BadResponse):
+                except BadResponse:
                     continue
                 if price is not None:
                     quotes[symbol] = price
         except (BrokerUnavailable, BadResponse, RateLimited):
-            # Balances stand without (some) prices: their MTM is unknown this poll. A 429 stops
-            # the pricing at once, as the calls after it would only be refused too.
+            # Balances stand without (some) prices: their MTM is unknown this poll. A 429 or an
+            # outage stops the pricing at once: the calls after it would only fail the same way.
             pass
         return quotes
 

@@ -16,7 +16,7 @@ import msgspec
 from monitor.brokers._decode import decode_json, optional_finite, require_finite
 from monitor.brokers.errors import AuthExpired, BadResponse
 from monitor.brokers.options import Option
-from monitor.brokers.transport import Connection, Exchange, require_success
+from monitor.brokers.static_token import StaticTokenClient
 from monitor.model import Position, PositionKey, Snapshot
 
 BROKER = "portfolio"
@@ -83,36 +83,18 @@ _REQUEST = {"Source": "N"}
 _RENEW = "renew the API token and restart"
 
 
-class Client:
+class Client(StaticTokenClient):
     """Polls positions with a static API token; rows carry their own ltp and pnl (no quotes)."""
 
-    def __init__(self, connection: Connection) -> None:
-        token = connection.secrets["token"]
-        self._conn = connection
-        self._headers = {
-            "Authorization": token,  # the raw token: no "Bearer" scheme
-            "Content-Type": "application/json",
-        }
-        self.last_exchange: Exchange | None = None
+    broker = BROKER
+    path = POSITIONS_PATH
+    request = _REQUEST
+    renew = _RENEW
 
-    async def fetch(self) -> Snapshot:
-        """One poll: a single request, never retried (the poller backs off)."""
-        self.last_exchange = None
-        response = await self._conn.call(
-            BROKER, "POST", self._conn.url(POSITIONS_PATH), headers=self._headers,
-            json_body=_REQUEST,
-        )  # fmt: skip
-        taken_at = self._conn.clock()
-        self.last_exchange = Exchange(response.status, response.body, {})
-        if response.status in (401, 403):
-            raise AuthExpired(
-                BROKER, f"token rejected (HTTP {response.status}): {_RENEW}", status=response.status
-            )
-        body = require_success(BROKER, response)
-        try:
-            return parse(body, account=self._conn.account, taken_at=taken_at, quotes={})
-        except AuthExpired as err:  # a Status Failed envelope with errorCode 401/403
-            raise AuthExpired(BROKER, f"token rejected ({err.reason}): {_RENEW}") from err
+    def headers(self, token: str) -> Mapping[str, str]:
+        """The raw token in ``Authorization``: no "Bearer" scheme."""
+        return {"Authorization": token, "Content-Type": "application/json"}
 
-    async def close(self) -> None:
-        """The shared HTTP session is closed by the daemon."""
+    def parse(self, body: bytes, taken_at: datetime) -> Snapshot:
+        """This module's parser."""
+        return parse(body, account=self._conn.account, taken_at=taken_at, quotes={})

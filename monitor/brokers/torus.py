@@ -14,9 +14,9 @@ from decimal import Decimal, InvalidOperation
 import msgspec
 
 from monitor.brokers._decode import decode_json, optional_finite, row_arithmetic_error
-from monitor.brokers.errors import AuthExpired, BadResponse
+from monitor.brokers.errors import BadResponse
 from monitor.brokers.options import Option
-from monitor.brokers.transport import Connection, Exchange, require_success
+from monitor.brokers.static_token import StaticTokenClient
 from monitor.model import Position, PositionKey, Snapshot
 
 BROKER = "torus"
@@ -97,34 +97,22 @@ _REQUEST = {"source": "M", "data": {"interop_flag": "IP"}}
 _RENEW = "renew the Torus access token (browser login) and restart"
 
 
-class Client:
+class Client(StaticTokenClient):
     """Polls net positions with a static Bearer token; rows carry their own prices (no quotes)."""
 
-    def __init__(self, connection: Connection) -> None:
-        token = connection.secrets["token"]
-        self._conn = connection
-        self._headers = {
+    broker = BROKER
+    path = NETPOSITION_PATH
+    request = _REQUEST
+    renew = _RENEW
+
+    def headers(self, token: str) -> Mapping[str, str]:
+        """A Bearer token, and the Accept header the seed's curl example sends."""
+        return {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
-            "Accept": "application/json",  # as the seed's curl example sends
+            "Accept": "application/json",
         }
-        self.last_exchange: Exchange | None = None
 
-    async def fetch(self) -> Snapshot:
-        """One poll: a single request, never retried (the poller backs off)."""
-        self.last_exchange = None
-        response = await self._conn.call(
-            BROKER, "POST", self._conn.url(NETPOSITION_PATH), headers=self._headers,
-            json_body=_REQUEST,
-        )  # fmt: skip
-        taken_at = self._conn.clock()
-        self.last_exchange = Exchange(response.status, response.body, {})
-        if response.status in (401, 403):
-            raise AuthExpired(
-                BROKER, f"token rejected (HTTP {response.status}): {_RENEW}", status=response.status
-            )
-        body = require_success(BROKER, response)
+    def parse(self, body: bytes, taken_at: datetime) -> Snapshot:
+        """This module's parser."""
         return parse(body, account=self._conn.account, taken_at=taken_at, quotes={})
-
-    async def close(self) -> None:
-        """The shared HTTP session is closed by the daemon."""
