@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +23,7 @@ from monitor.brokers.simulator import BROKER as SIMULATOR
 from monitor.model import Severity
 from monitor.rules.base import Globs, PositionFilter, Rule, RuleConfigError
 from monitor.rules.registry import RULE_KINDS
+from monitor.schedule import ALWAYS, PRESETS, Window, parse_clock, parse_days
 
 DEFAULT_POLL_EVERY = timedelta(seconds=5)
 SIMULATOR_POLL_EVERY = timedelta(seconds=2)
@@ -36,15 +37,18 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
-_TOP_LEVEL = ("timezone", "accounts", "rules", "notify", "daemon")
+_TOP_LEVEL = ("timezone", "holidays", "accounts", "rules", "notify", "daemon")
 _FILTERS = ("accounts", "segments", "products", "symbols")
 _RULE_COMMON = ("name", "kind", "severity", *_FILTERS)
 _ACCOUNT_FIELDS = (
     "id", "broker", "poll_every", "timezone", "credentials", "seed", "base_url", "timeout",
-    "connect_timeout",
+    "connect_timeout", "window", "alert_after",
 )  # fmt: skip
+# Markets that never close: polled around the clock unless the account sets a window.
+_ROUND_THE_CLOCK = ("alphapoint", "simulator")
 _URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 DEFAULT_TIMEOUT = timedelta(seconds=10)
+DEFAULT_ALERT_AFTER = timedelta(minutes=1)
 DEFAULT_CONNECT_TIMEOUT = timedelta(seconds=5)
 MAX_POLL_EVERY = timedelta(days=1)
 # Zone names that exist in the database but follow the host, not a market.
@@ -73,6 +77,13 @@ class AccountConfig:
     timeout: timedelta | None = None  # total per request; None: derived from poll_every
     options: Mapping[str, object] = field(default_factory=dict)
     connect_timeout: timedelta = DEFAULT_CONNECT_TIMEOUT
+    window: Window = ALWAYS
+    alert_after: timedelta | None = None  # None: derived from poll_every
+
+    @property
+    def failing_after(self) -> timedelta:
+        """How long without a good poll, inside the window, before ``poll_failing`` fires."""
+        return self.alert_after or max(DEFAULT_ALERT_AFTER, self.poll_every * 3)
 
     @property
     def request_timeout(self) -> timedelta:
@@ -101,6 +112,7 @@ class Config:
     sinks: tuple[SinkConfig, ...]
     state_path: Path = DEFAULT_STATE_PATH
     listen: tuple[str, int] = DEFAULT_LISTEN
+    holidays: frozenset[date] = frozenset()
 
     def timezone_for(self, broker: str) -> ZoneInfo:
         """The trading-day zone of an account that sets none: the file's, else the broker's."""
@@ -249,10 +261,11 @@ class _Validator:
         rules = self.rules(document)
         sinks = self.sinks(document)
         state_path, listen = self.daemon(document)
+        holidays = self.holidays(document)
         if self.problems:
             # In file order, as an editor would walk them.
             raise ConfigError([text for _, text in sorted(self.problems, key=lambda p: p[0])])
-        return Config(self.path, timezone, accounts, rules, sinks, state_path, listen)
+        return Config(self.path, timezone, accounts, rules, sinks, state_path, listen, holidays)
 
     # -- sections -------------------------------------------------------------------------
 
@@ -299,7 +312,16 @@ class _Validator:
             elif isinstance(seed, bool) or not isinstance(seed, int):
                 reason = f"must be an integer; got {seed!r}"
                 self.problem(owner, "seed", reason, entry.line_of("seed"))
-            account = AccountConfig(str(ident), str(broker), poll_every, zone, credentials, seed)
+            account = AccountConfig(
+                str(ident), str(broker), poll_every, zone, credentials, seed,
+                window=self.window(entry, owner, str(broker)),
+            )  # fmt: skip
+            if "alert_after" in entry:
+                line = entry.line_of("alert_after")
+                after = self.duration(
+                    entry["alert_after"], DEFAULT_ALERT_AFTER, owner, line, "alert_after"
+                )
+                account = replace(account, alert_after=after)
             if live is not None:
                 account = self.live_fields(entry, owner, account, live)
             elif http_only := [f for f in ("base_url", "timeout", "connect_timeout") if f in entry]:
@@ -310,6 +332,41 @@ class _Validator:
             if len(self.problems) == before:
                 accounts.append(account)
         return tuple(accounts)
+
+    def window(self, entry: _LineMap, owner: str, broker: str) -> Window:
+        """A preset name or ``{days, start, end}``; by default the broker's market hours."""
+        raw = entry.get("window", "always" if broker in _ROUND_THE_CLOCK else "nse")
+        line = entry.line_of("window")
+        if isinstance(raw, str):
+            if raw not in PRESETS:
+                presets = ", ".join(PRESETS)
+                reason = f"unknown preset {raw!r}; expected {presets} or {{days, start, end}}"
+                self.problem(owner, "window", reason, line)
+                return ALWAYS
+            return PRESETS[raw]
+        if not isinstance(raw, _LineMap) or set(raw) != {"days", "start", "end"}:
+            self.problem(owner, "window", "must be a preset name or {days, start, end}", line)
+            return ALWAYS
+        try:
+            days = parse_days(str(raw["days"]))
+            start, end = parse_clock(raw["start"]), parse_clock(raw["end"])
+        except ValueError as err:
+            self.problem(owner, "window", f'{err} (quote times: "09:15")', line)
+            return ALWAYS
+        if not start < end:
+            self.problem(owner, "window", "start must be before end on the same day", line)
+            return ALWAYS
+        return Window(days, start, end)
+
+    def holidays(self, document: _LineMap) -> frozenset[date]:
+        raw = document.get("holidays")
+        if raw is None:
+            return frozenset()
+        line = document.line_of("holidays")
+        if not isinstance(raw, list) or not all(type(d) is date for d in raw):
+            self.problem("", "holidays", "must be a list of dates such as 2026-01-26", line)
+            return frozenset()
+        return frozenset(raw)
 
     def live_fields(
         self, entry: _LineMap, owner: str, account: AccountConfig, live: LiveSpec

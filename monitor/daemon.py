@@ -163,7 +163,13 @@ class Daemon:
                 raise StartupError(f"--record {settings.record}: {err.strerror}") from err
         self.pollers = [
             AccountPoller(
-                account, broker, engine, self.metrics, self.dispatcher.wake, self.recorder
+                account,
+                broker,
+                engine,
+                self.metrics,
+                self.dispatcher.wake,
+                self.recorder,
+                holidays=config.holidays,
             )
             for account, broker in zip(accounts, self.brokers, strict=True)
         ]

@@ -62,6 +62,10 @@ class Engine:
         )
         return evaluation
 
+    def raise_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Commit alerts that no poll produced (``poll_failing``) to the outbox."""
+        self._store.commit_alerts([(alert, self._routes(alert)) for alert in alerts])
+
     def _routes(self, alert: Alert) -> list[str]:
         rank = alert.severity.rank
         return [sink.name for sink in self._sinks if rank >= sink.min_severity.rank]

@@ -20,13 +20,14 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.polls = Counter(
-            "polls", "Account polls by outcome (ok or the failure kind).",
+            "polls", "Polls by account and outcome: ok, a failure kind, deferred or skipped_busy.",
             ["account", "outcome"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.poll_duration = Histogram(
-            "poll_duration_seconds", "Time from starting a poll to its committed result.",
+            "poll_duration_seconds", "Time from starting a poll to its result, by broker.",
             ["broker"], namespace=NAMESPACE, registry=registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            # Up to the whole-poll deadline (four request timeouts of at most 10 s each).
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40),
         )  # fmt: skip
         self.positions = Gauge(
             "positions", "Positions in the account's last good snapshot.",
@@ -37,7 +38,7 @@ class Metrics:
             ["account", "kind"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.alerts = Counter(
-            "alerts", "Alerts raised by rule and severity.",
+            "alerts", "Alerts raised, by rule and severity.",
             ["rule", "severity"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.mtm_unknown = Counter(
@@ -45,7 +46,7 @@ class Metrics:
             ["account"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.last_success = Gauge(
-            "last_successful_poll_timestamp_seconds", "Unix time of the last good poll.",
+            "last_successful_poll_timestamp_seconds", "Unix time of the account's last good poll.",
             ["account"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.state_failures = Counter(
@@ -53,7 +54,7 @@ class Metrics:
             namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.deliveries = Counter(
-            "notifications", "Alert deliveries by sink and result (delivered or the reason).",
+            "notifications", "Alert delivery attempts by sink and result (delivered or why not).",
             ["sink", "result"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.outbox_depth = Gauge(
@@ -63,3 +64,17 @@ class Metrics:
         Info("build", "Version of position-monitor.", namespace=NAMESPACE, registry=registry).info(
             {"version": __version__}
         )
+
+    def track_account(self, account: str, broker: str) -> None:
+        """Export an account's series at zero before its first poll.
+
+        A series that only appears on its first increment hides the first ``increase()`` and
+        leaves "no good poll yet" invisible to alerts.
+        """
+        self.polls.labels(account, "ok")
+        self.poll_duration.labels(broker)
+
+    def track_sink(self, sink: str) -> None:
+        """Export a sink's delivery and outbox series at zero before its first alert."""
+        self.deliveries.labels(sink, "delivered")
+        self.outbox_depth.labels(sink).set(0)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Collection
+from datetime import date, datetime
 from typing import Any
 
 import structlog
@@ -22,7 +22,7 @@ from monitor.brokers.errors import AuthExpired, BrokerError, BrokerUnavailable, 
 from monitor.config import AccountConfig
 from monitor.engine import Engine
 from monitor.metrics import Metrics
-from monitor.model import Snapshot
+from monitor.model import Alert, DetailValue, Severity, Snapshot
 from monitor.pipeline import Evaluation
 from monitor.recording import Recorder
 from monitor.store import StoreError
@@ -45,17 +45,26 @@ class AccountPoller:
         on_alerts: Callable[[], None],
         recorder: Recorder | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        holidays: Collection[date] = (),
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.account = account
         self._broker = broker
         self._engine = engine
         self._metrics = metrics
+        metrics.track_account(account.id, account.broker)
         self._on_alerts = on_alerts
         self._recorder = recorder
         # After failures the next polls wait: Retry-After, or capped exponential backoff.
         self._backoff = Backoff(initial=account.poll_every.total_seconds(), cap=MAX_BACKOFF)
         self._not_before = 0.0
         self._monotonic = monotonic
+        self._holidays = holidays
+        self._now = clock or (lambda: datetime.now(account.timezone))
+        self._started = self._now()
+        self._last_attempt: datetime | None = None
+        self._failing_alerted = False
+        self._last_reason = ""
         self._task: asyncio.Task[Any] | None = None
         # A poll is several requests (login, positions, prices): bound the whole of it too.
         self._deadline = POLL_REQUESTS * account.request_timeout.total_seconds()
@@ -66,17 +75,29 @@ class AccountPoller:
         self._resumed = False
 
     async def poll(self) -> None:
-        """Run one poll (the scheduler never starts a second one while one is in flight)."""
+        """Run one poll (the scheduler never starts a second one while one is in flight).
+
+        Outside the account's trading window nothing is fetched, except one poll right after
+        the window closes, which records the end-of-day state.
+        """
+        now = self._now()
+        window = self.account.window
+        if not window.is_open(now, self._holidays):
+            closed = window.last_close(now, self._holidays)
+            if closed is None or (self._last_attempt is not None and self._last_attempt >= closed):
+                return
         if self._monotonic() < self._not_before:
             self._metrics.polls.labels(self.account.id, "deferred").inc()
             return
         async with self._lock:
+            self._last_attempt = now
             started = time.perf_counter()
             self._task = asyncio.current_task()
             try:
                 outcome = await self._poll_once()
             finally:
                 self._task = None
+            self._watch_health(now, outcome == "ok")
             self._metrics.polls.labels(self.account.id, outcome).inc()
             self._metrics.poll_duration.labels(self.account.broker).observe(
                 time.perf_counter() - started
@@ -174,7 +195,40 @@ class AccountPoller:
                 self.account.id, self.account.broker, at, self._broker.last_exchange, error
             )
 
+    def _watch_health(self, now: datetime, ok: bool) -> None:
+        """Raise ``poll_failing`` once when good polls stop inside the window, and
+        ``poll_recovered`` once when they return: a silent monitor is the worst failure."""
+        if ok:
+            if self._failing_alerted:
+                self._failing_alerted = False
+                self._raise(
+                    health_alert(self.account, "poll_recovered", now, self.last_success, 0, "")
+                )
+            return
+        if self._failing_alerted or not self.account.window.is_open(now, self._holidays):
+            return
+        since = self.last_success or self._started
+        if now - since >= self.account.failing_after:
+            self._failing_alerted = True
+            alert = health_alert(
+                self.account, "poll_failing", now, self.last_success, self.failed_polls,
+                self._last_reason,
+            )  # fmt: skip
+            self._raise(alert)
+
+    def _raise(self, alert: Alert) -> None:
+        try:
+            self._engine.raise_alerts([alert])
+        except StoreError as err:
+            self._metrics.state_failures.inc()
+            self._log.error("alert_not_stored", rule=alert.rule, error=str(err))
+            return
+        self._metrics.alerts.labels(alert.rule, str(alert.severity)).inc()
+        self._log.info("alerts_raised", count=1, rule=alert.rule)
+        self._on_alerts()
+
     def _failed(self, outcome: str, reason: str, *, status: int | None = None) -> None:
+        self._last_reason = reason
         self.failed_polls += 1
         if self.failed_polls == 1:
             self._log.warning("poll_failed", outcome=outcome, status=status, reason=reason)
@@ -182,6 +236,37 @@ class AccountPoller:
             self._log.debug("poll_failed", outcome=outcome, status=status, reason=reason)
 
     def ready(self, now: datetime) -> bool:
-        """True when the last good poll is at most three poll intervals old."""
+        """True outside the trading window, or when the last good poll is at most three poll
+        intervals old."""
+        if not self.account.window.is_open(now.astimezone(self.account.timezone), self._holidays):
+            return True
         last = self.last_success
         return last is not None and now - last <= 3 * self.account.poll_every
+
+
+def health_alert(
+    account: AccountConfig,
+    rule: str,
+    now: datetime,
+    last_success: datetime | None,
+    failed_polls: int,
+    reason: str,
+) -> Alert:
+    """The daemon's own alert about an account's polling (``poll_failing``/``poll_recovered``)."""
+    last = last_success.isoformat() if last_success is not None else "never"
+    if rule == "poll_failing":
+        severity = Severity.CRITICAL
+        message = (
+            f"No good poll of account {account.id} ({account.broker}) since {last}: "
+            f"{failed_polls} failed polls, the last: {reason}"
+        )
+    else:
+        severity = Severity.INFO
+        message = f"Polling of account {account.id} ({account.broker}) recovered at {last}"
+    details: dict[str, DetailValue] = {
+        "failed_polls": failed_polls,
+        "last_success": None if last_success is None else last_success.isoformat(),
+    }
+    if reason:
+        details["reason"] = reason
+    return Alert(rule, rule, severity, account.id, None, None, now, message, details)

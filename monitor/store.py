@@ -214,21 +214,37 @@ class Store:
                     "INSERT OR REPLACE INTO rule_states VALUES (?, ?, ?)",
                     [(account, rule, json.dumps(data)) for rule, data in rule_states.items()],
                 )
-                for alert, sinks in alerts:
-                    cursor = self._db.execute(
-                        "INSERT INTO alerts (account, rule, payload) VALUES (?, ?, ?)",
-                        (alert.account, alert.rule, json.dumps(alert.to_json())),
-                    )
-                    self._db.executemany(
-                        "INSERT INTO deliveries (alert_id, sink) VALUES (?, ?)",
-                        [(cursor.lastrowid, sink) for sink in sinks],
-                    )
+                self._insert_alerts(alerts)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as err:
             raise StoreError(f"state file {self.path}: {err}") from err
+
+    def commit_alerts(self, alerts: Sequence[tuple[Alert, Sequence[str]]]) -> None:
+        """Queue alerts that no poll produced (the daemon's own health alerts), atomically."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._insert_alerts(alerts)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as err:
+            raise StoreError(f"state file {self.path}: {err}") from err
+
+    def _insert_alerts(self, alerts: Sequence[tuple[Alert, Sequence[str]]]) -> None:
+        for alert, sinks in alerts:
+            cursor = self._db.execute(
+                "INSERT INTO alerts (account, rule, payload) VALUES (?, ?, ?)",
+                (alert.account, alert.rule, json.dumps(alert.to_json())),
+            )
+            self._db.executemany(
+                "INSERT INTO deliveries (alert_id, sink) VALUES (?, ?)",
+                [(cursor.lastrowid, sink) for sink in sinks],
+            )
 
     def pending(self, sink: str, limit: int = 100) -> list[PendingAlert]:
         """Undelivered alerts for ``sink``, oldest first."""

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import re
 import shutil
-from datetime import timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 
 import pytest
 
 from monitor import config
 from monitor.cli import main
+from monitor.schedule import ALWAYS, PRESETS, Window
 
 RULES = Path(__file__).parent / "fixtures" / "rules"
 KINDS = "mtm_drawdown, new_short, squared_off"
 BROKERS = "kotak_neo, portfolio, samco, alphapoint, torus, simulator"
-TOP_LEVEL = "timezone, accounts, rules, notify, daemon"
+TOP_LEVEL = "timezone, holidays, accounts, rules, notify, daemon"
 DURATION = "must be a duration like 5s, 500ms or 1m"
 
 
@@ -363,3 +364,42 @@ def test_credentials_resolve_from_the_environment_and_refuse_control_characters(
             config.resolve_credentials(loaded, account, environ)
         assert info.value.problems == [f"{path}: account 't1': credentials.token: {reason}"]
         assert "abc-123" not in str(info.value)
+
+
+def test_windows_holidays_and_alert_after(tmp_path: Path) -> None:
+    """Presets, a custom window, per-broker defaults, holidays; bad values named by line."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "holidays: [2026-01-26, 2026-03-06]\n"
+        "accounts:\n"
+        "  - id: sim\n    broker: simulator\n"
+        '  - id: t1\n    broker: torus\n    credentials: {token: "${T}"}\n'
+        '  - id: t2\n    broker: torus\n    credentials: {token: "${T}"}\n    window: mcx\n'
+        '  - id: t3\n    broker: torus\n    credentials: {token: "${T}"}\n'
+        '    window: {days: sat-sun, start: "10:00", end: "14:00"}\n    alert_after: 2m\n'
+        "rules:\n  - name: r\n    kind: new_short\n"
+    )
+    loaded = config.load(path)
+    sim, t1, t2, t3 = loaded.accounts
+    assert (sim.window, t1.window, t2.window) == (ALWAYS, PRESETS["nse"], PRESETS["mcx"])
+    assert t3.window == Window(frozenset({5, 6}), time(10), time(14))
+    assert (t1.failing_after, t3.failing_after) == (timedelta(minutes=1), timedelta(minutes=2))
+    assert loaded.holidays == frozenset({date(2026, 1, 26), date(2026, 3, 6)})
+
+    path.write_text(
+        "holidays: [26-01-2026]\n"
+        "accounts:\n"
+        '  - id: t1\n    broker: torus\n    credentials: {token: "${T}"}\n    window: nyse\n'
+        '  - id: t2\n    broker: torus\n    credentials: {token: "${T}"}\n'
+        "    window: {days: mon-fri, start: 9:15, end: 15:30}\n"
+        "rules:\n  - name: r\n    kind: new_short\n"
+    )
+    with pytest.raises(config.ConfigError) as info:
+        config.load(path)
+    assert info.value.problems == [
+        f"{path}: holidays: must be a list of dates such as 2026-01-26 (line 1)",
+        f"{path}: account 't1': window: unknown preset 'nyse'; expected nse, mcx, always or"
+        " {days, start, end} (line 6)",
+        f"{path}: account 't2': window: must be a time such as 09:15; got 555"
+        ' (quote times: "09:15") (line 10)',
+    ]

@@ -25,6 +25,7 @@ accounts:
     broker: portfolio
     base_url: {base}
     poll_every: 500ms
+    window: always
     credentials:
       token: "${{PM_TEST_PORTFOLIO_TOKEN}}"
 rules:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from monitor.model import Severity, Snapshot
 from monitor.poller import AccountPoller
 from monitor.rules.base import PositionFilter
 from monitor.rules.squared_off import SquaredOff
+from monitor.schedule import PRESETS
 from monitor.store import Store
 from tests.snapshots import ACCOUNT, IST, T0, pos, snap
 
@@ -100,7 +101,7 @@ async def test_failures_between_good_polls_keep_the_baseline(
         polls(metrics, "bad_response"),
     ) == (3, 2, 1)
     store = Store(tmp_path / "state.db")
-    [closed] = store.alerts()
+    [closed] = [a for a in store.alerts() if a.rule == "closed"]
     assert (closed.key, closed.at) == (pos("1").key, later)
     assert account.last_success == later + timedelta(seconds=5)
 
@@ -153,3 +154,75 @@ async def test_outages_and_rate_limits_defer_the_next_polls(
         polls(metrics, "unavailable"),
         polls(metrics, "ok"),
     ) == (1, 1, 1)
+
+
+class WallClock:
+    """The account's wall clock, moved by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def windowed_poller(
+    tmp_path: Path, metrics: Metrics, broker: ScriptedBroker, wall: WallClock, clock: Clock
+) -> tuple[AccountPoller, Store]:
+    account = AccountConfig(
+        ACCOUNT, "kotak_neo", timedelta(seconds=5), IST, window=PRESETS["nse"],
+        alert_after=timedelta(seconds=30),
+    )  # fmt: skip
+    store = Store(tmp_path / "state.db")
+    engine = Engine(store, [], [SinkConfig("console", "console")])
+    poller = AccountPoller(
+        account, broker, engine, metrics, on_alerts=lambda: None, monotonic=clock, clock=wall
+    )
+    return poller, store
+
+
+async def test_no_polls_outside_the_window_but_one_right_after_it_closes(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    """15:29 polls, 15:30 takes the end-of-day poll, 15:31 and the evening fetch nothing."""
+    wall = WallClock(datetime(2026, 11, 23, 15, 29, tzinfo=IST))
+    script: list[Snapshot | BrokerError] = [snap(pos("1", 25)), snap(pos("1", 0))]
+    broker = ScriptedBroker(script)
+    account, _ = windowed_poller(tmp_path, metrics, broker, wall, Clock())
+    await account.poll()
+    for minute in (30, 31, 45):
+        wall.now = wall.now.replace(minute=minute)
+        await account.poll()
+    wall.now = wall.now.replace(hour=21)
+    await account.poll()
+    assert polls(metrics, "ok") == 2
+
+
+async def test_poll_failing_fires_once_inside_the_window_then_recovers(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    """30 s without a good poll inside the window: one critical alert; then one recovery."""
+    start = datetime(2026, 11, 23, 10, 0, tzinfo=IST)
+    wall = WallClock(start)
+    outage = BrokerUnavailable("kotak_neo", "HTTP 503: broker unavailable", status=503)
+    script: list[Snapshot | BrokerError] = [snap(pos("1", 25), at=start), *[outage] * 8]
+    script.append(snap(pos("1", 25), at=start + timedelta(minutes=5)))
+    clock = Clock()
+    account, store = windowed_poller(tmp_path, metrics, ScriptedBroker(script), wall, clock)
+    for step in range(len(script)):
+        wall.now = start + timedelta(seconds=10 * step)
+        clock.now += 3600  # past every backoff: each step is one fetch
+        await account.poll()
+    alerts = store.alerts()
+    assert [(a.rule, a.severity.value) for a in alerts] == [
+        ("poll_failing", "critical"),
+        ("poll_recovered", "info"),
+    ]
+    failing = alerts[0]
+    assert failing.at == start + timedelta(seconds=30)
+    assert failing.details == {
+        "failed_polls": 3,
+        "last_success": start.isoformat(),
+        "reason": "HTTP 503: broker unavailable",
+    }
+    assert failing.to_json()["exchange_segment"] is None

@@ -40,6 +40,8 @@ class Dispatcher:
         self._store = store
         self._sinks = tuple(sinks)
         self._metrics = metrics
+        for sink in self._sinks:
+            metrics.track_sink(sink.name)
         self._backoff = backoff or Backoff()
         self._clock = clock
         self._wakeups = {sink.name: asyncio.Event() for sink in self._sinks}

@@ -21,14 +21,15 @@ from monitor.model import PositionKey
 from tests.brokers.live import connection
 from tests.fakes import serve
 from tests.fakes.alphapoint import (
-    Fault,
     GatewayState,
     balance,
     envelope,
     instrument,
     level1,
     make_app,
+    payload,
 )
+from tests.fakes.scripted import Reply
 from tests.snapshots import T0
 
 API_KEY = "fake-api-key-0001"
@@ -106,7 +107,7 @@ async def test_login_sends_signed_headers_then_the_session_token():
     auth = state.calls("AuthenticateUser")
     assert len(auth) == 1
     assert auth[0].method == "GET"
-    assert auth[0].payload == {}
+    assert payload(auth[0]) == {}
     nonce = auth[0].headers["Nonce"]
     assert nonce.isdigit()
     signed = {
@@ -122,7 +123,7 @@ async def test_login_sends_signed_headers_then_the_session_token():
     later = state.requests[1:]
     assert [request.headers.get("aptoken") for request in later] == state.issued * len(later)
     positions = state.calls("GetAccountPositions")
-    assert [(request.method, request.payload) for request in positions] == [
+    assert [(request.method, payload(request)) for request in positions] == [
         ("POST", {"AccountId": 4, "OMSId": 1})
     ]
     assert positions[0].headers["Content-Type"] == "application/json"
@@ -137,8 +138,8 @@ async def test_balances_priced_with_level1_of_the_quote_currency_instrument():
     assert state.functions() == [
         "AuthenticateUser", "GetAccountPositions", "GetInstruments", "GetLevel1", "GetLevel1",
     ]  # fmt: skip
-    assert state.calls("GetInstruments")[0].payload == {"OMSId": 1}
-    assert [request.payload for request in state.calls("GetLevel1")] == [
+    assert payload(state.calls("GetInstruments")[0]) == {"OMSId": 1}
+    assert [payload(request) for request in state.calls("GetLevel1")] == [
         {"OMSId": 1, "InstrumentId": 11},
         {"OMSId": 1, "InstrumentId": 12},
     ]
@@ -168,7 +169,7 @@ async def test_quote_currency_option_picks_the_pair():
     async with live(state, options={**OPTIONS, "quote_currency": "cad"}) as client:
         snapshot = await client.fetch()
 
-    assert [request.payload["InstrumentId"] for request in state.calls("GetLevel1")] == [21]
+    assert [payload(request)["InstrumentId"] for request in state.calls("GetLevel1")] == [21]
     # 0.5 * 83000 = 41500
     assert snapshot.positions[BTC].mtm == Decimal("41500.0")
     assert snapshot.positions[USD].mtm is None
@@ -199,7 +200,7 @@ async def test_not_authorized_positions_log_in_again_once():
     state = gateway()
     async with live(state) as client:
         await client.fetch()
-        state.script("GetAccountPositions", Fault(body=NOT_AUTHORIZED))
+        state.script("GetAccountPositions", Reply(body=NOT_AUTHORIZED))
         snapshot = await client.fetch()
 
     assert state.functions().count("AuthenticateUser") == 2
@@ -217,7 +218,7 @@ async def test_persistent_not_authorized_is_auth_expired_without_a_loop():
     async with live(state) as client:
         await client.fetch()
         before = len(state.requests)
-        state.script("GetAccountPositions", *[Fault(body=NOT_AUTHORIZED)] * 3)
+        state.script("GetAccountPositions", *[Reply(body=NOT_AUTHORIZED)] * 3)
         with pytest.raises(AuthExpired) as info:
             await client.fetch()
 
@@ -250,7 +251,7 @@ async def test_refused_login_is_auth_expired_without_credentials():
 async def test_http_401_on_login_is_auth_expired():
     """AuthenticateUser answered 401: AuthExpired naming the step, no positions call."""
     state = gateway()
-    state.script("AuthenticateUser", Fault(status=401, body=b"Unauthorized"))
+    state.script("AuthenticateUser", Reply(status=401, body=b"Unauthorized"))
     async with live(state) as client:
         with pytest.raises(AuthExpired) as info:
             await client.fetch()
@@ -262,7 +263,7 @@ async def test_http_401_on_login_is_auth_expired():
 async def test_429_is_rate_limited_with_retry_after():
     """429 with Retry-After: 7 on positions: RateLimited(retry_after=7), no retry."""
     state = gateway()
-    state.script("GetAccountPositions", Fault(status=429, headers={"Retry-After": "7"}))
+    state.script("GetAccountPositions", Reply(status=429, headers={"Retry-After": "7"}))
     async with live(state) as client:
         with pytest.raises(RateLimited) as info:
             await client.fetch()
@@ -277,7 +278,7 @@ async def test_429_is_rate_limited_with_retry_after():
 async def test_5xx_is_broker_unavailable(status):
     """A 5xx (here with an HTML page) on positions is BrokerUnavailable carrying the status."""
     state = gateway()
-    page = Fault(status=status, body=b"<html>Bad Gateway</html>", content_type="text/html")
+    page = Reply(status=status, body=b"<html>Bad Gateway</html>", content_type="text/html")
     state.script("GetAccountPositions", page)
     async with live(state) as client:
         with pytest.raises(BrokerUnavailable) as info:
@@ -292,7 +293,7 @@ async def test_slow_gateway_is_broker_unavailable_within_the_timeout():
     state = gateway()
     async with live(state, total_timeout=0.3) as client:
         await client.fetch()
-        state.script("GetAccountPositions", Fault(delay=0.8))
+        state.script("GetAccountPositions", Reply(delay=0.8))
         started = time.monotonic()
         with pytest.raises(BrokerUnavailable) as info:
             await client.fetch()
@@ -316,7 +317,7 @@ async def test_slow_gateway_is_broker_unavailable_within_the_timeout():
 async def test_malformed_positions_are_bad_response(body, fragment):
     """A 200 whose body is not a positions array: BadResponse naming alphapoint; no pricing."""
     state = gateway()
-    state.script("GetAccountPositions", Fault(body=body))
+    state.script("GetAccountPositions", Reply(body=body))
     async with live(state) as client:
         with pytest.raises(BadResponse) as info:
             await client.fetch()
@@ -343,7 +344,7 @@ async def test_oversized_positions_are_bad_response():
 async def test_failed_price_calls_leave_prices_unknown():
     """GetLevel1 answering HTML for BTC leaves BTC unpriced; ETH is still priced."""
     state = gateway()
-    state.script("GetLevel1", Fault(body=b"<html>oops</html>", content_type="text/html"))
+    state.script("GetLevel1", Reply(body=b"<html>oops</html>", content_type="text/html"))
     async with live(state) as client:
         snapshot = await client.fetch()
 
@@ -355,7 +356,7 @@ async def test_failed_price_calls_leave_prices_unknown():
 async def test_rate_limited_price_call_stops_pricing():
     """429 on the first GetLevel1: no further price calls this poll, the snapshot still stands."""
     state = gateway()
-    state.script("GetLevel1", Fault(status=429, headers={"Retry-After": "1"}))
+    state.script("GetLevel1", Reply(status=429, headers={"Retry-After": "1"}))
     async with live(state) as client:
         snapshot = await client.fetch()
 
@@ -367,7 +368,7 @@ async def test_rate_limited_price_call_stops_pricing():
 async def test_failed_instrument_list_is_not_cached():
     """GetInstruments 503: no prices this poll, and the next poll asks for the list again."""
     state = gateway()
-    state.script("GetInstruments", Fault(status=503))
+    state.script("GetInstruments", Reply(status=503))
     async with live(state) as client:
         first = await client.fetch()
         second = await client.fetch()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -25,11 +26,11 @@ from tests.fakes.kotak_neo import (
     QUOTES_PREFIX,
     RATE_SLACK,
     KotakNeoState,
-    Reply,
     make_app,
     not_ok_reply,
     row,
 )
+from tests.fakes.scripted import Reply, json_reply
 from tests.snapshots import T0
 
 ACCESS_TOKEN = "fake-access-token-7Qx2"
@@ -291,7 +292,7 @@ async def test_totp_from_the_wrong_secret_is_refused_at_the_login_step():
 async def test_429_is_rate_limited_with_the_retry_after_header(endpoint):
     """HTTP 429 with Retry-After: 7 is RateLimited(retry_after=7.0), whichever call it hits."""
     state = make_state()
-    state.script(endpoint, Reply(429, {"stat": "Not_Ok"}, headers={"Retry-After": "7"}))
+    state.script(endpoint, json_reply({"stat": "Not_Ok"}, 429, **{"Retry-After": "7"}))
     async with live(state) as client:
         with pytest.raises(RateLimited) as info:
             await client.fetch()
@@ -318,7 +319,7 @@ async def test_server_errors_on_positions_are_broker_unavailable(status):
     assert str(info.value) == f"kotak_neo: HTTP {status}: broker unavailable"
     assert exchange is not None
     assert exchange.status == status
-    assert exchange.body == reply.encoded()
+    assert exchange.body == reply.body
     assert "quotes" not in endpoints(state)
     assert_leaks_no_secret(info.value)
 
@@ -342,7 +343,7 @@ async def test_response_slower_than_the_timeout_is_broker_unavailable_quickly():
     state = make_state()
     async with live(state, total_timeout=0.5) as client:
         await client.fetch()
-        state.script("positions", Reply(200, {"stat": "Ok", "data": []}, delay=5.0))
+        state.script("positions", json_reply({"stat": "Ok", "data": []}, delay=5.0))
         started = time.monotonic()
         with pytest.raises(BrokerUnavailable) as info:
             await client.fetch()
@@ -367,7 +368,7 @@ async def test_connection_refused_is_broker_unavailable():
     assert_leaks_no_secret(info.value)
 
 
-SEED_BODY = Reply(200, {"stat": "Ok", "stCode": 200, "data": [dict(OPEN_FO)]}).encoded()
+SEED_BODY = json.dumps({"stat": "Ok", "stCode": 200, "data": [dict(OPEN_FO)]}).encode()
 
 
 @pytest.mark.parametrize(
@@ -410,7 +411,7 @@ async def test_positions_body_over_the_cap_is_bad_response():
 async def test_validate_reply_without_base_url_is_bad_response():
     """A trade token without data.baseUrl cannot be used: BadResponse naming the field."""
     state = make_state()
-    state.script("validate", Reply(200, {"data": {"token": "fake-trade-token", "sid": "fake-sid"}}))
+    state.script("validate", json_reply({"data": {"token": "fake-trade-token", "sid": "fake-sid"}}))
     async with live(state) as client:
         with pytest.raises(BadResponse) as info:
             await client.fetch()
@@ -425,12 +426,12 @@ async def test_validate_reply_without_base_url_is_bad_response():
         pytest.param(not_ok_reply(500, "Unexpected error", 500), id="500"),
         pytest.param(HTML_502, id="502-html"),
         pytest.param(not_ok_reply(503, "Trade API service is unavailable", 503), id="503"),
-        pytest.param(Reply(429, {"stat": "Not_Ok"}, headers={"Retry-After": "3"}), id="429"),
+        pytest.param(json_reply({"stat": "Not_Ok"}, 429, **{"Retry-After": "3"}), id="429"),
         pytest.param(Reply(200, b'[{"exchange": "nse_fo", "ltp": '), id="truncated"),
         pytest.param(Reply(200, b"<html>oops</html>"), id="html-200"),
         pytest.param(not_ok_reply(1009, "Invalid neosymbol"), id="not-ok-object"),
-        pytest.param(Reply(200, [{"exchange": "nse_fo"}]), id="ltp-missing"),
-        pytest.param(Reply(200, [], delay=5.0), id="timeout"),
+        pytest.param(json_reply([{"exchange": "nse_fo"}]), id="ltp-missing"),
+        pytest.param(json_reply([], delay=5.0), id="timeout"),
     ],
 )
 async def test_failing_quote_call_leaves_open_mtm_unknown_but_the_snapshot_good(reply):
@@ -533,7 +534,7 @@ async def test_login_error_body_with_http_200_is_auth_expired_naming_the_step():
     """The login APIs may answer 200 with an error body: that is a refused login, not a crash."""
     state = make_state()
     refused = {"error": [{"code": "10522", "message": "Invalid totp"}]}
-    state.script("login", Reply(200, refused))
+    state.script("login", json_reply(refused))
     async with live(state, SECRETS) as client:
         with pytest.raises(AuthExpired) as info:
             await client.fetch()
@@ -546,7 +547,7 @@ async def test_login_error_body_with_http_200_is_auth_expired_naming_the_step():
 async def test_a_rate_limited_quote_call_is_not_repeated_until_retry_after_passes():
     """429 on quotes: positions still come back; the next poll does not ask for quotes again."""
     state = make_state()
-    state.script("quotes", Reply(429, {"stat": "Not_Ok"}, headers={"Retry-After": "30"}))
+    state.script("quotes", json_reply({"stat": "Not_Ok"}, 429, **{"Retry-After": "30"}))
     async with live(state) as client:
         first = await client.fetch()
         second = await client.fetch()

@@ -17,7 +17,8 @@ from monitor.brokers.transport import Exchange
 from monitor.model import PositionKey
 from tests.brokers.live import connection
 from tests.fakes import serve
-from tests.fakes.samco import RELIANCE_ROW, Reply, SamcoState, make_app
+from tests.fakes.samco import RELIANCE_ROW, SamcoState, make_app
+from tests.fakes.scripted import Reply, json_reply
 from tests.snapshots import IST, T0
 
 API_KEY = "fake-samco-api-key"
@@ -138,7 +139,7 @@ async def test_persistent_401_surfaces_auth_expired_after_one_renewal(fake):
     async with connection(base_url, SECRETS) as conn:
         client = samco.Client(conn)
         await client.fetch()
-        state.script("positions", Reply(status=401, body={"status": "Failure"}), times=10)
+        state.script("positions", json_reply({"status": "Failure"}, 401), times=10)
         with pytest.raises(AuthExpired) as info:
             await client.fetch()
 
@@ -154,7 +155,7 @@ async def test_persistent_failure_envelope_surfaces_bad_response_after_one_renew
     async with connection(base_url, SECRETS) as conn:
         client = samco.Client(conn)
         await client.fetch()
-        state.script("positions", Reply(body=failure), times=10)
+        state.script("positions", json_reply(failure), times=10)
         with pytest.raises(BadResponse) as info:
             await client.fetch()
 
@@ -199,7 +200,7 @@ async def test_refused_login_is_auth_expired_without_the_secret(fake, refused_st
 async def test_login_without_a_session_token_is_auth_expired(fake):
     """A Success envelope lacking sessionToken cannot be used: AuthExpired, no positions call."""
     state, base_url = fake
-    state.script("login", Reply(body={"status": "Success", "statusMessage": "ok"}))
+    state.script("login", json_reply({"status": "Success", "statusMessage": "ok"}))
     async with connection(base_url, SECRETS) as conn:
         with pytest.raises(AuthExpired) as info:
             await samco.Client(conn).fetch()
@@ -229,7 +230,7 @@ async def test_429_is_rate_limited_with_retry_after(fake, endpoint):
 async def test_server_errors_are_broker_unavailable(fake, status, endpoint):
     """5xx on the login or the positions call is BrokerUnavailable carrying the status."""
     state, base_url = fake
-    state.script(endpoint, Reply(status=status, body="<html><body>Bad Gateway</body></html>"))
+    state.script(endpoint, Reply(status=status, body=b"<html><body>Bad Gateway</body></html>"))
     async with connection(base_url, SECRETS) as conn:
         with pytest.raises(BrokerUnavailable) as info:
             await samco.Client(conn).fetch()
@@ -273,7 +274,7 @@ SEED_BODY = json.dumps(
 async def test_malformed_positions_body_is_bad_response(fake, body, fragment):
     """A 200 whose body is not a positions envelope is a BadResponse naming samco."""
     state, base_url = fake
-    state.script("positions", Reply(body=body))
+    state.script("positions", Reply(body=body.encode()))
     async with connection(base_url, SECRETS) as conn:
         client = samco.Client(conn)
         with pytest.raises(BadResponse) as info:
@@ -290,7 +291,7 @@ async def test_malformed_positions_body_is_bad_response(fake, body, fragment):
 async def test_malformed_login_body_is_bad_response(fake):
     """A login answer that is not JSON is a BadResponse naming samco; positions are not asked."""
     state, base_url = fake
-    state.script("login", Reply(body="<html>maintenance</html>"))
+    state.script("login", Reply(body=b"<html>maintenance</html>"))
     async with connection(base_url, SECRETS) as conn:
         with pytest.raises(BadResponse) as info:
             await samco.Client(conn).fetch()
@@ -330,7 +331,7 @@ async def test_last_exchange_holds_the_positions_answer_and_replays_to_the_same_
 async def test_last_exchange_records_a_failed_answer_and_resets_each_fetch(fake):
     """A 503 is kept in last_exchange; the next fetch replaces it with its own answer."""
     state, base_url = fake
-    state.script("positions", Reply(status=503, body="busy"))
+    state.script("positions", Reply(status=503, body=b"busy"))
     async with connection(base_url, SECRETS) as conn:
         client = samco.Client(conn)
         with pytest.raises(BrokerUnavailable):
@@ -350,7 +351,7 @@ async def test_no_positions_failure_is_an_empty_snapshot_without_renewal(fake, m
     async with connection(base_url, SECRETS) as conn:
         client = samco.Client(conn)
         await client.fetch()
-        state.script("positions", Reply(body={"status": "Failure", "statusMessage": message}))
+        state.script("positions", json_reply({"status": "Failure", "statusMessage": message}))
         snapshot = await client.fetch()
 
     assert snapshot.positions == {}

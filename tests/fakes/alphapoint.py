@@ -23,42 +23,20 @@ random one).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import secrets
-import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from tests.fakes.scripted import Received, Reply, json_or_none, play, record
+
 NOT_AUTHORIZED = {"result": False, "errormsg": "Not Authorized", "errorcode": 20, "detail": None}
 PUBLIC = frozenset({"GetInstruments", "GetLevel1"})
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """One request as the gateway saw it."""
-
-    function: str
-    method: str
-    headers: Mapping[str, str]
-    payload: Mapping[str, object]  # keys as sent
-    at: float  # time.monotonic()
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """A scripted answer that replaces the next normal one of a function."""
-
-    status: int = 200
-    body: bytes | None = None  # None: answer normally after ``delay``
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    content_type: str = "application/json"
 
 
 def envelope(code: int, message: str) -> bytes:
@@ -120,26 +98,40 @@ class GatewayState:
     instruments: list[dict[str, object]] = field(default_factory=list)
     level1: dict[int, dict[str, object]] = field(default_factory=dict)  # by InstrumentId
     login_refusal: str = "Invalid API key or signature"
-    requests: list[Recorded] = field(default_factory=list)
-    faults: dict[str, deque[Fault]] = field(default_factory=dict)
+    requests: list[Received] = field(default_factory=list)  # endpoint: the function called
+    faults: defaultdict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
     tokens: set[str] = field(default_factory=set)
     issued: list[str] = field(default_factory=list)
 
-    def script(self, function: str, *faults: Fault) -> None:
+    def script(self, function: str, *faults: Reply) -> None:
         """Answer the next calls of ``function`` with ``faults``, in order."""
-        self.faults.setdefault(function, deque()).extend(faults)
+        self.faults[function].extend(faults)
 
     def expire_sessions(self) -> None:
         """Forget every session token, as the gateway does when a session times out."""
         self.tokens.clear()
 
-    def calls(self, function: str) -> list[Recorded]:
+    def calls(self, function: str) -> list[Received]:
         """The recorded requests of one function."""
-        return [request for request in self.requests if request.function == function]
+        return [request for request in self.requests if request.endpoint == function]
 
     def functions(self) -> list[str]:
         """The functions called, in order."""
-        return [request.function for request in self.requests]
+        return [request.endpoint for request in self.requests]
+
+
+def payload(request: Received) -> dict[str, object] | None:
+    """A call's parameters, keys as sent: the query of a GET, the JSON object of a POST.
+
+    Query values that are integers count as numbers, as a JSON body would carry them; None
+    when a POST body is neither empty nor a JSON object.
+    """
+    if request.method == "GET":
+        return {name: _number(value) for name, value in request.query.items()}
+    if not request.body:
+        return {}
+    document = json_or_none(request.body)
+    return document if isinstance(document, dict) else None
 
 
 def make_app(state: GatewayState) -> web.Application:
@@ -147,23 +139,11 @@ def make_app(state: GatewayState) -> web.Application:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         function = request.match_info["function"]
-        payload = await _payload(request)
-        seen = payload if isinstance(payload, dict) else {}
-        state.requests.append(
-            Recorded(function, request.method, dict(request.headers), seen, time.monotonic())
-        )
-        if isinstance(payload, web.Response):
-            return payload
-        queue = state.faults.get(function)
-        if queue:
-            fault = queue.popleft()
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-            if fault.body is not None or fault.status != 200:
-                return web.Response(
-                    status=fault.status, body=fault.body or b"", headers=dict(fault.headers),
-                    content_type=fault.content_type,
-                )  # fmt: skip
+        parameters = payload(await record(request, state.requests, function))
+        if parameters is None:
+            return web.Response(status=400, body=envelope(100, "Invalid Request"))
+        if (scripted := await play(state.faults[function])) is not None:
+            return scripted
         handler = _HANDLERS.get(function)
         if handler is None:
             return web.Response(status=404, text="Not Found")
@@ -171,28 +151,13 @@ def make_app(state: GatewayState) -> web.Application:
             return handler(state, request.headers, {})
         if function not in PUBLIC and request.headers.get("aptoken") not in state.tokens:
             return web.json_response(NOT_AUTHORIZED)
-        lowered = {name.lower(): value for name, value in payload.items()}
+        lowered = {name.lower(): value for name, value in parameters.items()}
         return handler(state, request.headers, lowered)
 
     app = web.Application()
     app.router.add_route("GET", "/AP/{function}", handle)
     app.router.add_route("POST", "/AP/{function}", handle)
     return app
-
-
-async def _payload(request: web.Request) -> dict[str, object] | web.Response:
-    if request.method == "GET":
-        return {name: _number(value) for name, value in request.query.items()}
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        return web.Response(status=400, body=envelope(100, "Invalid Request"))
-    if not isinstance(payload, dict):
-        return web.Response(status=400, body=envelope(100, "Invalid Request"))
-    return payload
 
 
 def _number(value: str) -> object:

@@ -32,18 +32,23 @@ with a percent-encoded symbol list.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
-import json
-import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 
 import pyotp
 from aiohttp import web
-from multidict import CIMultiDict
+
+from tests.fakes.scripted import (
+    Received,
+    Reply,
+    json_or_none,
+    json_reply,
+    play,
+    record,
+    released_at_shutdown,
+    send,
+)
 
 FIN_KEY = "neotradeapi"
 USER_PREFIX = "/e21"  # path of the per-user baseUrl under this server
@@ -101,28 +106,14 @@ def row(**fields: str) -> dict[str, str]:
     return {**SEED_ROW, **fields}
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One scripted answer: status, body (bytes as is, anything else as JSON), headers, delay."""
-
-    status: int = 200
-    body: object = b""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-    def encoded(self) -> bytes:
-        """The body on the wire."""
-        return self.body if isinstance(self.body, bytes) else json.dumps(self.body).encode()
-
-
 def error_reply(status: int, code: str, message: str) -> Reply:
     """The login API's documented error shape: ``{"error": [{"code", "message"}]}``."""
-    return Reply(status, {"error": [{"code": code, "message": message}]})
+    return json_reply({"error": [{"code": code, "message": message}]}, status)
 
 
 def not_ok_reply(st_code: int, message: str, status: int = 200) -> Reply:
     """The trading API's error envelope: ``{"stat": "Not_Ok", "stCode", "errMsg"}``."""
-    return Reply(status, {"stat": "Not_Ok", "stCode": st_code, "errMsg": message})
+    return json_reply({"stat": "Not_Ok", "stCode": st_code, "errMsg": message}, status)
 
 
 # Documented for positions: 403 "Invalid session, please re-login to continue". The body of
@@ -130,28 +121,6 @@ def not_ok_reply(st_code: int, message: str, status: int = 200) -> Reply:
 # with HTTP 200 (our issue), so the same envelope is used here.
 INVALID_SESSION_403 = not_ok_reply(1003, "Invalid session", status=403)
 HTML_502 = Reply(502, b"<html><head><title>502 Bad Gateway</title></head></html>")
-
-
-@dataclass(slots=True)
-class Recorded:
-    """One request as it arrived, and what the fake answered."""
-
-    endpoint: str  # login | validate | positions | quotes | unknown
-    method: str
-    path: str  # the raw path, exactly as sent on the wire
-    headers: CIMultiDict[str]
-    body: bytes
-    at: float  # time.monotonic() on arrival
-    status: int = 0
-    reply: bytes = b""
-
-    def json(self) -> object:
-        """The request body decoded as JSON."""
-        return json.loads(self.body)
-
-    def reply_json(self) -> object:
-        """The response body decoded as JSON."""
-        return json.loads(self.reply)
 
 
 class KotakNeoState:
@@ -178,7 +147,7 @@ class KotakNeoState:
         self.ltps = dict(ltps or {})  # "exSeg|tok" -> last price as the API writes it
         self.rate_limit = rate_limit
         self.stale_reply = INVALID_SESSION_403
-        self.requests: list[Recorded] = []
+        self.requests: list[Received] = []
         self._faults: defaultdict[str, deque[Reply]] = defaultdict(deque)
         self._views: dict[str, str] = {}  # view token -> its sid
         self._sessions: dict[str, str] = {}  # trade token -> its sid
@@ -193,13 +162,9 @@ class KotakNeoState:
         self._sessions.clear()
         self.stale_reply = reply or INVALID_SESSION_403
 
-    def calls(self, endpoint: str) -> list[Recorded]:
+    def calls(self, endpoint: str) -> list[Received]:
         """The recorded requests to ``endpoint``, in arrival order."""
         return [r for r in self.requests if r.endpoint == endpoint]
-
-    def _next_fault(self, endpoint: str) -> Reply | None:
-        queue = self._faults[endpoint]
-        return queue.popleft() if queue else None
 
     def _over_rate_limit(self, now: float) -> bool:
         if self.rate_limit is None:
@@ -224,67 +189,55 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def make_app(state: KotakNeoState) -> web.Application:
     """An aiohttp app serving ``state`` the way the Neo Trade API would."""
-    released = asyncio.Event()  # set at shutdown so slow replies do not hold up the teardown
-
-    async def answer(reply: Reply) -> web.Response:
-        if reply.delay:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(released.wait(), reply.delay)
-        return web.Response(
-            status=reply.status,
-            body=reply.encoded(),
-            headers={"Content-Type": "application/json", **reply.headers},
-        )
+    app = web.Application()
+    released = released_at_shutdown(app)
 
     @web.middleware
-    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def recording(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.rel_url.raw_path
         endpoint = _ENDPOINTS.get(path, "quotes" if path.startswith(QUOTES_PREFIX) else "unknown")
-        entry = Recorded(
-            endpoint, request.method, path, CIMultiDict(request.headers), await request.read(),
-            time.monotonic(),
-        )  # fmt: skip
-        state.requests.append(entry)
-        if state._over_rate_limit(entry.at):
+        received = await record(request, state.requests, endpoint)
+        response: web.StreamResponse | None
+        if state._over_rate_limit(received.at):
             # The 429 body is not public; Neo sends no Retry-After (observed by third parties).
-            response: web.StreamResponse = await answer(not_ok_reply(429, "Too many requests", 429))
-        elif (fault := state._next_fault(endpoint)) is not None:
-            response = await answer(fault)
+            response = await send(not_ok_reply(429, "Too many requests", 429))
         else:
+            response = await play(state._faults[endpoint], released)
+        if response is None:
             try:
                 response = await handler(request)
             except web.HTTPException as err:  # 404 for a path the API does not have
-                entry.status = err.status
+                received.status = err.status
                 raise
-        entry.status = response.status
-        entry.reply = response.body if isinstance(response, web.Response) else b""  # type: ignore[assignment]
+        received.status = response.status
+        received.reply = response.body if isinstance(response, web.Response) else b""  # type: ignore[assignment]
         return response
 
     async def login(request: web.Request) -> web.Response:
         missing = _missing(request, "Authorization", "neo-fin-key")
         if missing:
-            return await answer(missing)
+            return await send(missing)
         if request.headers["Authorization"] != state.access_token:
             # Status and code for a wrong access token are not public (900901 is the API
             # gateway's "Invalid Credentials" code, a guess).
-            return await answer(error_reply(401, "900901", "Invalid Credentials"))
+            return await send(error_reply(401, "900901", "Invalid Credentials"))
         if request.headers["neo-fin-key"] != FIN_KEY:
-            return await answer(error_reply(401, "900901", "Invalid neo-fin-key"))
+            return await send(error_reply(401, "900901", "Invalid neo-fin-key"))
         body = _json_object(await request.read())
         for key, name in (("mobileNumber", "MobileNumber"), ("ucc", "Ucc"), ("totp", "Totp")):
             if not isinstance(body.get(key), str) or not body[key]:
                 # Documented shape and message for a missing field.
-                return await answer(error_reply(400, "400", f"Missing required field '{name}'"))
+                return await send(error_reply(400, "400", f"Missing required field '{name}'"))
         if body["mobileNumber"] != state.mobile_number or body["ucc"] != state.ucc:
             # Status and code not public.
-            return await answer(error_reply(400, "10501", "Invalid mobile number or UCC"))
+            return await send(error_reply(400, "10501", "Invalid mobile number or UCC"))
         if not state.totp.verify(body["totp"], valid_window=1):
             # Status and code for a wrong TOTP are not public.
-            return await answer(error_reply(400, "10524", "Invalid TOTP"))
+            return await send(error_reply(400, "10524", "Invalid TOTP"))
         token, sid = state._issue("view")
         state._views[token] = sid
-        return await answer(
-            Reply(200, {"data": {
+        return await send(
+            json_reply({"data": {
                 "token": token, "sid": sid, "rid": f"rid-{sid}", "ucc": state.ucc,
                 "kType": "View", "status": "success", "dataCenter": "E21",
                 "isUserPwdExpired": False,
@@ -294,24 +247,24 @@ def make_app(state: KotakNeoState) -> web.Application:
     async def validate(request: web.Request) -> web.Response:
         missing = _missing(request, "Authorization", "neo-fin-key", "sid", "Auth")
         if missing:
-            return await answer(missing)
+            return await send(missing)
         headers = request.headers
         if headers["Authorization"] != state.access_token or headers["neo-fin-key"] != FIN_KEY:
-            return await answer(error_reply(401, "900901", "Invalid Credentials"))
+            return await send(error_reply(401, "900901", "Invalid Credentials"))
         if state._views.get(headers["Auth"]) != headers["sid"]:
             # Status and code not public.
-            return await answer(error_reply(401, "10515", "Invalid view token or sid"))
+            return await send(error_reply(401, "10515", "Invalid view token or sid"))
         body = _json_object(await request.read())
         if not isinstance(body.get("mpin"), str) or not body["mpin"]:
-            return await answer(error_reply(400, "400", "Missing required field 'Mpin'"))
+            return await send(error_reply(400, "400", "Missing required field 'Mpin'"))
         if body["mpin"] != state.mpin:
             # Status and code for a wrong MPIN are not public.
-            return await answer(error_reply(400, "10521", "Invalid MPIN"))
+            return await send(error_reply(400, "10521", "Invalid MPIN"))
         token, sid = state._issue("trade")
         state._sessions[token] = sid
         base_url = f"{request.url.origin()}{USER_PREFIX}"
-        return await answer(
-            Reply(200, {"data": {
+        return await send(
+            json_reply({"data": {
                 "token": token, "sid": sid, "rid": f"rid-{sid}", "baseUrl": base_url,
                 "ucc": state.ucc, "kType": "Trade", "status": "success", "dataCenter": "E21",
             }})
@@ -320,11 +273,11 @@ def make_app(state: KotakNeoState) -> web.Application:
     async def positions(request: web.Request) -> web.Response:
         token, sid = request.headers.get("Auth"), request.headers.get("Sid")
         if token is None or sid is None or state._sessions.get(token) != sid:
-            return await answer(state.stale_reply)
+            return await send(state.stale_reply, released)
         # As the seed writes it. The SDK's newer docs sample has "stat": "ok", and its smoke test
         # treats {"stat": "Not_Ok", "stCode": 5203, "errMsg": "No Data"} as "no positions";
         # script those replies to imitate them.
-        return await answer(Reply(200, {"stat": "Ok", "stCode": 200, "data": state.rows}))
+        return await send(json_reply({"stat": "Ok", "stCode": 200, "data": state.rows}))
 
     async def quotes(request: web.Request) -> web.Response:
         raw = request.rel_url.raw_path[len(QUOTES_PREFIX) :]
@@ -332,11 +285,11 @@ def make_app(state: KotakNeoState) -> web.Application:
         if "%7C" in symbols.upper() or "%2C" in symbols.upper():
             # The SDK keeps "|" and "," literal because the API expects them so; what it
             # answers to an encoded list is not public.
-            return await answer(not_ok_reply(1009, "Invalid neosymbol", status=400))
+            return await send(not_ok_reply(1009, "Invalid neosymbol", status=400))
         if request.headers.get("Authorization") != state.access_token:
-            return await answer(not_ok_reply(1003, "Invalid session", status=403))
+            return await send(not_ok_reply(1003, "Invalid session", status=403))
         if kind not in QUOTE_TYPES or not symbols:
-            return await answer(not_ok_reply(1009, "Invalid quote type", status=400))
+            return await send(not_ok_reply(1009, "Invalid quote type", status=400))
         symbols_by_key = {f"{r['exSeg']}|{r['tok']}": r["trdSym"] for r in state.rows}
         items = []
         for symbol in symbols.split(","):
@@ -351,18 +304,14 @@ def make_app(state: KotakNeoState) -> web.Application:
                 })  # fmt: skip
         if not items:
             # HTTP 200 with a Not_Ok object for unknown instruments, as third parties observed.
-            return await answer(not_ok_reply(1009, "Invalid neosymbol"))
-        return await answer(Reply(200, items))
+            return await send(not_ok_reply(1009, "Invalid neosymbol"))
+        return await send(json_reply(items))
 
-    async def on_shutdown(_app: web.Application) -> None:
-        released.set()
-
-    app = web.Application(middlewares=[record])
+    app.middlewares.append(recording)
     app.router.add_post(LOGIN_PATH, login)
     app.router.add_post(VALIDATE_PATH, validate)
     app.router.add_get(POSITIONS_PATH, positions)
     app.router.add_get(QUOTES_PREFIX + "{symbols}/{kind}", quotes)
-    app.on_shutdown.append(on_shutdown)
     return app
 
 
@@ -374,8 +323,5 @@ def _missing(request: web.Request, *names: str) -> Reply | None:
 
 
 def _json_object(body: bytes) -> dict[str, object]:
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return {}
+    value = json_or_none(body)
     return value if isinstance(value, dict) else {}

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.scripted import Received, Reply, json_reply, record, send
+from tests.fakes.scripted import Received, Reply, json_or_none, json_reply, play, record, send
 
 PATH = "/Portfolio/1.0/portfolio/v1/positions"
 REQUEST = {"Source": "N"}
@@ -66,23 +66,16 @@ def make_app(state: PortfolioState, prefix: str = "") -> web.Application:
 
     async def positions(request: web.Request) -> web.Response:
         received = await record(request, state.requests)
-        if state.faults:
-            return await send(state.faults.popleft())
+        if (scripted := await play(state.faults)) is not None:
+            return scripted
         if received.headers.get("Authorization") != state.token:
             return await send(failed(401))
         # Unknown: what the real server answers to a wrong content type or body. A 400 with the
         # Failed envelope is a guess; the client never sends either.
-        if request.content_type != "application/json" or _json_or_none(received.body) != REQUEST:
+        if request.content_type != "application/json" or json_or_none(received.body) != REQUEST:
             return await send(failed(400, "Invalid request"))
         return await send(Reply(200, state.body()))
 
     app = web.Application()
     app.router.add_post(prefix.rstrip("/") + PATH, positions)
     return app
-
-
-def _json_or_none(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None

@@ -16,17 +16,15 @@ Every request is recorded; ``script`` queues one-off answers (status, body, head
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
-import time
-from collections import deque
-from collections.abc import Mapping
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import web
-from multidict import CIMultiDict
+
+from tests.fakes.scripted import Received, Reply, play, record
 
 SERVER_TIME = "23/11/26 09:20:05"
 
@@ -97,32 +95,6 @@ NIFTY_NET_ROW = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A scripted answer: after ``delay`` s, ``status`` with ``body`` (None: the real answer)."""
-
-    status: int = 200
-    body: bytes | str | Mapping[str, object] | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """A request as the fake received it."""
-
-    method: str
-    path: str
-    query: Mapping[str, str]
-    headers: CIMultiDict[str]
-    body: bytes
-    at: float  # time.monotonic()
-
-    def json(self) -> object:
-        """The body as JSON."""
-        return json.loads(self.body)
-
-
 Endpoint = Literal["login", "positions"]
 
 
@@ -137,12 +109,10 @@ class SamcoState:
     )
     stale_answer: Literal["401", "failure"] = "failure"
     refused_status: int = 401  # HTTP status of a refused login (not public; see the docstring)
-    requests: list[Seen] = field(default_factory=list)
+    requests: list[Received] = field(default_factory=list)
     valid_tokens: set[str] = field(default_factory=set)
     issued: list[str] = field(default_factory=list)
-    _scripts: dict[str, deque[Reply]] = field(
-        default_factory=lambda: {"login": deque(), "positions": deque()}
-    )
+    _scripts: defaultdict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
     _serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def script(self, endpoint: Endpoint, reply: Reply, times: int = 1) -> None:
@@ -153,35 +123,9 @@ class SamcoState:
         """Every token issued so far stops working (as at 08:00 IST)."""
         self.valid_tokens.clear()
 
-    def calls(self, endpoint: Endpoint) -> list[Seen]:
+    def calls(self, endpoint: Endpoint) -> list[Received]:
         """The recorded requests to ``endpoint``, in order."""
-        path = "/session/token" if endpoint == "login" else "/position/getPositions"
-        return [seen for seen in self.requests if seen.path == path]
-
-    async def _record(self, request: web.Request) -> None:
-        self.requests.append(
-            Seen(
-                request.method,
-                request.path,
-                dict(request.query),
-                CIMultiDict(request.headers),
-                await request.read(),
-                time.monotonic(),
-            )
-        )
-
-    async def _scripted(self, endpoint: Endpoint) -> web.Response | None:
-        if not self._scripts[endpoint]:
-            return None
-        reply = self._scripts[endpoint].popleft()
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
-        if reply.body is None and reply.status == 200:
-            return None  # only slow: the real answer follows
-        body = reply.body if reply.body is not None else b""
-        if isinstance(body, Mapping):
-            body = json.dumps(body)
-        return web.Response(status=reply.status, body=body, headers=dict(reply.headers))
+        return [seen for seen in self.requests if seen.endpoint == endpoint]
 
     def _new_token(self) -> str:
         token = f"fake-jwt-{next(self._serial)}"
@@ -204,9 +148,8 @@ def make_app(state: SamcoState) -> web.Application:
     """The fake Trade API over ``state``."""
 
     async def session_token(request: web.Request) -> web.Response:
-        await state._record(request)
-        scripted = await state._scripted("login")
-        if scripted is not None:
+        await record(request, state.requests, "login")
+        if (scripted := await play(state._scripts["login"])) is not None:
             return scripted
         try:
             body = json.loads(await request.read())
@@ -236,9 +179,8 @@ def make_app(state: SamcoState) -> web.Application:
         )
 
     async def get_positions(request: web.Request) -> web.Response:
-        await state._record(request)
-        scripted = await state._scripted("positions")
-        if scripted is not None:
+        await record(request, state.requests, "positions")
+        if (scripted := await play(state._scripts["positions"])) is not None:
             return scripted
         if request.headers.get("x-session-token") not in state.valid_tokens:
             stale = _envelope("Failure", "Session Expired. Please login again")

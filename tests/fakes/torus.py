@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.scripted import Received, Reply, json_reply, record, send
+from tests.fakes.scripted import Received, Reply, json_or_none, json_reply, play, record, send
 
 PATH = "/api/v1/holdings/netposition"
 REQUEST = {"source": "M", "data": {"interop_flag": "IP"}}
@@ -55,21 +55,14 @@ def make_app(state: TorusState) -> web.Application:
 
     async def netposition(request: web.Request) -> web.Response:
         received = await record(request, state.requests)
-        if state.faults:
-            return await send(state.faults.popleft())
+        if (scripted := await play(state.faults)) is not None:
+            return scripted
         if received.headers.get("Authorization") != f"Bearer {state.token}":
             return await send(failed(401, "Unauthorized"))
-        if request.content_type != "application/json" or _json_or_none(received.body) != REQUEST:
+        if request.content_type != "application/json" or json_or_none(received.body) != REQUEST:
             return await send(failed(400, "Invalid request"))  # a guess, like every error body
         return await send(Reply(200, state.body()))
 
     app = web.Application()
     app.router.add_post(PATH, netposition)
     return app
-
-
-def _json_or_none(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
