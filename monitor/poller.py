@@ -122,14 +122,13 @@ class AccountPoller:
             self._record(snapshot.taken_at, None)
             before = self._engine.last_snapshot(snapshot.account)
             evaluation = self._engine.ingest(snapshot, self.account.timezone)
-        except TimeoutError:
-            err = BrokerUnavailable(self.account.broker, f"poll took over {self._deadline:g}s")
-            self._record(datetime.now(self.account.timezone), err)
-            self._failed(err.outcome, err.reason)
-            self._defer(err)
-            return err.outcome
-        except BrokerError as err:
-            self._record(datetime.now(self.account.timezone), err)
+        except (TimeoutError, BrokerError) as caught:
+            err = (
+                caught
+                if isinstance(caught, BrokerError)
+                else BrokerUnavailable(self.account.broker, f"poll took over {self._deadline:g}s")
+            )
+            self._record(self._now(), err)
             self._failed(err.outcome, err.reason, status=err.status)
             self._defer(err)
             return err.outcome

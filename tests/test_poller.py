@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -226,3 +228,24 @@ async def test_poll_failing_fires_once_inside_the_window_then_recovers(
         "reason": "HTTP 503: broker unavailable",
     }
     assert failing.to_json()["exchange_segment"] is None
+
+
+async def test_a_poll_is_bounded_as_a_whole(tmp_path: Path, metrics: Metrics) -> None:
+    """A broker whose requests each stay under the timeout but never finish: cut at the deadline."""
+
+    class Stuck(ScriptedBroker):
+        async def fetch(self) -> Snapshot:
+            await asyncio.sleep(30)
+            raise AssertionError("unreachable")
+
+    account = AccountConfig(
+        ACCOUNT, "kotak_neo", timedelta(seconds=5), IST, timeout=timedelta(milliseconds=100)
+    )
+    engine = Engine(Store(tmp_path / "state.db"), [], [])
+    poller = AccountPoller(account, Stuck([]), engine, metrics, on_alerts=lambda: None)
+    started = time.monotonic()
+    with capture_logs() as logs:
+        await poller.poll()
+    assert time.monotonic() - started < 2
+    assert polls(metrics, "unavailable") == 1
+    assert logs[-1]["reason"] == "poll took over 0.4s"
