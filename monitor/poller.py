@@ -206,7 +206,11 @@ class AccountPoller:
             return
         if self._failing_alerted or not self.account.window.is_open(now, self._holidays):
             return
+        # Only time inside today's window counts: a failure at the open is not a night's outage.
         since = self.last_success or self._started
+        opened = self.account.window.opened_at(now)
+        if opened is not None:
+            since = max(since, opened)
         if now - since >= self.account.failing_after:
             self._failing_alerted = True
             alert = health_alert(

@@ -24,6 +24,10 @@ class Window:
             return True
         return self._trades(now.date(), holidays) and self.start <= now.time() < self.end
 
+    def opened_at(self, now: datetime) -> datetime | None:
+        """When today's window opened (local), or None for a window that never closes."""
+        return None if self.always else datetime.combine(now.date(), self.start, now.tzinfo)
+
     def last_close(self, now: datetime, holidays: Collection[date] = ()) -> datetime | None:
         """The most recent close at or before ``now`` (local), within the last week."""
         if self.always:

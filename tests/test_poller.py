@@ -249,3 +249,18 @@ async def test_a_poll_is_bounded_as_a_whole(tmp_path: Path, metrics: Metrics) ->
     assert time.monotonic() - started < 2
     assert polls(metrics, "unavailable") == 1
     assert logs[-1]["reason"] == "poll took over 0.4s"
+
+
+async def test_time_outside_the_window_does_not_count_towards_poll_failing(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    """Started at night, one failure at the 09:15 open is not an outage; 30 s of them is."""
+    wall = WallClock(datetime(2026, 11, 23, 2, 0, tzinfo=IST))
+    outage = BrokerUnavailable("kotak_neo", "HTTP 503: broker unavailable", status=503)
+    clock = Clock()
+    account, store = windowed_poller(tmp_path, metrics, ScriptedBroker([outage] * 5), wall, clock)
+    for second in (0, 10, 20, 30):
+        wall.now = datetime(2026, 11, 23, 9, 15, second, tzinfo=IST)
+        clock.now += 3600
+        await account.poll()
+        assert [a.rule for a in store.alerts()] == (["poll_failing"] if second == 30 else [])
