@@ -34,6 +34,7 @@ from monitor.brokers.transport import Connection, Transport
 from monitor.config import AccountConfig, Config, ConfigError, SinkConfig, simulator_account
 from monitor.engine import Engine
 from monitor.http import make_app, serve
+from monitor.logs import Redactor
 from monitor.metrics import Metrics
 from monitor.model import Snapshot
 from monitor.notify.base import Sink
@@ -170,6 +171,7 @@ class Daemon:
                 self.dispatcher.wake,
                 self.recorder,
                 holidays=config.holidays,
+                redact=Redactor(settings.secrets.get(account.id, {}).values()).scrub,
             )
             for account, broker in zip(accounts, self.brokers, strict=True)
         ]

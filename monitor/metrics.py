@@ -57,6 +57,10 @@ class Metrics:
             "notifications", "Alert delivery attempts by sink and result (delivered or why not).",
             ["sink", "result"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        self.undeliverable = Counter(
+            "undeliverable_alerts", "Alerts a sink refused for good, parked out of its outbox.",
+            ["sink"], namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
         self.outbox_depth = Gauge(
             "outbox_depth", "Alerts waiting for delivery, by sink.",
             ["sink"], namespace=NAMESPACE, registry=registry,
@@ -77,4 +81,5 @@ class Metrics:
     def track_sink(self, sink: str) -> None:
         """Export a sink's delivery and outbox series at zero before its first alert."""
         self.deliveries.labels(sink, "delivered")
+        self.undeliverable.labels(sink)
         self.outbox_depth.labels(sink).set(0)

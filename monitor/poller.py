@@ -47,6 +47,7 @@ class AccountPoller:
         monotonic: Callable[[], float] = time.monotonic,
         holidays: Collection[date] = (),
         clock: Callable[[], datetime] | None = None,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.account = account
         self._broker = broker
@@ -65,6 +66,8 @@ class AccountPoller:
         self._last_attempt: datetime | None = None
         self._failing_alerted = False
         self._last_reason = ""
+        self._redact = redact  # broker error text may echo a credential back
+        self._redact = redact  # broker error text may echo a credential back
         self._task: asyncio.Task[Any] | None = None
         # A poll is several requests (login, positions, prices): bound the whole of it too.
         self._deadline = POLL_REQUESTS * account.request_timeout.total_seconds()
@@ -95,6 +98,10 @@ class AccountPoller:
             self._task = asyncio.current_task()
             try:
                 outcome = await self._poll_once()
+            except asyncio.CancelledError:
+                # Shutdown outlasted this poll: nothing of it was committed, say so quietly.
+                self._log.info("poll_cancelled")
+                return
             finally:
                 self._task = None
             self._watch_health(now, outcome == "ok")
@@ -109,11 +116,11 @@ class AccountPoller:
             pass
 
     async def cancel(self) -> None:
-        """Cancel the poll in flight, if any, and wait until it has unwound."""
+        """Cancel the poll in flight, if any, and give it a second to unwind."""
         task = self._task
         if task is not None:
             task.cancel()
-            await asyncio.wait([task])
+            await asyncio.wait([task], timeout=1.0)
 
     async def _poll_once(self) -> str:
         try:
@@ -199,10 +206,10 @@ class AccountPoller:
         ``poll_recovered`` once when they return: a silent monitor is the worst failure."""
         if ok:
             if self._failing_alerted:
-                self._failing_alerted = False
-                self._raise(
-                    health_alert(self.account, "poll_recovered", now, self.last_success, 0, "")
+                recovered = health_alert(
+                    self.account, "poll_recovered", now, self.last_success, 0, ""
                 )
+                self._failing_alerted = not self._raise(recovered)
             return
         if self._failing_alerted or not self.account.window.is_open(now, self._holidays):
             return
@@ -212,23 +219,25 @@ class AccountPoller:
         if opened is not None:
             since = max(since, opened)
         if now - since >= self.account.failing_after:
-            self._failing_alerted = True
             alert = health_alert(
                 self.account, "poll_failing", now, self.last_success, self.failed_polls,
-                self._last_reason,
+                self._redact(self._last_reason),
             )  # fmt: skip
-            self._raise(alert)
+            # Marked raised only once stored: a failed write is tried again on the next poll.
+            self._failing_alerted = self._raise(alert)
 
-    def _raise(self, alert: Alert) -> None:
+    def _raise(self, alert: Alert) -> bool:
+        """Queue a health alert; False when the state file refused it."""
         try:
             self._engine.raise_alerts([alert])
         except StoreError as err:
             self._metrics.state_failures.inc()
             self._log.error("alert_not_stored", rule=alert.rule, error=str(err))
-            return
+            return False
         self._metrics.alerts.labels(alert.rule, str(alert.severity)).inc()
         self._log.info("alerts_raised", count=1, rule=alert.rule)
         self._on_alerts()
+        return True
 
     def _failed(self, outcome: str, reason: str, *, status: int | None = None) -> None:
         self._last_reason = reason

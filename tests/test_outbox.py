@@ -110,9 +110,14 @@ async def test_permanent_failure_parks_the_alert_and_moves_on(tmp_path: Path) ->
     commit(store, ["a", "b"], ["one"])
     sink = FlakySink("one")
     sink.fail_once_on = {"a"}
-    await Dispatcher(store, [sink], metrics()).flush()
+    m = metrics()
+    await Dispatcher(store, [sink], m).flush()
     assert sink.delivered == ["b"]
     assert store.pending("one") == []
+    parked = m.registry.get_sample_value(
+        "position_monitor_undeliverable_alerts_total", {"sink": "one"}
+    )
+    assert parked == 1
     await Dispatcher(store, [sink], metrics()).flush()
     assert sink.delivered == ["b"], "a parked alert is not retried"
 

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 from monitor.brokers.errors import BadResponse, BrokerError, BrokerUnavailable, RateLimited
 from monitor.config import AccountConfig, SinkConfig
 from monitor.engine import Engine
+from monitor.logs import Redactor
 from monitor.metrics import Metrics
 from monitor.model import Severity, Snapshot
 from monitor.poller import AccountPoller
@@ -264,3 +265,25 @@ async def test_time_outside_the_window_does_not_count_towards_poll_failing(
         clock.now += 3600
         await account.poll()
         assert [a.rule for a in store.alerts()] == (["poll_failing"] if second == 30 else [])
+
+
+async def test_poll_failing_never_repeats_a_secret_the_broker_echoed(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    """A broker error quoting the credential: the alert's reason has it redacted."""
+    account = AccountConfig(
+        ACCOUNT, "kotak_neo", timedelta(seconds=5), IST, alert_after=timedelta(seconds=1)
+    )
+    store = Store(tmp_path / "state.db")
+    echoed = BadResponse("kotak_neo", "stat Not_Ok, stCode 5000: token s3cr3t-v4lue is invalid")
+    wall = WallClock(datetime(2026, 11, 23, 10, 0, tzinfo=IST))
+    poller = AccountPoller(
+        account, ScriptedBroker([echoed, echoed]), Engine(store, [], []), metrics,
+        on_alerts=lambda: None, clock=wall, redact=Redactor(["s3cr3t-v4lue"]).scrub,
+    )  # fmt: skip
+    await poller.poll()
+    wall.now += timedelta(seconds=2)
+    await poller.poll()
+    [failing] = store.alerts()
+    assert failing.details["reason"] == "stat Not_Ok, stCode 5000: token [redacted] is invalid"
+    assert "s3cr3t-v4lue" not in failing.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -67,3 +68,17 @@ def test_day_names_and_clock_times() -> None:
     with pytest.raises(ValueError, match="09:15"):
         parse_clock(555)  # YAML reads an unquoted 9:15 as the number 555
     assert Window(frozenset({5}), time(10), time(14)).is_open(at(date(2026, 11, 28), 12, 0))
+
+
+def test_exchange_presets_keep_exchange_hours_in_any_account_zone() -> None:
+    """nse is 09:15-15:30 in India even when the account's day is kept in UTC."""
+    utc = ZoneInfo("UTC")
+    assert NSE.is_open(datetime(2026, 11, 23, 4, 0, tzinfo=utc))  # 09:30 IST
+    assert not NSE.is_open(datetime(2026, 11, 23, 10, 30, tzinfo=utc))  # 16:00 IST
+    assert NSE.last_close(datetime(2026, 11, 23, 11, 0, tzinfo=utc)) == at(MONDAY, 15, 30)
+
+
+def test_a_time_with_an_offset_is_refused() -> None:
+    """Window times are wall-clock times of the window's zone: an offset would be ambiguous."""
+    with pytest.raises(ValueError, match="without an offset"):
+        parse_clock("09:15+05:30")

@@ -112,6 +112,7 @@ class Dispatcher:
                     self.update_depth()
                     return
                 self._store.mark_undeliverable(item.id, name, str(failure), self._clock())
+                self._metrics.undeliverable.labels(name).inc()
                 log.error(
                     "delivery_undeliverable", sink=name, alert_id=item.id, reason=str(failure)
                 )
