@@ -86,8 +86,12 @@ def _run(args: argparse.Namespace) -> int:
         account.id: config.resolve_credentials(loaded, account, os.environ)
         for account in loaded.accounts
     }
-    settings = daemon.Settings(args.state or loaded.state_path, host, port, secrets, args.record)
-    configure_logging(secrets=[v for values in secrets.values() for v in values.values()])
+    notify = config.resolve_notify(loaded, os.environ)
+    settings = daemon.Settings(
+        args.state or loaded.state_path, host, port, secrets, args.record, notify
+    )
+    values = [v for account in secrets.values() for v in account.values()]
+    configure_logging(secrets=[*values, *notify.tokens.values()])
     try:
         asyncio.run(daemon.run(loaded, settings))
     except daemon.StartupError as err:

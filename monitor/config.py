@@ -20,7 +20,7 @@ import yaml
 
 from monitor.brokers import FORMATS, LiveSpec
 from monitor.brokers.simulator import BROKER as SIMULATOR
-from monitor.model import Severity
+from monitor.model import Alert, Severity
 from monitor.rules.base import Globs, PositionFilter, Rule, RuleConfigError
 from monitor.rules.registry import RULE_KINDS
 from monitor.schedule import ALWAYS, PRESETS, Window, parse_clock, parse_days
@@ -31,7 +31,8 @@ MIN_POLL_EVERY = timedelta(milliseconds=500)
 DEFAULT_STATE_PATH = Path("position-monitor.db")
 DEFAULT_LISTEN = ("127.0.0.1", 9650)
 BROKERS = (*FORMATS, SIMULATOR)
-SINK_KINDS = ("console",)
+SINK_KINDS = ("console", "telegram")
+TELEGRAM_API_URL = "https://api.telegram.org"
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
@@ -45,6 +46,11 @@ _ACCOUNT_FIELDS = (
     "connect_timeout", "window", "alert_after",
 )  # fmt: skip
 # Markets that never close: polled around the clock unless the account sets a window.
+_CONSOLE_FIELDS = ("kind", "name", "min_severity", "format", "accounts", "rules")
+_TELEGRAM_FIELDS = ("kind", "name", "bot_token", "api_url", "commands", "optional", "chats")
+_CHAT_FIELDS = ("chat_id", "name", "min_severity", "accounts", "rules")
+# A numeric chat id (groups and channels are negative) or a public @channel username.
+_CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
 _ROUND_THE_CLOCK = ("alphapoint", "simulator")
 _URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 DEFAULT_TIMEOUT = timedelta(seconds=10)
@@ -92,13 +98,42 @@ class AccountConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TelegramBotConfig:
+    """One Telegram bot: its token reference, API address and whether it answers commands."""
+
+    name: str  # the notify entry's name
+    token: str  # "${ENV_VAR}"
+    api_url: str = TELEGRAM_API_URL
+    commands: bool = True
+    # Optional: with its variables unset the bot is left out at start instead of refusing to
+    # run, so the bundled rules.yaml can carry a Telegram entry that needs no credentials.
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class SinkConfig:
-    """One alert destination."""
+    """One alert destination and the alerts routed to it.
+
+    Each Telegram chat is a destination of its own (``telegram:desk``): its own outbox queue, so
+    a chat that is down or blocked never delays another, and order is kept per chat.
+    """
 
     name: str
     kind: str
     min_severity: Severity = Severity.INFO
     format: str = "text"
+    accounts: Globs = field(default_factory=Globs)
+    rules: Globs = field(default_factory=Globs)
+    bot: TelegramBotConfig | None = None  # telegram only
+    chat: str | None = None  # telegram only: a chat id, @channel, or "${ENV_VAR}"
+
+    def accepts(self, alert: Alert) -> bool:
+        """True when the alert's severity, account and rule are routed here."""
+        return (
+            alert.severity.rank >= self.min_severity.rank
+            and self.accounts.match(alert.account)
+            and self.rules.match(alert.rule)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +184,72 @@ def resolve_credentials(
     if problems:
         raise ConfigError(problems)
     return values
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """The destinations ``run`` delivers to, with each Telegram bot's values from the env."""
+
+    sinks: tuple[SinkConfig, ...]
+    bots: Mapping[str, TelegramBotConfig]  # by notify entry name
+    tokens: Mapping[str, str]  # bot name -> token
+    chats: Mapping[str, str]  # destination -> chat id
+    skipped: tuple[str, ...] = ()  # optional bots left out: their variables are unset
+
+
+def resolve_notify(config: Config, environ: Mapping[str, str]) -> Notify:
+    """Resolve every ``${VAR}`` of the notify section; unset variables are a ConfigError.
+
+    An ``optional`` bot whose variables are unset is left out with its chats, not an error.
+    """
+    sinks: list[SinkConfig] = []
+    bots: dict[str, TelegramBotConfig] = {}
+    tokens: dict[str, str] = {}
+    chats: dict[str, str] = {}
+    skipped: list[str] = []
+    problems: list[str] = []
+    by_bot: dict[str, list[SinkConfig]] = {}
+    for sink in config.sinks:
+        if sink.bot is None:
+            sinks.append(sink)
+        else:
+            by_bot.setdefault(sink.bot.name, []).append(sink)
+    for name, destinations in by_bot.items():
+        bot = destinations[0].bot
+        assert bot is not None  # noqa: S101 - grouped by it above
+        where = f"{config.path}: notify '{name}'"
+        missing: list[str] = []
+        token = _from_env(bot.token, environ, missing)
+        values = {d.name: _from_env(str(d.chat), environ, missing) for d in destinations}
+        if missing and bot.optional:
+            skipped.append(name)
+            continue
+        problems += [f"{where}: environment variable {v} is not set" for v in missing]
+        if any(ord(char) < 32 or ord(char) == 127 for char in token):
+            problems.append(f"{where}: bot_token: contains a control character (a line break?)")
+        for destination, chat in values.items():
+            if chat and not _CHAT_ID.match(chat):
+                reason = "is not a chat id (-1001234567890) or @channel"
+                problems.append(f"{where}: chat '{destination}': {reason}")
+        bots[name], tokens[name] = bot, token
+        chats.update(values)
+        sinks.extend(destinations)
+    if problems:
+        raise ConfigError(problems)
+    order = {sink.name: index for index, sink in enumerate(config.sinks)}
+    sinks.sort(key=lambda sink: order[sink.name])
+    return Notify(tuple(sinks), bots, tokens, chats, tuple(skipped))
+
+
+def _from_env(value: str, environ: Mapping[str, str], missing: list[str]) -> str:
+    """A literal, or the value of a ``${VAR}`` reference; an unset variable goes to missing."""
+    if not _ENV_REFERENCE.match(value):
+        return value
+    variable = value[2:-1]
+    resolved = environ.get(variable, "").strip()
+    if not resolved:
+        missing.append(variable)
+    return resolved
 
 
 def load(path: Path) -> Config:
@@ -449,9 +550,6 @@ class _Validator:
             kind = entry.get("kind")
             name = entry.get("name", kind)
             owner = f"notify '{name}'" if isinstance(name, str) else f"notify[{index}]"
-            for key in entry:
-                if key not in ("kind", "name", "min_severity", "format"):
-                    self.problem(owner, str(key), "unknown field", entry.line_of(key))
             if kind not in SINK_KINDS:
                 got = "missing" if kind is None else f"unknown sink kind {kind!r}"
                 self.problem(
@@ -461,23 +559,15 @@ class _Validator:
                     entry.line_of("kind"),
                 )
                 continue
-            if not isinstance(name, str) or not _ID.match(name):
-                self.problem(
-                    owner,
-                    "name",
-                    "letters, digits, '_', '.', '-' (at most 64)",
-                    entry.line_of("name"),
-                )
+            allowed = _TELEGRAM_FIELDS if kind == "telegram" else _CONSOLE_FIELDS
+            for key in entry:
+                if key not in allowed:
+                    self.problem(owner, str(key), "unknown field", entry.line_of(key))
+            if not self.unique_name(name, owner, entry, "name", seen):
                 continue
-            if name in seen:
-                self.problem(
-                    owner,
-                    "name",
-                    f"duplicate of the sink on line {seen[name]}",
-                    entry.line_of("name"),
-                )
+            if kind == "telegram":
+                sinks.extend(self.telegram(entry, str(name), owner, seen))
                 continue
-            seen[name] = entry.line
             output = entry.get("format", "text")
             if output not in ("text", "json"):
                 self.problem(
@@ -488,10 +578,100 @@ class _Validator:
                 )
             sinks.append(
                 SinkConfig(
-                    name, kind, self.severity(entry, owner, Severity.INFO, "min_severity"), output
+                    str(name),
+                    str(kind),
+                    self.severity(entry, owner, Severity.INFO, "min_severity"),
+                    output,
+                    self.globs(entry, "accounts", owner),
+                    self.globs(entry, "rules", owner),
                 )
             )
         return tuple(sinks)
+
+    def unique_name(
+        self, name: object, owner: str, entry: _LineMap, field: str, seen: dict[str, int]
+    ) -> bool:
+        """Check a destination name; destinations share one namespace (the outbox's)."""
+        if not isinstance(name, str) or not _ID.match(name):
+            reason = "letters, digits, '_', '.', '-' (at most 64)"
+            self.problem(owner, field, reason, entry.line_of(field))
+            return False
+        if name in seen:
+            reason = f"duplicate of the sink on line {seen[name]}"
+            self.problem(owner, field, reason, entry.line_of(field))
+            return False
+        seen[name] = entry.line
+        return True
+
+    def telegram(
+        self, entry: _LineMap, name: str, owner: str, seen: dict[str, int]
+    ) -> list[SinkConfig]:
+        token = entry.get("bot_token")
+        if not isinstance(token, str) or not _ENV_REFERENCE.match(token):
+            # Never echo the value: it may be the token itself.
+            reason = 'required: an environment reference such as "${TELEGRAM_BOT_TOKEN}"'
+            self.problem(owner, "bot_token", reason, entry.line_of("bot_token"))
+        api_url = entry.get("api_url", TELEGRAM_API_URL)
+        if not isinstance(api_url, str) or not _URL.match(api_url):
+            reason = f"must be an http(s) URL; got {api_url!r}"
+            self.problem(owner, "api_url", reason, entry.line_of("api_url"))
+        flags = {}
+        for flag, default in (("commands", True), ("optional", False)):
+            value = entry.get(flag, default)
+            if not isinstance(value, bool):
+                self.problem(
+                    owner, flag, f"must be true or false; got {value!r}", entry.line_of(flag)
+                )
+            flags[flag] = value is True
+        bot = TelegramBotConfig(
+            name, str(token), str(api_url).rstrip("/"), flags["commands"], flags["optional"]
+        )
+        chats = entry.get("chats")
+        if not isinstance(chats, list) or not chats:
+            reason = "required: a list with at least one chat"
+            self.problem(owner, "chats", reason, entry.line_of("chats"))
+            return []
+        sinks = []
+        for index, chat in enumerate(chats):
+            where = f"chats[{index}]"
+            if not isinstance(chat, _LineMap):
+                self.problem(owner, where, "must be a mapping", entry.line_of("chats"))
+                continue
+            for key in chat:
+                if key not in _CHAT_FIELDS:
+                    self.problem(owner, f"{where}.{key}", "unknown field", chat.line_of(key))
+            chat_id = chat.get("chat_id")
+            if isinstance(chat_id, int) and not isinstance(chat_id, bool):
+                chat_id = str(chat_id)
+            if not isinstance(chat_id, str) or not (
+                _CHAT_ID.match(chat_id) or _ENV_REFERENCE.match(chat_id)
+            ):
+                reason = (
+                    'required: a chat id (-1001234567890), @channel or "${TELEGRAM_CHAT_ID}";'
+                    f" got {chat_id!r}"
+                )
+                self.problem(owner, f"{where}.chat_id", reason, chat.line_of("chat_id"))
+            label = chat.get("name", f"chat{index + 1}")
+            destination = f"{name}:{label}"
+            if not isinstance(label, str) or not self.unique_name(
+                destination, owner, chat, "name", seen
+            ):
+                if not isinstance(label, str):
+                    reason = "letters, digits, '_', '.', '-' (at most 64)"
+                    self.problem(owner, f"{where}.name", reason, chat.line_of("name"))
+                continue
+            sinks.append(
+                SinkConfig(
+                    destination,
+                    "telegram",
+                    self.severity(chat, owner, Severity.INFO, "min_severity"),
+                    accounts=self.globs(chat, "accounts", owner),
+                    rules=self.globs(chat, "rules", owner),
+                    bot=bot,
+                    chat=str(chat_id),
+                )
+            )
+        return sinks
 
     def daemon(self, document: _LineMap) -> tuple[Path, tuple[str, int]]:
         section = document.get("daemon")

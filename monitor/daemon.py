@@ -13,7 +13,7 @@ import fcntl
 import os
 import random
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +31,14 @@ from monitor.brokers import FORMATS, Broker
 from monitor.brokers.simulator import BROKER as SIMULATOR
 from monitor.brokers.simulator import Simulator
 from monitor.brokers.transport import Connection, Transport
-from monitor.config import AccountConfig, Config, ConfigError, SinkConfig, simulator_account
+from monitor.config import (
+    AccountConfig,
+    Config,
+    ConfigError,
+    Notify,
+    resolve_notify,
+    simulator_account,
+)
 from monitor.engine import Engine
 from monitor.http import make_app, serve
 from monitor.logs import Redactor
@@ -40,7 +47,10 @@ from monitor.model import Snapshot
 from monitor.notify.base import Sink
 from monitor.notify.console import ConsoleSink
 from monitor.notify.outbox import Dispatcher
-from monitor.poller import AccountPoller
+from monitor.notify.telegram.commands import Commands
+from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
+from monitor.notify.telegram.updates import CommandListener
+from monitor.poller import AccountPoller, AccountStatus
 from monitor.recording import Recorder
 from monitor.store import Store, StoreError
 
@@ -63,6 +73,7 @@ class Settings:
     port: int
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # by account id
     record: Path | None = None  # append every poll outcome here in the replay format
+    notify: Notify | None = None  # resolved notify section; None: resolved from os.environ
 
 
 def make_broker(
@@ -110,9 +121,39 @@ def claim_state_file(path: Path) -> int:
     return fd
 
 
-def make_sink(sink: SinkConfig) -> Sink:
-    """The sink for a notify entry."""
-    return ConsoleSink(sink.name, sink.format)
+def make_sinks(
+    notify: Notify, redact: Callable[[str], str]
+) -> tuple[list[Sink], list[TelegramBot]]:
+    """A sink per destination, and the Telegram bots their chats share."""
+    bots = {
+        name: TelegramBot(name, notify.tokens[name], bot.api_url, redact=redact)
+        for name, bot in notify.bots.items()
+    }
+    sinks: list[Sink] = []
+    for sink in notify.sinks:
+        if sink.bot is None:
+            sinks.append(ConsoleSink(sink.name, sink.format))
+        else:
+            sinks.append(TelegramChatSink(sink.name, notify.chats[sink.name], bots[sink.bot.name]))
+    return sinks, list(bots.values())
+
+
+class _View:
+    """The daemon as the bot's commands see it."""
+
+    def __init__(self, pollers: Sequence[AccountPoller], engine: Engine, rules: Sequence[str]):
+        self._pollers = pollers
+        self._engine = engine
+        self._rules = tuple(rules)
+
+    def statuses(self) -> list[AccountStatus]:
+        return [poller.status() for poller in self._pollers]
+
+    def snapshot(self, account: str) -> Snapshot | None:
+        return self._engine.last_snapshot(account)
+
+    def rule_names(self) -> Sequence[str]:
+        return self._rules
 
 
 async def fetch_once(
@@ -150,12 +191,15 @@ class Daemon:
             raise StartupError(str(err)) from err
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.sinks = [make_sink(s) for s in config.sinks]
+        notify = settings.notify or resolve_notify(config, os.environ)
+        secrets = [v for values in settings.secrets.values() for v in values.values()]
+        redact = Redactor([*secrets, *notify.tokens.values()]).scrub
+        self.sinks, self.bots = make_sinks(notify, redact)
         self.dispatcher = Dispatcher(self.store, self.sinks, self.metrics)
-        engine = Engine(self.store, config.rules, config.sinks)
+        engine = Engine(self.store, config.rules, notify.sinks)
+        self._skipped_bots = notify.skipped
         self.recorder = None
         if settings.record is not None:
-            secrets = [v for values in settings.secrets.values() for v in values.values()]
             try:
                 self.recorder = Recorder(settings.record, secrets)
             except OSError as err:
@@ -175,6 +219,21 @@ class Daemon:
             )
             for account, broker in zip(accounts, self.brokers, strict=True)
         ]
+        zone = config.timezone or accounts[0].timezone
+        commands = Commands(_View(self.pollers, engine, [r.name for r in config.rules]), self.store)
+        self.listeners = [
+            CommandListener(
+                bot,
+                [s for s in self.sinks if isinstance(s, TelegramChatSink) and s.bot is bot],
+                commands,
+                self.store,
+                zone,
+                clock=lambda: datetime.now(UTC),
+            )
+            for bot in self.bots
+            if notify.bots[bot.name].commands
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.port = settings.port
         self._runner: web.AppRunner | None = None
@@ -213,6 +272,12 @@ class Daemon:
         self._transport.open()
         self.scheduler.start()
         self._delivery = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+        self._tasks = [
+            asyncio.create_task(listener.run(), name=f"commands-{listener.bot_name}")
+            for listener in self.listeners
+        ]
+        for name in self._skipped_bots:
+            log.info("telegram_not_configured", sink=name, hint="its variables are unset")
         log.info(
             "daemon_started",
             version=__version__,
@@ -233,6 +298,9 @@ class Daemon:
         # Whatever is still polling is cancelled before anything it uses is closed.
         await asyncio.gather(*(p.cancel() for p in self.pollers))
         self.scheduler.shutdown(wait=False)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._delivery is not None:
             self._delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -253,6 +321,9 @@ class Daemon:
             self.recorder.close()
         for sink in self.sinks:
             await sink.close()
+        for bot in self.bots:
+            with contextlib.suppress(Exception):  # closing must not stop the shutdown
+                await bot.close()
         self.store.close()
         os.close(self._state_lock)
         log.info("daemon_stopped")

@@ -67,8 +67,7 @@ class Engine:
         self._store.commit_alerts([(alert, self._routes(alert)) for alert in alerts])
 
     def _routes(self, alert: Alert) -> list[str]:
-        rank = alert.severity.rank
-        return [sink.name for sink in self._sinks if rank >= sink.min_severity.rank]
+        return [sink.name for sink in self._sinks if sink.accepts(alert)]
 
     def _state(self, account: str) -> _AccountState:
         state = self._accounts.get(account)

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -31,6 +32,17 @@ log = structlog.get_logger(__name__)
 
 MAX_BACKOFF = 300.0  # seconds: an unavailable broker is still tried every five minutes
 POLL_REQUESTS = 4  # a poll may log in (two steps), fetch positions and prices
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStatus:
+    """How an account's polling stands, for the bot's /status."""
+
+    account: AccountConfig
+    last_success: datetime | None
+    failed_polls: int  # since the last good poll
+    last_reason: str  # of the last failure, redacted
+    failing: bool  # poll_failing has been raised and not yet recovered
 
 
 class AccountPoller:
@@ -66,7 +78,6 @@ class AccountPoller:
         self._last_attempt: datetime | None = None
         self._failing_alerted = False
         self._last_reason = ""
-        self._redact = redact  # broker error text may echo a credential back
         self._redact = redact  # broker error text may echo a credential back
         self._task: asyncio.Task[Any] | None = None
         # A poll is several requests (login, positions, prices): bound the whole of it too.
@@ -109,6 +120,16 @@ class AccountPoller:
             self._metrics.poll_duration.labels(self.account.broker).observe(
                 time.perf_counter() - started
             )
+
+    def status(self) -> AccountStatus:
+        """The account's polling health as of now."""
+        return AccountStatus(
+            self.account,
+            self.last_success,
+            self.failed_polls,
+            self._redact(self._last_reason),
+            self._failing_alerted,
+        )
 
     async def wait_idle(self) -> None:
         """Return once no poll of this account is in flight."""

@@ -11,10 +11,11 @@ the last polls, and then the next poll detects the same changes again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -65,11 +66,18 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempts INTEGER NOT NULL DEFAULT 0,
     delivered_at TEXT,
     failed_at TEXT,
+    muted_at TEXT,
     last_error TEXT,
     PRIMARY KEY (alert_id, sink)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, alert_id)
-    WHERE delivered_at IS NULL AND failed_at IS NULL;
+    WHERE delivered_at IS NULL AND failed_at IS NULL AND muted_at IS NULL;
+CREATE TABLE IF NOT EXISTS mutes (
+    sink TEXT NOT NULL,
+    target TEXT NOT NULL,
+    until TEXT NOT NULL,
+    PRIMARY KEY (sink, target)
+) WITHOUT ROWID;
 """
 
 
@@ -224,16 +232,8 @@ class Store:
 
     def commit_alerts(self, alerts: Sequence[tuple[Alert, Sequence[str]]]) -> None:
         """Queue alerts that no poll produced (the daemon's own health alerts), atomically."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._insert_alerts(alerts)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as err:
-            raise StoreError(f"state file {self.path}: {err}") from err
+        with self._transaction():
+            self._insert_alerts(alerts)
 
     def _insert_alerts(self, alerts: Sequence[tuple[Alert, Sequence[str]]]) -> None:
         for alert, sinks in alerts:
@@ -252,7 +252,7 @@ class Store:
             "SELECT a.id, a.payload, d.attempts"
             " FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
             " WHERE d.sink = ? AND d.delivered_at IS NULL AND d.failed_at IS NULL"
-            " ORDER BY d.alert_id LIMIT ?",
+            " AND d.muted_at IS NULL ORDER BY d.alert_id LIMIT ?",
             (sink, limit),
         )
         pending = []
@@ -270,13 +270,51 @@ class Store:
             pending.append(PendingAlert(alert_id, alert, attempts))
         return pending
 
-    def mark_delivered(self, alert_id: int, sink: str, at: datetime) -> None:
-        """The sink accepted the alert: it leaves the outbox."""
-        self._write(
+    def mark_delivered(self, alert_ids: Sequence[int], sink: str, at: datetime) -> None:
+        """The sink accepted these alerts: they leave the outbox, all in one transaction."""
+        self._write_many(
             "UPDATE deliveries SET delivered_at = ?, attempts = attempts + 1"
             " WHERE alert_id = ? AND sink = ?",
-            (at.isoformat(), alert_id, sink),
+            [(at.isoformat(), alert_id, sink) for alert_id in alert_ids],
         )
+
+    def mark_muted(self, alert_ids: Sequence[int], sink: str, reason: str, at: datetime) -> None:
+        """A mute held these alerts back: recorded with the reason, never sent."""
+        self._write_many(
+            "UPDATE deliveries SET muted_at = ?, last_error = ? WHERE alert_id = ? AND sink = ?",
+            [(at.isoformat(), reason, alert_id, sink) for alert_id in alert_ids],
+        )
+
+    def mute(self, sinks: Sequence[str], target: str, until: datetime) -> None:
+        """Hold back alerts matching ``target`` (``rule:NAME``/``account:ID``) until ``until``."""
+        self._write_many(
+            "INSERT OR REPLACE INTO mutes VALUES (?, ?, ?)",
+            [(sink, target, until.isoformat()) for sink in sinks],
+        )
+
+    def unmute(self, sinks: Sequence[str], target: str | None = None) -> int:
+        """Lift the mute of ``target`` (every mute when None); returns how many were lifted."""
+        where = "" if target is None else " AND target = ?"
+        lifted = 0
+        for sink in sinks:
+            params = (sink,) if target is None else (sink, target)
+            lifted += self._write(f"DELETE FROM mutes WHERE sink = ?{where}", params)  # noqa: S608
+        return lifted
+
+    def mutes(self, sink: str, now: datetime) -> dict[str, datetime]:
+        """The mutes of ``sink`` still in force at ``now``: target -> until."""
+        rows = self._query("SELECT target, until FROM mutes WHERE sink = ?", (sink,))
+        active = {target: datetime.fromisoformat(until) for target, until in rows}
+        return {target: until for target, until in active.items() if until > now}
+
+    def get_meta(self, key: str) -> str | None:
+        """A value the daemon keeps across restarts (such as a Telegram update offset)."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` across restarts."""
+        self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def mark_attempt_failed(self, alert_id: int, sink: str, reason: str) -> None:
         """A delivery attempt failed but may succeed later: the alert stays in the outbox."""
@@ -299,7 +337,8 @@ class Store:
         return dict(
             self._query(
                 "SELECT sink, count(*) FROM deliveries"
-                " WHERE delivered_at IS NULL AND failed_at IS NULL GROUP BY sink",
+                " WHERE delivered_at IS NULL AND failed_at IS NULL AND muted_at IS NULL"
+                " GROUP BY sink",
                 (),
             )
         )
@@ -315,9 +354,27 @@ class Store:
         except sqlite3.Error as err:
             raise StoreError(f"state file {self.path}: {err}") from err
 
-    def _write(self, sql: str, params: Sequence[object]) -> None:
+    def _write(self, sql: str, params: Sequence[object]) -> int:
         try:
-            self._db.execute(sql, params)
+            return self._db.execute(sql, params).rowcount
+        except sqlite3.Error as err:
+            raise StoreError(f"state file {self.path}: {err}") from err
+
+    def _write_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        with self._transaction():
+            self._db.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: committed whole or rolled back; SQLite errors as StoreError."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         except sqlite3.Error as err:
             raise StoreError(f"state file {self.path}: {err}") from err
 

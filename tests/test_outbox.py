@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -31,19 +32,24 @@ class FlakySink:
         self.attempts = 0
         self.fail_with: Exception | None = None
         self.fail_once_on: set[str] = set()
+        self.groups: list[list[str]] = []
 
     @property
     def name(self) -> str:
         return self._name
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alerts: Sequence[Alert]) -> None:
         self.attempts += 1
-        if alert.message in self.fail_once_on:
-            self.fail_once_on.discard(alert.message)
-            raise DeliveryFailed(Reason.CLIENT_ERROR, "chat not found", retryable=False)
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.delivered.append(alert.message)
+        self.groups.append([a.message for a in alerts])
+        for done, alert in enumerate(alerts):
+            if alert.message in self.fail_once_on:
+                self.fail_once_on.discard(alert.message)
+                raise DeliveryFailed(
+                    Reason.CLIENT_ERROR, "chat not found", retryable=False, delivered=done
+                )
+            if self.fail_with is not None:
+                raise self.fail_with
+            self.delivered.append(alert.message)
 
     async def close(self) -> None:
         pass
@@ -152,11 +158,11 @@ async def test_an_alert_that_keeps_crashing_a_sink_is_parked(tmp_path: Path) -> 
     class PoisonedSink(FlakySink):
         poisoned = 0
 
-        async def send(self, alert: Alert) -> None:
-            if alert.message == "poison":
+        async def send(self, alerts: Sequence[Alert]) -> None:
+            if any(alert.message == "poison" for alert in alerts):
                 self.poisoned += 1
                 raise ValueError("cannot format this alert")
-            await super().send(alert)
+            await super().send(alerts)
 
     sink = PoisonedSink("buggy")
     dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002))

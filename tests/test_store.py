@@ -215,7 +215,7 @@ def test_mark_delivered_removes_from_pending(store: Store) -> None:
     a1, a2 = alert("1"), alert("2")
     store.commit_poll(snap(), DAY, [], {}, [(a1, ["console", "telegram"]), (a2, ["console"])])
     first = store.pending("console")[0]
-    store.mark_delivered(first.id, "console", DELIVERED_AT)
+    store.mark_delivered([first.id], "console", DELIVERED_AT)
     assert [p.alert for p in store.pending("console")] == [a2]
     assert [p.alert for p in store.pending("telegram")] == [a1]
     assert store.outbox_depth() == {"console": 1, "telegram": 1}
@@ -245,7 +245,7 @@ def test_outbox_depth_empty_when_all_delivered(store: Store) -> None:
     """Sinks with nothing pending do not appear in outbox_depth."""
     store.commit_poll(snap(), DAY, [], {}, [(alert("1"), ["console"])])
     [pending] = store.pending("console")
-    store.mark_delivered(pending.id, "console", DELIVERED_AT)
+    store.mark_delivered([pending.id], "console", DELIVERED_AT)
     assert store.outbox_depth() == {}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import Protocol
 
 from monitor.model import Alert
@@ -20,13 +21,27 @@ class Reason(enum.StrEnum):
 
 
 class DeliveryFailed(Exception):
-    """A sink could not deliver. ``retryable`` says whether trying again can help."""
+    """A sink could not deliver. ``retryable`` says whether trying again can help.
 
-    def __init__(self, reason: Reason, detail: str, *, retryable: bool) -> None:
+    ``delivered`` counts the alerts at the head of the group that did go out before the
+    failure, so they are not sent again; ``retry_after`` is the wait the destination asked for.
+    """
+
+    def __init__(
+        self,
+        reason: Reason,
+        detail: str,
+        *,
+        retryable: bool,
+        delivered: int = 0,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.retryable = retryable
+        self.delivered = delivered
+        self.retry_after = retry_after
 
 
 class Sink(Protocol):
@@ -35,8 +50,11 @@ class Sink(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def send(self, alert: Alert) -> None:
-        """Deliver one alert or raise DeliveryFailed."""
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        """Deliver a group of alerts from one poll of one account, in order.
+
+        Raise DeliveryFailed (with ``delivered`` set when some went out) or return when all did.
+        """
         ...
 
     async def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from monitor.model import Alert
@@ -24,14 +25,17 @@ class ConsoleSink:
         """The sink's name in rules.yaml, metrics and the outbox."""
         return self._name
 
-    async def send(self, alert: Alert) -> None:
-        """Write the alert as one line and flush, so a pipe reader sees it at once."""
-        line = alert.to_jsonl() if self._format == "json" else alert.to_line()
-        try:
-            self._stream.write(line + "\n")
-            self._stream.flush()
-        except OSError as err:
-            raise DeliveryFailed(Reason.TRANSPORT_ERROR, str(err), retryable=True) from err
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        """Write each alert as one line and flush, so a pipe reader sees it at once."""
+        for done, alert in enumerate(alerts):
+            line = alert.to_jsonl() if self._format == "json" else alert.to_line()
+            try:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            except OSError as err:
+                raise DeliveryFailed(
+                    Reason.TRANSPORT_ERROR, str(err), retryable=True, delivered=done
+                ) from err
 
     async def close(self) -> None:
         """Standard output is not ours to close."""

@@ -3,21 +3,23 @@
 Written once for all sinks: a sink only says whether a failure is retryable. A retryable failure
 keeps the alert at the head of that sink's queue and backs off (capped exponential, jittered),
 so order is kept and a broken sink never delays the others. A permanent failure parks the alert
-as undeliverable, logged once, and the queue moves on.
+as undeliverable, logged once, and the queue moves on. Alerts of one poll are handed over
+together; a sink that delivered part of a group says how many, and only the rest is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import structlog
 
 from monitor.backoff import Backoff
 from monitor.metrics import Metrics
+from monitor.model import Alert
 from monitor.notify.base import DeliveryFailed, Reason, Sink
-from monitor.store import Store, StoreError
+from monitor.store import PendingAlert, Store, StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +48,8 @@ class Dispatcher:
         self._clock = clock
         self._wakeups = {sink.name: asyncio.Event() for sink in self._sinks}
         self._failures = dict.fromkeys(self._wakeups, 0)
+        self._retry_after = dict.fromkeys(self._wakeups, 0.0)  # seconds the sink asked for
+        self._refusing = dict.fromkeys(self._wakeups, False)
 
     def wake(self) -> None:
         """New alerts are committed: every sink looks at the outbox now."""
@@ -76,7 +80,8 @@ class Dispatcher:
             failures = self._failures[sink.name]
             if failures:
                 # Backing off: new alerts queue behind the one that failed, so do not wake early.
-                await asyncio.sleep(self._backoff.delay(failures))
+                delay = self._backoff.delay(failures)
+                await asyncio.sleep(max(delay, self._retry_after[sink.name]))
             else:
                 await wakeup.wait()
             wakeup.clear()
@@ -87,36 +92,101 @@ class Dispatcher:
                 self._failures[sink.name] += 1
 
     async def _drain(self, sink: Sink) -> None:
-        """Deliver pending alerts in order until none are left or one fails retryably."""
+        """Deliver pending alerts in order until none are left or a group fails retryably.
+
+        Alerts of one poll of one account go to the sink together, so it can send them as one
+        message; a mute in force for the sink records matching alerts instead of sending them.
+        """
         name = sink.name
         while batch := self._store.pending(name, BATCH):
-            for item in batch:
-                try:
-                    await sink.send(item.alert)
-                except DeliveryFailed as err:
-                    failure = err
-                except Exception as err:  # a sink bug: retried a few times, then parked
-                    log.exception("delivery_crashed", sink=name, alert_id=item.id)
-                    retryable = item.attempts + 1 < MAX_CRASHES
-                    failure = DeliveryFailed(Reason.SINK_ERROR, repr(err), retryable=retryable)
-                else:
-                    self._store.mark_delivered(item.id, name, self._clock())
-                    self._metrics.deliveries.labels(name, "delivered").inc()
-                    continue
-                self._metrics.deliveries.labels(name, str(failure.reason)).inc()
-                if failure.retryable:
-                    self._store.mark_attempt_failed(item.id, name, str(failure))
-                    if not self._failures[name]:
-                        log.warning("delivery_failing", sink=name, reason=str(failure))
-                    self._failures[name] += 1
-                    self.update_depth()
+            mutes = self._store.mutes(name, self._clock())
+            for group in _poll_groups(batch):
+                unmuted = self._hold_muted(name, group, mutes)
+                if unmuted and not await self._deliver(sink, unmuted):
                     return
-                self._store.mark_undeliverable(item.id, name, str(failure), self._clock())
-                self._metrics.undeliverable.labels(name).inc()
-                log.error(
-                    "delivery_undeliverable", sink=name, alert_id=item.id, reason=str(failure)
-                )
         if self._failures[name]:
             log.info("delivery_recovered", sink=name, failed_attempts=self._failures[name])
             self._failures[name] = 0
+            self._retry_after[name] = 0.0
         self.update_depth()
+
+    def _hold_muted(
+        self, name: str, group: list[PendingAlert], mutes: Mapping[str, datetime]
+    ) -> list[PendingAlert]:
+        """Record the muted alerts of ``group``; return the ones to send."""
+        if not mutes:
+            return group
+        send = []
+        for item in group:
+            target = next((t for t in mute_targets(item.alert) if t in mutes), None)
+            if target is None:
+                send.append(item)
+                continue
+            reason = f"muted: {target.replace(':', ' ', 1)} until {mutes[target].isoformat()}"
+            self._store.mark_muted([item.id], name, reason, self._clock())
+            self._metrics.deliveries.labels(name, "muted").inc()
+        return send
+
+    async def _deliver(self, sink: Sink, group: list[PendingAlert]) -> bool:
+        """Send one group; False when the sink must back off before the next.
+
+        A permanent failure parks only the alert it stopped at; the rest of the group is
+        offered again at once, so one bad alert never takes its neighbours with it.
+        """
+        name = sink.name
+        while group:
+            try:
+                await sink.send([item.alert for item in group])
+            except DeliveryFailed as err:
+                failure = err
+            except Exception as err:  # a sink bug: retried a few times, then parked
+                log.exception("delivery_crashed", sink=name, alert_id=group[0].id)
+                retryable = group[0].attempts + 1 < MAX_CRASHES
+                failure = DeliveryFailed(Reason.SINK_ERROR, repr(err), retryable=retryable)
+            else:
+                self._delivered(name, group)
+                return True
+            self._delivered(name, group[: failure.delivered])
+            group = group[failure.delivered :]
+            self._metrics.deliveries.labels(name, str(failure.reason)).inc()
+            if failure.retryable:
+                for item in group:
+                    self._store.mark_attempt_failed(item.id, name, str(failure))
+                if not self._failures[name]:
+                    log.warning("delivery_failing", sink=name, reason=str(failure))
+                self._failures[name] += 1
+                self._retry_after[name] = failure.retry_after or 0.0
+                self.update_depth()
+                return False
+            refused, group = group[0], group[1:]
+            self._store.mark_undeliverable(refused.id, name, str(failure), self._clock())
+            self._metrics.undeliverable.labels(name).inc()
+            if not self._refusing[name]:
+                # Once per sink until it delivers again: a blocked chat must not flood the log.
+                log.error("delivery_refused", sink=name, alert_id=refused.id, reason=str(failure))
+            self._refusing[name] = True
+        return True
+
+    def _delivered(self, name: str, items: Sequence[PendingAlert]) -> None:
+        if not items:
+            return
+        self._store.mark_delivered([item.id for item in items], name, self._clock())
+        self._metrics.deliveries.labels(name, "delivered").inc(len(items))
+        self._refusing[name] = False
+
+
+def mute_targets(alert: Alert) -> tuple[str, str]:
+    """The mute targets an alert falls under: its rule and its account."""
+    return f"rule:{alert.rule}", f"account:{alert.account}"
+
+
+def _poll_groups(batch: Sequence[PendingAlert]) -> list[list[PendingAlert]]:
+    """Split the outbox order into runs of alerts from the same poll (account and time)."""
+    groups: list[list[PendingAlert]] = []
+    for item in batch:
+        head = groups[-1][0].alert if groups else None
+        if head is not None and (head.account, head.at) == (item.alert.account, item.alert.at):
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups

@@ -1,0 +1,231 @@
+"""The bot's commands: parsed and answered here, against a read-only view of the daemon.
+
+``/status``, ``/positions [account] [page]``, ``/mute <rule|account> <duration>``,
+``/unmute [rule|account]`` and ``/help``. Answers are HTML; every user-derived string is
+escaped. A mute is stored, so it survives a restart, and holds back only this chat's alerts.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from monitor.model import ZERO, Snapshot, format_money, format_qty
+from monitor.notify.telegram.format import text
+from monitor.poller import AccountStatus
+from monitor.store import Store
+
+PAGE_ROWS = 25
+MAX_MUTE = timedelta(days=7)
+_DURATION = re.compile(r"^(\d{1,4})(s|m|h|d)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SYMBOL_WIDTH = 24
+HEALTH_RULES = ("poll_failing", "poll_recovered")
+
+HELP = "\n".join(
+    [
+        "<b>position-monitor</b>",
+        "/status: accounts, last good poll, failures, alerts waiting",
+        "/positions [account] [page]: net positions and MTM",
+        "/mute &lt;rule|account&gt; &lt;duration&gt;: hold back alerts here, e.g. /mute"
+        " fresh-short 30m (s, m, h, d; at most 7d)",
+        "/unmute [rule|account]: lift one mute, or all of this chat's",
+        "/help: this list",
+    ]
+)
+
+
+class DaemonView(Protocol):
+    """What the commands may read of the running daemon."""
+
+    def statuses(self) -> Sequence[AccountStatus]: ...
+
+    def snapshot(self, account: str) -> Snapshot | None: ...
+
+    def rule_names(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """Where a command came from: the outbox destinations that deliver to that chat."""
+
+    destinations: Sequence[str]
+    timezone: ZoneInfo  # for times in answers that belong to no account
+
+
+class Commands:
+    """Answers one command text with the HTML messages to send back."""
+
+    def __init__(self, view: DaemonView, store: Store) -> None:
+        self._view = view
+        self._store = store
+
+    def answer(self, command: str, args: Sequence[str], chat: Chat, now: datetime) -> list[str]:
+        """The reply to ``/command args...``; unknown commands get the help text."""
+        if command == "status":
+            return [self._status(chat, now)]
+        if command == "positions":
+            return [self._positions(args)]
+        if command == "mute":
+            return [self._mute(args, chat, now)]
+        if command == "unmute":
+            return [self._unmute(args, chat)]
+        return [HELP]
+
+    def _status(self, chat: Chat, now: datetime) -> str:
+        lines = ["<b>Accounts</b>"]
+        for status in self._view.statuses():
+            account = status.account
+            zone = account.timezone
+            name = f"<code>{text(account.id)}</code> ({text(account.broker)})"
+            if status.last_success is None:
+                last = "no good poll yet"
+            else:
+                ago = _ago(now - status.last_success)
+                at = status.last_success.astimezone(zone).strftime("%H:%M:%S %Z")
+                last = f"last good poll {text(at)} ({ago} ago)"
+            mark = "🔴" if status.failing else ("🟠" if status.failed_polls else "🟢")
+            line = f"{mark} {name}: {last}"
+            if status.failed_polls:
+                line += f"; {status.failed_polls} failed since: {text(status.last_reason)}"
+            lines.append(line)
+        depth = self._store.outbox_depth()
+        waiting = sum(depth.values())
+        lines.append(f"\n<b>Outbox</b>: {waiting} alert deliveries waiting")
+        lines += [f"{text(sink)}: {n}" for sink, n in sorted(depth.items()) if n]
+        mutes = self._mutes(chat, now)
+        if mutes:
+            lines.append("\n<b>Muted here</b>")
+            for target, until in sorted(mutes.items()):
+                at = until.astimezone(chat.timezone).strftime("%Y-%m-%d %H:%M %Z")
+                lines.append(f"{text(target.replace(':', ' ', 1))} until {text(at)}")
+        return "\n".join(lines)
+
+    def _positions(self, args: Sequence[str]) -> str:
+        accounts = [s.account.id for s in self._view.statuses()]
+        names = [a for a in args if not a.isdigit()]
+        pages = [int(a) for a in args if a.isdigit()]
+        if names:
+            account = names[0]
+        elif len(accounts) == 1:
+            account = accounts[0]
+        else:
+            listed = ", ".join(f"<code>{text(a)}</code>" for a in accounts)
+            return f"Which account? /positions &lt;account&gt;; configured: {listed}"
+        if account not in accounts:
+            listed = ", ".join(f"<code>{text(a)}</code>" for a in accounts)
+            return f"No account <code>{text(account)}</code>; configured: {listed}"
+        snapshot = self._view.snapshot(account)
+        if snapshot is None:
+            return f"<code>{text(account)}</code>: no good poll yet"
+        return positions_page(snapshot, pages[0] if pages else 1)
+
+    def _mute(self, args: Sequence[str], chat: Chat, now: datetime) -> str:
+        if len(args) != 2:
+            return "Usage: /mute &lt;rule|account&gt; &lt;duration&gt;, e.g. /mute fresh-short 30m"
+        target = self._target(args[0])
+        if target is None:
+            return self._unknown(args[0])
+        duration = parse_duration(args[1])
+        if duration is None:
+            return (
+                f"Duration <code>{text(args[1])}</code>: use a number and s, m, h or d"
+                " (at most 7d), e.g. 30m"
+            )
+        until = now + duration
+        self._store.mute(chat.destinations, target, until)
+        at = until.astimezone(chat.timezone).strftime("%Y-%m-%d %H:%M %Z")
+        what = text(target.replace(":", " ", 1))
+        return (
+            f"🔕 Muted {what} in this chat until {text(at)}. Its alerts are recorded, not sent"
+            f" here. /unmute {text(args[0])} to lift it."
+        )
+
+    def _unmute(self, args: Sequence[str], chat: Chat) -> str:
+        if not args:
+            lifted = self._store.unmute(chat.destinations)
+            return f"🔔 Lifted {lifted} mute{'s' * (lifted != 1)} in this chat."
+        target = self._target(args[0])
+        if target is None:
+            return self._unknown(args[0])
+        if not self._store.unmute(chat.destinations, target):
+            return f"{text(target.replace(':', ' ', 1))} is not muted here."
+        return f"🔔 Unmuted {text(target.replace(':', ' ', 1))} in this chat."
+
+    def _target(self, name: str) -> str | None:
+        """``rule:NAME`` or ``account:ID``; a ``rule:``/``account:`` prefix settles a clash."""
+        rules = (*self._view.rule_names(), *HEALTH_RULES)
+        accounts = [s.account.id for s in self._view.statuses()]
+        kind, _, rest = name.partition(":")
+        if rest and kind in ("rule", "account"):
+            known = rules if kind == "rule" else accounts
+            return name if rest in known else None
+        if name in rules:
+            return f"rule:{name}"
+        if name in accounts:
+            return f"account:{name}"
+        return None
+
+    def _unknown(self, name: str) -> str:
+        rules = ", ".join(text(r) for r in (*self._view.rule_names(), *HEALTH_RULES))
+        accounts = ", ".join(text(s.account.id) for s in self._view.statuses())
+        return (
+            f"No rule or account <code>{text(name)}</code>.\nRules: {rules}\nAccounts: {accounts}"
+        )
+
+    def _mutes(self, chat: Chat, now: datetime) -> Mapping[str, datetime]:
+        mutes: dict[str, datetime] = {}
+        for destination in chat.destinations:
+            mutes.update(self._store.mutes(destination, now))
+        return mutes
+
+
+def parse_duration(raw: str) -> timedelta | None:
+    """``90s``, ``30m``, ``2h``, ``1d``: from one second to seven days, else None."""
+    match = _DURATION.match(raw.strip().lower())
+    if match is None:
+        return None
+    duration = timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+    return duration if timedelta(0) < duration <= MAX_MUTE else None
+
+
+def positions_page(snapshot: Snapshot, page: int) -> str:
+    """One page of an account's positions as a fixed-width table, with the total MTM."""
+    rows = list(snapshot.positions.values())
+    count = max(1, -(-len(rows) // PAGE_ROWS))
+    page = min(max(page, 1), count)
+    shown = rows[(page - 1) * PAGE_ROWS : page * PAGE_ROWS]
+    lines = [f"{'SYMBOL':<{_SYMBOL_WIDTH}} {'SEG':<7} {'PROD':<5} {'QTY':>7} {'MTM':>13}"]
+    for p in shown:
+        symbol = p.symbol if len(p.symbol) <= _SYMBOL_WIDTH else p.symbol[: _SYMBOL_WIDTH - 1] + "…"
+        mtm = "unknown" if p.mtm is None else format_money(p.mtm)
+        lines.append(
+            f"{symbol:<{_SYMBOL_WIDTH}} {p.key.exchange_segment[:7]:<7} {p.key.product[:5]:<5}"
+            f" {format_qty(p.net_qty):>7} {mtm:>13}"
+        )
+    table = "\n".join(lines)  # fields are cut to width, so no per-field cap here
+    known = [p.mtm for p in rows if p.mtm is not None]
+    zone = snapshot.taken_at.tzinfo
+    at = snapshot.taken_at.astimezone(zone).strftime("%H:%M:%S %Z")
+    head = f"<b>{text(snapshot.account)}</b> at {text(at)}: {len(rows)} positions"
+    total = f"MTM {format_money(sum(known, ZERO))}"
+    if len(known) < len(rows):
+        total += f" ({len(rows) - len(known)} without a price)"
+    more = ""
+    if count > 1:
+        more = f"\nPage {page} of {count}: /positions {text(snapshot.account)} {page % count + 1}"
+    return f"{head}\n<pre>{html.escape(table, quote=False)}</pre>\n{text(total)}{more}"
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"

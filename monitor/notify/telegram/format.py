@@ -1,0 +1,120 @@
+"""Alerts as Telegram HTML messages: pure functions, no I/O.
+
+Every user-derived string (symbols like ``M&M``, account ids, broker error text) is escaped and
+capped in length before it goes into a line, and every line opens and closes its own tags, so a
+message split at a line boundary never breaks an entity.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from monitor.model import Alert, DetailValue, Severity, format_money, format_qty
+
+# Telegram's limit on a message's text (https://core.telegram.org/bots/api#sendmessage),
+# counted in UTF-16 code units; measuring the HTML source over-counts, which is the safe side.
+MESSAGE_LIMIT = 4096
+_FIELD_LIMIT = 300  # any one user-derived string; keeps every line far below the limit
+
+_SEVERITY_MARK = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
+_MONEY = {"mtm": "MTM", "peak": "Peak", "drawdown": "Drawdown", "threshold": "Threshold"}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One Telegram message and how many alerts of its group are complete once it is sent."""
+
+    text: str
+    complete: int
+
+
+def text(value: object) -> str:
+    """A user-derived value, capped and escaped for HTML parse mode."""
+    raw = str(value)
+    if len(raw) > _FIELD_LIMIT:
+        raw = raw[: _FIELD_LIMIT - 1] + "…"
+    return html.escape(raw, quote=False)
+
+
+def utf16_len(value: str) -> int:
+    """Length as Telegram counts it."""
+    return len(value.encode("utf-16-le")) // 2
+
+
+def alert_lines(alert: Alert) -> list[str]:
+    """The lines of one alert: severity and rule, the position, the message, the figures."""
+    lines = [
+        f"{_SEVERITY_MARK[alert.severity]} <b>{text(alert.severity.upper())}</b> "
+        f"<b>{text(alert.rule)}</b> ({text(alert.kind)})"
+    ]
+    if alert.key is not None:
+        product = f" · {text(alert.key.product)}" if alert.key.product else ""
+        lines.append(
+            f"<b>{text(alert.symbol or alert.key.token)}</b> · "
+            f"{text(alert.key.exchange_segment)}{product}"
+        )
+    lines.append(text(alert.message))
+    details = dict(alert.details)
+    if "net_qty" in details:
+        before, after = details.pop("net_qty_before", None), details.pop("net_qty")
+        arrow = f"{_qty(before)} → {_qty(after)}" if before is not None else _qty(after)
+        lines.append(f"Net qty <code>{text(arrow)}</code>")
+    figures = [
+        f"{label} <code>{text(_money(details[name]))}</code>"
+        for name, label in _MONEY.items()
+        if name in details
+    ]
+    if figures:
+        lines.append(" · ".join(figures))
+    for name, value in details.items():
+        if name not in _MONEY and value is not None:
+            lines.append(f"{text(name.replace('_', ' '))}: {text(_plain(value))}")
+    return lines
+
+
+def group_messages(alerts: Sequence[Alert]) -> list[Message]:
+    """The messages for one poll's alerts of one account, each within Telegram's limit.
+
+    A header names the account and the time in the account's zone once; alerts follow, packed
+    whole into as few messages as fit. An alert too long for one message is split at lines.
+    """
+    first = alerts[0]
+    when = first.at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    count = f" · {len(alerts)} alerts" if len(alerts) > 1 else ""
+    header = f"<b>{text(first.account)}</b> · {text(when)}{count}"
+    messages: list[Message] = []
+    lines = [header]
+    size = utf16_len(header)
+
+    def flush(complete: int) -> None:
+        nonlocal lines, size
+        messages.append(Message("\n".join(lines), complete))
+        lines, size = [f"{header} (cont.)"], utf16_len(header) + 8
+
+    for index, alert in enumerate(alerts):
+        block = ["", *alert_lines(alert)]  # a blank line between alerts
+        needed = sum(utf16_len(line) + 1 for line in block)
+        if size + needed > MESSAGE_LIMIT and len(lines) > 1:
+            flush(index)
+        for line in block:
+            if size + utf16_len(line) + 1 > MESSAGE_LIMIT:
+                flush(index)  # inside one oversized alert: it is complete only later
+            lines.append(line)
+            size += utf16_len(line) + 1
+    messages.append(Message("\n".join(lines), len(alerts)))
+    return messages
+
+
+def _qty(value: DetailValue) -> str:
+    return format_qty(value) if isinstance(value, Decimal) else str(value)
+
+
+def _money(value: DetailValue) -> str:
+    return format_money(value) if isinstance(value, Decimal) else str(value)
+
+
+def _plain(value: DetailValue) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
