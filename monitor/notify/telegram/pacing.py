@@ -3,7 +3,7 @@
 Telegram allows about one message per second to a chat, 20 per minute to a group and 30 per
 second over all chats (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this).
 Spacing every send by the interval its limits imply never exceeds any of them in any window:
-1 s per private chat, 3 s per group (60 s / 20), 1/30 s across the bot. Slots are reserved
+1 s per private chat, 3 s per group (60 s / 20), just over 1/30 s across the bot. Slots are reserved
 before sleeping, so concurrent senders queue in order instead of racing for the same slot.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 PRIVATE_INTERVAL = 1.0
 GROUP_INTERVAL = 60.0 / 20
-BOT_INTERVAL = 1.0 / 30
+BOT_INTERVAL = 0.035  # 1/30 s plus headroom for clock jitter on both sides
 
 
 def is_group(chat_id: str) -> bool:

@@ -38,7 +38,9 @@ log = structlog.get_logger(__name__)
 REQUEST_TIMEOUT = 10.0  # seconds for one Bot API call
 LONG_POLL = 25  # seconds getUpdates waits for a command on Telegram's side
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-_SERVER_STATUS = re.compile(r"\b5\d\d\b|Bad Gateway")
+# PTB words a connection that failed before any answer like this; an HTTP error has the
+# server's description instead.
+_NO_ANSWER = re.compile(r"^(httpx\.|Unknown error in HTTP implementation)")
 
 
 class TelegramBot:
@@ -162,7 +164,7 @@ class TelegramChatSink:
             return DeliveryFailed(
                 Reason.TRANSPORT_ERROR, detail, retryable=True, delivered=delivered
             )
-        if isinstance(err, NetworkError) and not _SERVER_STATUS.search(err.message):
+        if isinstance(err, NetworkError) and _NO_ANSWER.match(err.message):
             return DeliveryFailed(
                 Reason.TRANSPORT_ERROR, detail, retryable=True, delivered=delivered
             )

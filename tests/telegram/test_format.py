@@ -1,0 +1,114 @@
+"""Alert groups rendered as Telegram HTML: escaping, content, grouping and splitting."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.model import Alert, PositionKey, Severity
+from monitor.notify.telegram.format import MESSAGE_LIMIT, group_messages, utf16_len
+from tests.fakes.telegram import _parse_problem
+
+IST = ZoneInfo("Asia/Kolkata")
+AT = datetime(2026, 11, 23, 9, 20, 5, tzinfo=IST)
+
+
+def short(symbol: str = "M&M<EQ>", account: str = "kotak-main") -> Alert:
+    key = PositionKey(account, "nse_cm", "2031", "MIS")
+    return Alert(
+        "fresh-short", "new_short", Severity.WARNING, account, key, symbol, AT,
+        f"New short {symbol} (nse_cm MIS): net qty 0 -> -25",
+        {"net_qty_before": Decimal(0), "net_qty": Decimal(-25)},
+    )  # fmt: skip
+
+
+def drawdown() -> Alert:
+    return Alert(
+        "desk-drawdown", "mtm_drawdown", Severity.CRITICAL, "kotak-main", None, None, AT,
+        "MTM drawdown on account kotak-main",
+        {"mtm": Decimal("-12500.5"), "peak": Decimal("1000"), "drawdown": Decimal("13500.5")},
+    )  # fmt: skip
+
+
+def test_user_strings_are_escaped_and_telegram_accepts_the_html() -> None:
+    """Symbols like M&M and <EQ> arrive escaped; the fake's HTML check finds nothing wrong."""
+    (message,) = group_messages([short()])
+    assert "M&amp;M&lt;EQ&gt;" in message.text
+    assert "M&M" not in message.text and "<EQ>" not in message.text
+    assert _parse_problem(message.text) == ""
+
+
+def test_an_unescaped_symbol_would_be_refused_by_the_fake() -> None:
+    """The fake's parser is strict enough that the escaping test above can fail."""
+    assert _parse_problem("<b>M&M</b>") != ""
+    assert _parse_problem("<b>a < b</b>") != ""
+    assert _parse_problem("<b>open") != ""
+
+
+def test_a_position_alert_shows_rule_account_position_quantities_and_local_time() -> None:
+    """Rule, severity, account, symbol, segment, product, qty before -> after, time in IST."""
+    (message,) = group_messages([short("BANKNIFTY21JULFUT")])
+    text = message.text
+    for part in (
+        "fresh-short", "WARNING", "kotak-main", "BANKNIFTY21JULFUT", "nse_cm", "MIS",
+        "0 → -25", "2026-11-23 09:20:05 IST",
+    ):  # fmt: skip
+        assert part in text, part
+
+
+def test_a_drawdown_alert_shows_mtm_peak_and_drawdown() -> None:
+    """Account-scope drawdown: MTM, peak and drawdown as money."""
+    (message,) = group_messages([drawdown()])
+    assert "MTM <code>-12,500.50</code>" in message.text
+    assert "Peak <code>1,000.00</code>" in message.text
+    assert "Drawdown <code>13,500.50</code>" in message.text
+    assert "CRITICAL" in message.text
+
+
+def test_one_poll_of_one_account_is_one_message() -> None:
+    """Three alerts of one poll: one message naming the account once with the count."""
+    messages = group_messages([drawdown(), short("A"), short("B")])
+    assert len(messages) == 1
+    assert messages[0].complete == 3
+    assert "3 alerts" in messages[0].text
+    assert messages[0].text.count("kotak-main") >= 1
+
+
+def test_a_long_group_is_split_at_alert_boundaries_under_the_limit() -> None:
+    """200 alerts: several messages, each within 4096, each alert whole in exactly one."""
+    alerts = [short(f"SYM{i:04d}&CO") for i in range(200)]
+    messages = group_messages(alerts)
+    assert len(messages) > 1
+    for message in messages:
+        assert utf16_len(message.text) <= MESSAGE_LIMIT
+        assert _parse_problem(message.text) == ""
+    joined = "\n".join(m.text for m in messages)
+    for i in range(200):
+        assert joined.count(f"SYM{i:04d}&amp;CO") == 2  # the symbol line and the message line
+    completes = [m.complete for m in messages]
+    assert completes == sorted(completes) and completes[-1] == 200
+    # Each message's count is the number of alerts fully inside it and those before it.
+    for message, complete in zip(messages, completes, strict=True):
+        assert f"SYM{complete - 1:04d}&amp;CO" in message.text
+
+
+def test_a_huge_user_string_is_capped_not_split_mid_entity() -> None:
+    """A 10,000-character symbol of ampersands is cut and escaped; every message parses."""
+    messages = group_messages([short("&" * 10_000)])
+    for message in messages:
+        assert utf16_len(message.text) <= MESSAGE_LIMIT
+        assert _parse_problem(message.text) == ""
+
+
+@given(st.lists(st.text(min_size=1, max_size=400), min_size=1, max_size=40))
+def test_any_symbols_give_valid_messages_within_the_limit(symbols: list[str]) -> None:
+    """Whatever the broker calls its instruments, every message is valid and within limits."""
+    messages = group_messages([short(s) for s in symbols])
+    assert messages[-1].complete == len(symbols)
+    for message in messages:
+        assert utf16_len(message.text) <= MESSAGE_LIMIT
+        assert _parse_problem(message.text) == ""
