@@ -563,7 +563,7 @@ class _Validator:
             for key in entry:
                 if key not in allowed:
                     self.problem(owner, str(key), "unknown field", entry.line_of(key))
-            if not self.unique_name(name, owner, entry, "name", seen):
+            if not self.unique_name(name, owner, entry, seen):
                 continue
             if kind == "telegram":
                 sinks.extend(self.telegram(entry, str(name), owner, seen))
@@ -588,17 +588,15 @@ class _Validator:
             )
         return tuple(sinks)
 
-    def unique_name(
-        self, name: object, owner: str, entry: _LineMap, field: str, seen: dict[str, int]
-    ) -> bool:
-        """Check a destination name; destinations share one namespace (the outbox's)."""
+    def unique_name(self, name: object, owner: str, entry: _LineMap, seen: dict[str, int]) -> bool:
+        """Check a sink's name; sinks and chats share one namespace (the outbox's)."""
         if not isinstance(name, str) or not _ID.match(name):
             reason = "letters, digits, '_', '.', '-' (at most 64)"
-            self.problem(owner, field, reason, entry.line_of(field))
+            self.problem(owner, "name", reason, entry.line_of("name"))
             return False
         if name in seen:
             reason = f"duplicate of the sink on line {seen[name]}"
-            self.problem(owner, field, reason, entry.line_of(field))
+            self.problem(owner, "name", reason, entry.line_of("name"))
             return False
         seen[name] = entry.line
         return True
@@ -652,14 +650,17 @@ class _Validator:
                 )
                 self.problem(owner, f"{where}.chat_id", reason, chat.line_of("chat_id"))
             label = chat.get("name", f"chat{index + 1}")
-            destination = f"{name}:{label}"
-            if not isinstance(label, str) or not self.unique_name(
-                destination, owner, chat, "name", seen
-            ):
-                if not isinstance(label, str):
-                    reason = "letters, digits, '_', '.', '-' (at most 64)"
-                    self.problem(owner, f"{where}.name", reason, chat.line_of("name"))
+            line = chat.line_of("name")
+            if not isinstance(label, str) or not _ID.match(label):
+                reason = "letters, digits, '_', '.', '-' (at most 64)"
+                self.problem(owner, f"{where}.name", reason, line)
                 continue
+            destination = f"{name}:{label}"
+            if destination in seen:
+                reason = f"duplicate of the chat on line {seen[destination]}"
+                self.problem(owner, f"{where}.name", reason, line)
+                continue
+            seen[destination] = chat.line
             sinks.append(
                 SinkConfig(
                     destination,

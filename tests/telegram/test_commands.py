@@ -1,0 +1,214 @@
+"""The bot's commands, asked through the fake Bot API's getUpdates and answered in the chat."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+import structlog
+
+from monitor.config import AccountConfig
+from monitor.model import Position, PositionKey, Snapshot
+from monitor.notify.telegram.commands import PAGE_ROWS, Commands, parse_duration
+from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
+from monitor.notify.telegram.updates import CommandListener, parse_command
+from monitor.poller import AccountStatus
+from monitor.store import Store
+from tests.fakes.telegram import USERNAME, TelegramState, _parse_problem
+from tests.telegram.conftest import AT, GROUP, PRIVATE, commit, short
+from tests.telegram.test_sink import dispatcher, until
+
+IST = ZoneInfo("Asia/Kolkata")
+NOW = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
+
+
+def account(ident: str) -> AccountConfig:
+    return AccountConfig(ident, "kotak_neo", timedelta(seconds=5), IST)
+
+
+def position(i: int, mtm: str | None = "10.50") -> Position:
+    key = PositionKey("kotak-main", "nse_fo", str(50000 + i), "NRML")
+    return Position(key, f"SYM{i:03d}&X", Decimal(-25), None, None, None, None,
+                    None if mtm is None else Decimal(mtm))  # fmt: skip
+
+
+@dataclass
+class View:
+    """A daemon with two accounts: one healthy with positions, one failing."""
+
+    positions: int = 3
+    statuses_: list[AccountStatus] = field(
+        default_factory=lambda: [
+            AccountStatus(account("kotak-main"), NOW - timedelta(seconds=7), 0, "", False),
+            AccountStatus(account("samco-1"), None, 12, "HTTP 503 <html>", True),
+        ]
+    )
+
+    def statuses(self) -> Sequence[AccountStatus]:
+        return self.statuses_
+
+    def snapshot(self, ident: str) -> Snapshot | None:
+        if ident != "kotak-main":
+            return None
+        rows = [position(i) for i in range(self.positions)]
+        return Snapshot("kotak-main", "kotak_neo", NOW.astimezone(IST), {p.key: p for p in rows})
+
+    def rule_names(self) -> Sequence[str]:
+        return ("fresh-short", "desk-drawdown")
+
+
+@dataclass
+class Bot:
+    """A listener running against the fake, answering PRIVATE and GROUP."""
+
+    telegram: TelegramState
+    store: Store
+    sinks: list[TelegramChatSink]
+    view: View
+
+    async def ask(self, chat: str, text: str) -> list[str]:
+        """Send ``text`` from ``chat``; the bot's replies to it."""
+        before = len(self.telegram.texts(chat))
+        self.telegram.command(chat, text)
+        await until(lambda: len(self.telegram.texts(chat)) > before)
+        await asyncio.sleep(0.05)
+        return self.telegram.texts(chat)[before:]
+
+
+@pytest.fixture
+async def chat_bot(telegram: TelegramState, bot: TelegramBot, store: Store) -> AsyncIterator[Bot]:
+    sinks = [
+        TelegramChatSink("telegram:me", PRIVATE, bot),
+        TelegramChatSink("telegram:desk", GROUP, bot),
+    ]
+    view = View()
+    listener = CommandListener(
+        bot, sinks, Commands(view, store), store, IST, clock=lambda: datetime.now(UTC)
+    )
+    task = asyncio.create_task(listener.run())
+    try:
+        yield Bot(telegram, store, sinks, view)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_status_lists_accounts_failures_and_the_outbox(chat_bot: Bot, store: Store) -> None:
+    """/status: each account with its last good poll or its failures, and alerts waiting."""
+    commit(store, [short("A")], ["telegram:desk"])
+    (reply,) = await chat_bot.ask(PRIVATE, "/status")
+    assert "kotak-main" in reply and "last good poll" in reply
+    assert "samco-1" in reply and "12 failed" in reply and "HTTP 503 &lt;html&gt;" in reply
+    assert "1 alert deliveries waiting" in reply
+    assert _parse_problem(reply) == ""
+
+
+async def test_positions_are_paginated(chat_bot: Bot) -> None:
+    """/positions of 60 rows: page 1 of 3 with a pointer to the next; page 3 has the rest."""
+    chat_bot.view.positions = 60
+    (first,) = await chat_bot.ask(PRIVATE, "/positions kotak-main")
+    assert "60 positions" in first and "Page 1 of 3" in first
+    assert "SYM000&amp;X" in first and f"SYM{PAGE_ROWS:03d}" not in first
+    assert "MTM 630.00" in first  # 60 x 10.50, over every page
+    (last,) = await chat_bot.ask(PRIVATE, "/positions kotak-main 3")
+    assert "SYM059&amp;X" in last and "SYM000" not in last
+    for reply in (first, last):
+        assert _parse_problem(reply) == ""
+
+
+async def test_positions_needs_an_account_when_several_are_configured(chat_bot: Bot) -> None:
+    """Two accounts and none named: the answer lists them; an unknown one is named back."""
+    (which,) = await chat_bot.ask(PRIVATE, "/positions")
+    assert "kotak-main" in which and "samco-1" in which
+    (unknown,) = await chat_bot.ask(PRIVATE, "/positions <nope>")
+    assert "&lt;nope&gt;" in unknown
+
+
+async def test_mute_holds_back_only_this_chats_alerts_and_records_them(
+    chat_bot: Bot, store: Store, telegram: TelegramState
+) -> None:
+    """/mute fresh-short 30m in the group: its alerts are recorded as muted, the other chat
+    still gets them; /unmute lets the next ones through."""
+    (reply,) = await chat_bot.ask(GROUP, "/mute@" + USERNAME + " fresh-short 30m")
+    assert "Muted rule fresh-short" in reply
+    commit(store, [short("A")], ["telegram:me", "telegram:desk"])
+    d, metrics = dispatcher(store, *chat_bot.sinks)
+    await d.flush()
+    assert any("<b>A</b>" in t for t in telegram.texts(PRIVATE))
+    assert not any("<b>A</b>" in t for t in telegram.texts(GROUP))
+    muted = metrics.registry.get_sample_value(
+        "position_monitor_notifications_total", {"sink": "telegram:desk", "result": "muted"}
+    )
+    assert muted == 1
+    assert store.outbox_depth() == {}
+    (lifted,) = await chat_bot.ask(GROUP, "/unmute fresh-short")
+    assert "Unmuted rule fresh-short" in lifted
+    commit(store, [short("B", AT + timedelta(seconds=5))], ["telegram:desk"])
+    await d.flush()
+    assert any("<b>B</b>" in t for t in telegram.texts(GROUP))
+
+
+async def test_mute_survives_a_restart(chat_bot: Bot, store: Store) -> None:
+    """A mute is in the state file: a new Store on the same file still holds it back."""
+    await chat_bot.ask(PRIVATE, "/mute kotak-main 2h")
+    reopened = Store(store.path)
+    mutes = reopened.mutes("telegram:me", datetime.now(UTC))
+    assert set(mutes) == {"account:kotak-main"}
+    assert timedelta(hours=1, minutes=59) < mutes["account:kotak-main"] - datetime.now(UTC)
+    assert reopened.mutes("telegram:desk", datetime.now(UTC)) == {}
+
+
+async def test_mute_rejects_unknown_targets_and_bad_durations(chat_bot: Bot) -> None:
+    """Unknown names list what exists; durations over 7 days or without a unit are refused."""
+    (unknown,) = await chat_bot.ask(PRIVATE, "/mute nobody 1h")
+    assert "No rule or account" in unknown and "fresh-short" in unknown
+    (long,) = await chat_bot.ask(PRIVATE, "/mute fresh-short 8d")
+    assert "at most 7d" in long
+    (usage,) = await chat_bot.ask(PRIVATE, "/mute")
+    assert "Usage" in usage
+
+
+async def test_commands_are_answered_only_in_configured_chats(
+    chat_bot: Bot, telegram: TelegramState
+) -> None:
+    """A stranger's /status gets nothing back and is logged once; our chat is answered."""
+    with structlog.testing.capture_logs() as logs:
+        telegram.command("999", "/status")
+        telegram.command("999", "/positions")
+        (reply,) = await chat_bot.ask(PRIVATE, "/help")
+    assert telegram.texts("999") == []
+    assert "/mute" in reply
+    ignored = [e for e in logs if e["event"] == "telegram_chat_ignored"]
+    assert [e["chat_id"] for e in ignored] == ["999"]
+
+
+async def test_the_update_offset_is_stored(chat_bot: Bot, telegram: TelegramState) -> None:
+    """After answering, the next offset is in the state file: a restart re-answers nothing."""
+    update_id = telegram.command(PRIVATE, "/help")
+    await until(lambda: bool(telegram.texts(PRIVATE)))
+    await until(lambda: chat_bot.store.get_meta("telegram:telegram:update_offset") is not None)
+    assert chat_bot.store.get_meta("telegram:telegram:update_offset") == str(update_id + 1)
+
+
+def test_commands_for_another_bot_are_not_ours() -> None:
+    """/status@other_bot in a group is someone else's; ours and bare commands parse."""
+    assert parse_command("/status@other_bot", USERNAME) is None
+    assert parse_command(f"/Status@{USERNAME} x", USERNAME) == ("status", ["x"])
+    assert parse_command("/mute a 5m", USERNAME) == ("mute", ["a", "5m"])
+    assert parse_command("hello", USERNAME) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [("90s", 90), ("30m", 1800), ("2h", 7200), ("7d", 604800), ("8d", None), ("0m", None),
+     ("5", None), ("1w", None)],
+)  # fmt: skip
+def test_mute_durations(raw: str, seconds: int | None) -> None:
+    """s, m, h, d from one second to seven days."""
+    parsed = parse_duration(raw)
+    assert (parsed.total_seconds() if parsed else None) == seconds
