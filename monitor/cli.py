@@ -160,7 +160,10 @@ def _check(args: argparse.Namespace) -> int:
         _plural(count, "account") if count else "no accounts (run uses the built-in simulator)"
     )
     rules = _plural(len(loaded.rules), "rule")
-    sinks = ", ".join(s.name for s in loaded.sinks)
+    sinks = ", ".join(
+        f"{s.name} (optional)" if s.bot is not None and s.bot.optional else s.name
+        for s in loaded.sinks
+    )
     print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
     return EXIT_OK
 

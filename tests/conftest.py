@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -13,3 +16,16 @@ ROOT = Path(__file__).resolve().parent.parent
 def bundled_rules() -> Path:
     """The rules.yaml shipped at the top of the repository."""
     return ROOT / "rules.yaml"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For tests that configure the global logging state: put it back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in ("apscheduler", "httpx")}
+    yield
+    root.handlers, root.level = handlers, level
+    for name, saved in levels.items():
+        logging.getLogger(name).setLevel(saved)
+    structlog.reset_defaults()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -47,17 +46,7 @@ class _Credentials:
     password: str
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """Each test configures the global logging state; put it back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    levels = {name: logging.getLogger(name).level for name in ("apscheduler", "httpx")}
-    yield
-    root.handlers, root.level = handlers, level
-    for name, saved in levels.items():
-        logging.getLogger(name).setLevel(saved)
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
@@ -193,6 +194,7 @@ async def test_a_split_group_that_fails_halfway_resends_only_the_rest(
     assert len(telegram.sent) >= 3
 
 
+@pytest.mark.usefixtures("restore_logging")
 async def test_the_bot_token_never_reaches_the_logs(
     telegram: TelegramState, api_url: str, store: Store
 ) -> None:
@@ -200,17 +202,14 @@ async def test_the_bot_token_never_reaches_the_logs(
     stream = io.StringIO()
     configure_logging(secrets=[TOKEN], stream=stream, json_output=True)
     logging.getLogger("httpx").setLevel(logging.INFO)  # the worst case: URLs logged
-    try:
-        good = TelegramBot("t", TOKEN, api_url, redact=str, long_poll=1)
-        commit(store, [short("A")], ["telegram:me"])
-        d, _ = dispatcher(store, TelegramChatSink("telegram:me", PRIVATE, good))
-        await d.flush()
-        telegram.token = "1:other"  # now the API rejects our token
-        commit(store, [short("B", AT + timedelta(seconds=1))], ["telegram:me"])
-        await d.flush()
-        await good.close()
-    finally:
-        configure_logging(stream=io.StringIO())
+    good = TelegramBot("t", TOKEN, api_url, redact=str, long_poll=1)
+    commit(store, [short("A")], ["telegram:me"])
+    d, _ = dispatcher(store, TelegramChatSink("telegram:me", PRIVATE, good))
+    await d.flush()
+    telegram.token = "1:other"  # now the API rejects our token
+    commit(store, [short("B", AT + timedelta(seconds=1))], ["telegram:me"])
+    await d.flush()
+    await good.close()
     output = stream.getvalue()
     assert "sendMessage" in output, "the httpx request lines were logged"
     assert "[redacted]" in output
