@@ -177,6 +177,7 @@ class Daemon:
         self.config = config
         self.settings = settings
         accounts = config.accounts or (simulator_account(config),)
+        notify = settings.notify or resolve_notify(config, os.environ)  # before taking the lock
         # One HTTP session for every broker, opened in start(): shared pools, one place to close.
         self._transport = Transport()
         self.brokers = [
@@ -191,7 +192,6 @@ class Daemon:
             raise StartupError(str(err)) from err
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        notify = settings.notify or resolve_notify(config, os.environ)
         secrets = [v for values in settings.secrets.values() for v in values.values()]
         redact = Redactor([*secrets, *notify.tokens.values()]).scrub
         self.sinks, self.bots = make_sinks(notify, redact)
