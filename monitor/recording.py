@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from monitor.brokers.errors import BrokerError
+from monitor.brokers.errors import BadResponse, BrokerError
 from monitor.brokers.transport import Exchange
 from monitor.logs import Redactor
 
@@ -37,11 +37,17 @@ class Recorder:
     ) -> None:
         """One line: the response seen (status, body, quotes), or the transport error."""
         line: dict[str, object] = {"at": at.isoformat(), "account": account, "broker": broker}
-        if exchange is None:
-            if error is None:
-                return  # nothing came off a wire (the simulator): nothing to replay
+        if exchange is None and error is None:
+            return  # nothing came off a wire (the simulator): nothing to replay
+        if error is not None and (
+            exchange is None
+            or (200 <= exchange.status < 300 and not isinstance(error, BadResponse))
+        ):
+            # The poll failed after a good positions answer (a price lookup timed out, the poll
+            # ran out of time): the body alone would replay as a good poll, so record the failure.
             line["error"] = self._redactor.scrub(error.reason)
         else:
+            assert exchange is not None  # noqa: S101 - the branch above took every other case
             line["status"] = exchange.status
             line["quotes"] = {name: str(price) for name, price in exchange.quotes.items()}
             line["body"] = self._body(exchange.body)

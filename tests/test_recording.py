@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 from monitor import config
-from monitor.brokers.errors import BrokerUnavailable
+from monitor.brokers.errors import BadResponse, BrokerUnavailable
 from monitor.brokers.transport import Exchange
 from monitor.cli import main
 from monitor.recording import Recorder
 from monitor.replay import read_records
 from tests.snapshots import T0
+
+# `main` configures the process's logging onto pytest's captured stream: undo it after each test.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 SEED = Path(__file__).parent / "brokers" / "fixtures" / "kotak_neo" / "positions.json"
 
@@ -39,6 +42,23 @@ def test_lines_replay_to_the_same_bytes_numbers_and_quotes(tmp_path: Path) -> No
     assert (html.status, html.body) == (502, b"<html>Bad Gateway</html>")
     assert (timeout.status, timeout.body, timeout.error) == (None, None, "api: timed out")
     assert timeout.at == T0
+
+
+def test_a_poll_that_failed_after_a_good_answer_is_recorded_as_failed(tmp_path: Path) -> None:
+    """Positions came back 200, then the price lookup timed out: the replay line is an error,
+    not a body that would replay as a good poll; a body that did not parse keeps the body."""
+    path = tmp_path / "polls.jsonl"
+    recorder = Recorder(path, secrets=[])
+    good = Exchange(200, SEED.read_bytes(), {})
+    recorder.record(
+        "k1", "kotak_neo", T0, good, BrokerUnavailable("kotak_neo", "quotes: timed out")
+    )
+    unparsable = Exchange(200, b'{"stat": "Ok", "data": 7}', {})
+    recorder.record("k1", "kotak_neo", T0, unparsable, BadResponse("kotak_neo", "data: not a list"))
+    recorder.close()
+    timed_out, bad = read_records(path)
+    assert (timed_out.status, timed_out.body, timed_out.error) == (None, None, "quotes: timed out")
+    assert (bad.status, bad.body, bad.error) == (200, b'{"stat":"Ok","data":7}', None)
 
 
 def test_secrets_never_reach_the_file(tmp_path: Path) -> None:
