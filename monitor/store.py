@@ -11,10 +11,11 @@ the last polls, and then the next poll detects the same changes again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -187,50 +188,46 @@ class Store:
                     (*p.key, p.symbol, str(p.net_qty), _text(p.avg_price), _text(p.ltp),
                      _text(p.realized), _text(p.unrealized), _text(p.mtm))
                 )  # fmt: skip
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT INTO accounts VALUES (?, ?, ?, ?) ON CONFLICT (account) DO UPDATE"
-                    " SET broker = excluded.broker, taken_at = excluded.taken_at,"
-                    " trading_day = excluded.trading_day",
-                    (
-                        account,
-                        snapshot.broker,
-                        snapshot.taken_at.isoformat(),
-                        trading_day.isoformat(),
-                    ),
-                )
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    upserts,
-                )
-                self._db.executemany(
-                    "DELETE FROM positions WHERE account = ? AND exchange_segment = ?"
-                    " AND token = ? AND product = ?",
-                    deletes,
-                )
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO rule_states VALUES (?, ?, ?)",
-                    [(account, rule, json.dumps(data)) for rule, data in rule_states.items()],
-                )
-                self._insert_alerts(alerts)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as err:
-            raise StoreError(f"state file {self.path}: {err}") from err
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO accounts VALUES (?, ?, ?, ?) ON CONFLICT (account) DO UPDATE"
+                " SET broker = excluded.broker, taken_at = excluded.taken_at,"
+                " trading_day = excluded.trading_day",
+                (account, snapshot.broker, snapshot.taken_at.isoformat(), trading_day.isoformat()),
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                upserts,
+            )
+            self._db.executemany(
+                "DELETE FROM positions WHERE account = ? AND exchange_segment = ?"
+                " AND token = ? AND product = ?",
+                deletes,
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO rule_states VALUES (?, ?, ?)",
+                [(account, rule, json.dumps(data)) for rule, data in rule_states.items()],
+            )
+            self._insert_alerts(alerts)
 
     def commit_alerts(self, alerts: Sequence[tuple[Alert, Sequence[str]]]) -> None:
         """Queue alerts that no poll produced (the daemon's own health alerts), atomically."""
+        with self._transaction():
+            self._insert_alerts(alerts)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: all of the block, or nothing of it and a StoreError."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._insert_alerts(alerts)
+                yield
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite ends the transaction itself on some errors (a full disk): a second
+                # rollback would fail and hide the real reason behind "no transaction is active".
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as err:
             raise StoreError(f"state file {self.path}: {err}") from err
