@@ -120,6 +120,13 @@ class Store:
                 f"state file {self.path}: schema version {version}, this release reads"
                 f" {SCHEMA_VERSION}"
             )
+        try:
+            # SQLite quietly opens a file it may not write read-only, and then every poll
+            # would fail to commit: one no-op write proves now that polls can be stored.
+            self._db.execute("UPDATE meta SET value = value WHERE key = 'schema'")
+        except sqlite3.Error as err:
+            self._db.close()
+            raise StoreError(f"state file {self.path}: cannot write: {err}") from err
 
     def _schema_version(self) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
