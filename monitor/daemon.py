@@ -15,15 +15,12 @@ import random
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 import structlog
 from aiohttp import web
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from monitor import __version__
@@ -43,6 +40,7 @@ from monitor.notify.outbox import Dispatcher
 from monitor.poller import AccountPoller
 from monitor.recording import Recorder
 from monitor.store import Store, StoreError
+from monitor.ticker import Ticker
 
 log = structlog.get_logger(__name__)
 
@@ -175,7 +173,9 @@ class Daemon:
             )
             for account, broker in zip(accounts, self.brokers, strict=True)
         ]
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.ticker = Ticker(
+            on_busy=lambda account: self.metrics.polls.labels(account, "skipped_busy").inc()
+        )
         self.port = settings.port
         self._runner: web.AppRunner | None = None
         self._delivery: asyncio.Task[None] | None = None
@@ -192,26 +192,13 @@ class Daemon:
             os.close(self._state_lock)
             raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {err}") from err
 
-        def skipped(event: JobSubmissionEvent) -> None:
-            self.metrics.polls.labels(event.job_id, "skipped_busy").inc()
-
-        self.scheduler.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
-        now = datetime.now(UTC)
         for poller in self.pollers:
             every = poller.account.poll_every.total_seconds()
             # A random sub-interval offset keeps many accounts from polling in lockstep.
-            offset = timedelta(seconds=random.uniform(0, min(1.0, every)))  # noqa: S311
-            self.scheduler.add_job(
-                poller.poll,
-                IntervalTrigger(seconds=every, timezone=UTC, start_date=now + offset),
-                id=poller.account.id,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-                next_run_time=now + offset,
-            )
+            offset = random.uniform(0, min(1.0, every))  # noqa: S311
+            self.ticker.add(poller.account.id, poller.poll, every, offset)
         self._transport.open()
-        self.scheduler.start()
+        self.ticker.start()
         self._delivery = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         log.info(
             "daemon_started",
@@ -226,13 +213,12 @@ class Daemon:
     async def stop(self) -> None:
         """Stop scheduling, finish polls in flight, flush the outbox, release everything."""
         log.info("daemon_stopping")
-        self.scheduler.pause()
+        await self.ticker.stop()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(POLL_DRAIN_SECONDS):
                 await asyncio.gather(*(p.wait_idle() for p in self.pollers))
         # Whatever is still polling is cancelled before anything it uses is closed.
         await asyncio.gather(*(p.cancel() for p in self.pollers))
-        self.scheduler.shutdown(wait=False)
         if self._delivery is not None:
             self._delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -78,7 +78,7 @@ class AccountPoller:
         self._resumed = False
 
     async def poll(self) -> None:
-        """Run one poll (the scheduler never starts a second one while one is in flight).
+        """Run one poll (the ticker never starts a second one while one is in flight).
 
         Outside the account's trading window nothing is fetched, except one poll right after
         the window closes, which records the end-of-day state.
