@@ -244,6 +244,17 @@ class Daemon:
         log.info("daemon_stopped")
 
 
+def reload_not_supported(config: Config) -> None:
+    """SIGHUP: rules.yaml is read once, at start. Say so and keep running on it; the default
+    action of SIGHUP would end the daemon without flushing its outbox."""
+    log.warning(
+        "reload_not_supported",
+        config=str(config.path),
+        hint="rules.yaml is read only at start: check it with `position-monitor check`, then"
+        " restart the daemon to apply it",
+    )
+
+
 async def run(config: Config, settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set or SIGTERM/SIGINT arrives; raise StartupError or ConfigError."""
     stop = stop or asyncio.Event()
@@ -252,9 +263,10 @@ async def run(config: Config, settings: Settings, stop: asyncio.Event | None = N
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_not_supported, config)
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await daemon.stop()
