@@ -8,6 +8,7 @@ could hide it).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -24,7 +25,9 @@ class Recorder:
     """Appends one JSON line per poll outcome and flushes it, so a crash loses at most one."""
 
     def __init__(self, path: Path, secrets: Iterable[str]) -> None:
-        self._file = path.open("a", encoding="utf-8")
+        # The positions in it are as private as the state file's: a new file is owner-only.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
         self._redactor = Redactor(secrets)
 
     def record(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,6 +40,17 @@ def test_lines_replay_to_the_same_bytes_numbers_and_quotes(tmp_path: Path) -> No
     assert (html.status, html.body) == (502, b"<html>Bad Gateway</html>")
     assert (timeout.status, timeout.body, timeout.error) == (None, None, "api: timed out")
     assert timeout.at == T0
+
+
+def test_a_new_file_is_owner_only_and_an_old_one_is_appended_to(tmp_path: Path) -> None:
+    """Recorded positions are as private as the state file: mode 0600; a rerun appends."""
+    path = tmp_path / "polls.jsonl"
+    for _ in range(2):
+        recorder = Recorder(path, secrets=[])
+        recorder.record("k1", "kotak_neo", T0, None, BrokerUnavailable("kotak_neo", "timed out"))
+        recorder.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(path.read_text().splitlines()) == 2
 
 
 def test_secrets_never_reach_the_file(tmp_path: Path) -> None:
