@@ -72,7 +72,7 @@ def make_broker(
             account.id, seed=account.seed, tick=account.poll_every, timezone=account.timezone
         )
     live = FORMATS[account.broker].live
-    assert account.base_url is not None  # noqa: S101 - config requires it for live brokers
+    assert account.base_url is not None  # noqa: S101 - type narrowing: config requires it  # nosec B101
     total = account.request_timeout.total_seconds()
     connect = min(account.connect_timeout.total_seconds(), total)
     zone = account.timezone
@@ -195,7 +195,7 @@ class Daemon:
         for poller in self.pollers:
             every = poller.account.poll_every.total_seconds()
             # A random sub-interval offset keeps many accounts from polling in lockstep.
-            offset = random.uniform(0, min(1.0, every))  # noqa: S311
+            offset = random.uniform(0, min(1.0, every))  # noqa: S311 - spread, not a secret  # nosec B311
             self.ticker.add(poller.account.id, poller.poll, every, offset)
         self._transport.open()
         self.ticker.start()

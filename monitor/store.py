@@ -156,7 +156,7 @@ class Store:
             ):
                 key = PositionKey(account, seg, tok, prod)
                 net_qty, avg, ltp, realized, unrealized, mtm = (_dec(n) for n in numbers)
-                assert net_qty is not None  # the column is NOT NULL  # noqa: S101
+                assert net_qty is not None  # noqa: S101 - type narrowing: the column is NOT NULL  # nosec B101
                 positions[key] = Position(key, symbol, net_qty, avg, ltp, realized, unrealized, mtm)
             states = {
                 rule: json.loads(state)
@@ -190,7 +190,7 @@ class Store:
                 deletes.append(change.key)
             else:
                 p = change.after
-                assert p is not None  # noqa: S101 - added and changed rows have an after
+                assert p is not None  # noqa: S101 - type narrowing: added and changed rows have an after  # nosec B101
                 upserts.append(
                     (*p.key, p.symbol, str(p.net_qty), _text(p.avg_price), _text(p.ltp),
                      _text(p.realized), _text(p.unrealized), _text(p.mtm))
