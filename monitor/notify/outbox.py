@@ -46,6 +46,9 @@ class Dispatcher:
         self._clock = clock
         self._wakeups = {sink.name: asyncio.Event() for sink in self._sinks}
         self._failures = dict.fromkeys(self._wakeups, 0)
+        # Alerts a sink accepted whose delivery the state file has not recorded yet (it was
+        # locked or full): the retry records them instead of sending them again.
+        self._unrecorded: dict[str, set[int]] = {name: set() for name in self._wakeups}
 
     def wake(self) -> None:
         """New alerts are committed: every sink looks at the outbox now."""
@@ -89,8 +92,12 @@ class Dispatcher:
     async def _drain(self, sink: Sink) -> None:
         """Deliver pending alerts in order until none are left or one fails retryably."""
         name = sink.name
+        unrecorded = self._unrecorded[name]
         while batch := self._store.pending(name, BATCH):
             for item in batch:
+                if item.id in unrecorded:
+                    self._delivered(item.id, name)
+                    continue
                 try:
                     await sink.send(item.alert)
                 except DeliveryFailed as err:
@@ -100,8 +107,8 @@ class Dispatcher:
                     retryable = item.attempts + 1 < MAX_CRASHES
                     failure = DeliveryFailed(Reason.SINK_ERROR, repr(err), retryable=retryable)
                 else:
-                    self._store.mark_delivered(item.id, name, self._clock())
-                    self._metrics.deliveries.labels(name, "delivered").inc()
+                    unrecorded.add(item.id)
+                    self._delivered(item.id, name)
                     continue
                 self._metrics.deliveries.labels(name, str(failure.reason)).inc()
                 if failure.retryable:
@@ -120,3 +127,9 @@ class Dispatcher:
             log.info("delivery_recovered", sink=name, failed_attempts=self._failures[name])
             self._failures[name] = 0
         self.update_depth()
+
+    def _delivered(self, alert_id: int, name: str) -> None:
+        """Record that ``name`` took the alert; a StoreError leaves it to record next time."""
+        self._store.mark_delivered(alert_id, name, self._clock())
+        self._unrecorded[name].discard(alert_id)
+        self._metrics.deliveries.labels(name, "delivered").inc()
