@@ -67,7 +67,6 @@ class AccountPoller:
         self._failing_alerted = False
         self._last_reason = ""
         self._redact = redact  # broker error text may echo a credential back
-        self._redact = redact  # broker error text may echo a credential back
         self._task: asyncio.Task[Any] | None = None
         # A poll is several requests (login, positions, prices): bound the whole of it too.
         self._deadline = POLL_REQUESTS * account.request_timeout.total_seconds()
