@@ -37,8 +37,8 @@ class Outage:
     """What one scripted outage left behind."""
 
     daemon: Daemon
-    arrivals: list[float]  # at the fake, from the first failed request on
-    recorded: list[dict[str, Any]]  # the daemon's --record lines from the first failure on
+    arrivals: list[float]  # at the fake: the failed requests and the good one after them
+    recorded: list[dict[str, Any]]  # the daemon's --record lines of the failures and recovery
     metrics: str  # a scrape after recovery
 
 
@@ -64,11 +64,13 @@ async def outage(harness: Harness, faults: list[Fault], **account: object) -> Ou
             assert kinds(daemon.alerts()) in ([], [("poll_failing", None)]), "nothing else yet"
             if not server.running:
                 await server.start()  # the refused poll is over: the gateway is back
+        failed = len(fake.requests) - start  # the next request waits out the backoff (>= 1 s)
         await daemon.wait_alerts(3, seconds=20)
-        arrivals = [r.at for r in fake.requests[start:]]
+        arrivals = [r.at for r in fake.requests[start : start + failed + 1]]
         text = await daemon.metrics()
         assert await daemon.sigterm() == 0
-    return Outage(daemon, arrivals, read_jsonl(record)[good:], text)
+    # The failed polls and the good one after them (later good polls may follow in the file).
+    return Outage(daemon, arrivals, read_jsonl(record)[good : good + len(faults) + 1], text)
 
 
 def assert_outage_reported(run: Outage, harness: Harness, failures: int) -> dict[str, Any]:
