@@ -15,4 +15,4 @@ class Backoff:
     def delay(self, failures: int) -> float:
         """Seconds to wait after ``failures`` consecutive failures (1 or more)."""
         ceiling = min(self.cap, self.initial * 2.0 ** (failures - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - not security
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - retry jitter, not a secret  # nosec B311

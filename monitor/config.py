@@ -208,15 +208,14 @@ def resolve_notify(config: Config, environ: Mapping[str, str]) -> Notify:
     chats: dict[str, str] = {}
     skipped: list[str] = []
     problems: list[str] = []
-    by_bot: dict[str, list[SinkConfig]] = {}
+    by_bot: dict[TelegramBotConfig, list[SinkConfig]] = {}
     for sink in config.sinks:
         if sink.bot is None:
             sinks.append(sink)
         else:
-            by_bot.setdefault(sink.bot.name, []).append(sink)
-    for name, destinations in by_bot.items():
-        bot = destinations[0].bot
-        assert bot is not None  # noqa: S101 - grouped by it above
+            by_bot.setdefault(sink.bot, []).append(sink)
+    for bot, destinations in by_bot.items():
+        name = bot.name
         where = f"{config.path}: notify '{name}'"
         missing: list[str] = []
         token = _from_env(bot.token, environ, missing)
@@ -259,7 +258,7 @@ def load(path: Path) -> Config:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError([f"{path}: cannot read: {err}"]) from err
     try:
-        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass adding no tags  # nosec B506
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -13,6 +13,7 @@ import fcntl
 import os
 import random
 import signal
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,7 @@ from monitor.store import Store, StoreError
 log = structlog.get_logger(__name__)
 
 POLL_DRAIN_SECONDS = 5.0
+CLOCK_STEP_SECONDS = 2.0  # wall-clock drift against the monotonic clock taken for a step
 FLUSH_SECONDS = 3.0
 
 
@@ -85,7 +87,7 @@ def make_broker(
             account.id, seed=account.seed, tick=account.poll_every, timezone=account.timezone
         )
     live = FORMATS[account.broker].live
-    assert account.base_url is not None  # noqa: S101 - config requires it for live brokers
+    assert account.base_url is not None  # noqa: S101 - type narrowing: config requires it  # nosec B101
     total = account.request_timeout.total_seconds()
     connect = min(account.connect_timeout.total_seconds(), total)
     zone = account.timezone
@@ -259,7 +261,8 @@ class Daemon:
         for poller in self.pollers:
             every = poller.account.poll_every.total_seconds()
             # A random sub-interval offset keeps many accounts from polling in lockstep.
-            offset = timedelta(seconds=random.uniform(0, min(1.0, every)))  # noqa: S311
+            spread = random.uniform(0, min(1.0, every))  # noqa: S311 - spread, not a secret  # nosec B311
+            offset = timedelta(seconds=spread)
             self.scheduler.add_job(
                 poller.poll,
                 IntervalTrigger(seconds=every, timezone=UTC, start_date=now + offset),
@@ -273,8 +276,11 @@ class Daemon:
         self.scheduler.start()
         self._delivery = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         self._tasks = [
-            asyncio.create_task(listener.run(), name=f"commands-{listener.bot_name}")
-            for listener in self.listeners
+            asyncio.create_task(watch_clock(self.scheduler), name="clock-watch"),
+            *(
+                asyncio.create_task(listener.run(), name=f"commands-{listener.bot_name}")
+                for listener in self.listeners
+            ),
         ]
         for name in self._skipped_bots:
             log.info("telegram_not_configured", sink=name, hint="its variables are unset")
@@ -292,15 +298,15 @@ class Daemon:
         """Stop scheduling, finish polls in flight, flush the outbox, release everything."""
         log.info("daemon_stopping")
         self.scheduler.pause()
+        for task in self._tasks:  # the clock watch and the bots' command loops
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(POLL_DRAIN_SECONDS):
                 await asyncio.gather(*(p.wait_idle() for p in self.pollers))
         # Whatever is still polling is cancelled before anything it uses is closed.
         await asyncio.gather(*(p.cancel() for p in self.pollers))
         self.scheduler.shutdown(wait=False)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._delivery is not None:
             self._delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -329,6 +335,44 @@ class Daemon:
         log.info("daemon_stopped")
 
 
+async def watch_clock(
+    scheduler: AsyncIOScheduler,
+    *,
+    wall: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+    every: float = 1.0,
+) -> None:
+    """Keep polls on time when the wall clock steps.
+
+    APScheduler 3 times its jobs by the wall clock: after a step back (an NTP correction, a
+    restored VM, an operator fixing the date) it waits for the wall clock to catch up, polling
+    nothing for as long as the step, with no failed poll to raise ``poll_failing``. The wall
+    clock is watched against the monotonic one; on a step every job is due at once and the
+    intervals run on from there.
+    """
+    offset = wall() - monotonic()
+    while True:
+        await asyncio.sleep(every)
+        current = wall() - monotonic()
+        if abs(current - offset) >= CLOCK_STEP_SECONDS:
+            log.warning("clock_stepped", seconds=round(current - offset, 3))
+            now = datetime.now(UTC)
+            for job in scheduler.get_jobs():
+                job.modify(next_run_time=now)
+        offset = current
+
+
+def reload_not_supported(config: Config) -> None:
+    """SIGHUP: rules.yaml is read once, at start. Say so and keep running on it; the default
+    action of SIGHUP would end the daemon without flushing its outbox."""
+    log.warning(
+        "reload_not_supported",
+        config=str(config.path),
+        hint="rules.yaml is read only at start: check it with `position-monitor check`, then"
+        " restart the daemon to apply it",
+    )
+
+
 async def run(config: Config, settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set or SIGTERM/SIGINT arrives; raise StartupError or ConfigError."""
     stop = stop or asyncio.Event()
@@ -337,9 +381,10 @@ async def run(config: Config, settings: Settings, stop: asyncio.Event | None = N
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_not_supported, config)
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await daemon.stop()

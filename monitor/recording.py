@@ -8,6 +8,7 @@ could hide it).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -24,7 +25,9 @@ class Recorder:
     """Appends one JSON line per poll outcome and flushes it, so a crash loses at most one."""
 
     def __init__(self, path: Path, secrets: Iterable[str]) -> None:
-        self._file = path.open("a", encoding="utf-8")
+        # The positions in it are as private as the state file's: a new file is owner-only.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
         self._redactor = Redactor(secrets)
 
     def record(
@@ -39,18 +42,16 @@ class Recorder:
         line: dict[str, object] = {"at": at.isoformat(), "account": account, "broker": broker}
         if exchange is None and error is None:
             return  # nothing came off a wire (the simulator): nothing to replay
-        if error is not None and (
-            exchange is None
-            or (200 <= exchange.status < 300 and not isinstance(error, BadResponse))
+        if exchange is not None and (
+            error is None or not 200 <= exchange.status < 300 or isinstance(error, BadResponse)
         ):
-            # The poll failed after a good positions answer (a price lookup timed out, the poll
-            # ran out of time): the body alone would replay as a good poll, so record the failure.
-            line["error"] = self._redactor.scrub(error.reason)
-        else:
-            assert exchange is not None  # noqa: S101 - the branch above took every other case
             line["status"] = exchange.status
             line["quotes"] = {name: str(price) for name, price in exchange.quotes.items()}
             line["body"] = self._body(exchange.body)
+        elif error is not None:
+            # No answer, or the poll failed after a good positions answer (a price lookup timed
+            # out, the poll ran out of time): the body alone would replay as a good poll.
+            line["error"] = self._redactor.scrub(error.reason)
         self._file.write(_ENCODER.encode(line).decode() + "\n")
         self._file.flush()
 

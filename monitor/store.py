@@ -127,6 +127,13 @@ class Store:
                 f"state file {self.path}: schema version {version}, this release reads"
                 f" {SCHEMA_VERSION}"
             )
+        try:
+            # SQLite quietly opens a file it may not write read-only, and then every poll
+            # would fail to commit: one no-op write proves now that polls can be stored.
+            self._db.execute("UPDATE meta SET value = value WHERE key = 'schema'")
+        except sqlite3.Error as err:
+            self._db.close()
+            raise StoreError(f"state file {self.path}: cannot write: {err}") from err
 
     def _schema_version(self) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -156,7 +163,7 @@ class Store:
             ):
                 key = PositionKey(account, seg, tok, prod)
                 net_qty, avg, ltp, realized, unrealized, mtm = (_dec(n) for n in numbers)
-                assert net_qty is not None  # the column is NOT NULL  # noqa: S101
+                assert net_qty is not None  # noqa: S101 - type narrowing: the column is NOT NULL  # nosec B101
                 positions[key] = Position(key, symbol, net_qty, avg, ltp, realized, unrealized, mtm)
             states = {
                 rule: json.loads(state)
@@ -190,50 +197,54 @@ class Store:
                 deletes.append(change.key)
             else:
                 p = change.after
-                assert p is not None  # noqa: S101 - added and changed rows have an after
+                assert p is not None  # noqa: S101 - type narrowing: added and changed rows have an after  # nosec B101
                 upserts.append(
                     (*p.key, p.symbol, str(p.net_qty), _text(p.avg_price), _text(p.ltp),
                      _text(p.realized), _text(p.unrealized), _text(p.mtm))
                 )  # fmt: skip
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT INTO accounts VALUES (?, ?, ?, ?) ON CONFLICT (account) DO UPDATE"
-                    " SET broker = excluded.broker, taken_at = excluded.taken_at,"
-                    " trading_day = excluded.trading_day",
-                    (
-                        account,
-                        snapshot.broker,
-                        snapshot.taken_at.isoformat(),
-                        trading_day.isoformat(),
-                    ),
-                )
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    upserts,
-                )
-                self._db.executemany(
-                    "DELETE FROM positions WHERE account = ? AND exchange_segment = ?"
-                    " AND token = ? AND product = ?",
-                    deletes,
-                )
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO rule_states VALUES (?, ?, ?)",
-                    [(account, rule, json.dumps(data)) for rule, data in rule_states.items()],
-                )
-                self._insert_alerts(alerts)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as err:
-            raise StoreError(f"state file {self.path}: {err}") from err
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO accounts VALUES (?, ?, ?, ?) ON CONFLICT (account) DO UPDATE"
+                " SET broker = excluded.broker, taken_at = excluded.taken_at,"
+                " trading_day = excluded.trading_day",
+                (account, snapshot.broker, snapshot.taken_at.isoformat(), trading_day.isoformat()),
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                upserts,
+            )
+            self._db.executemany(
+                "DELETE FROM positions WHERE account = ? AND exchange_segment = ?"
+                " AND token = ? AND product = ?",
+                deletes,
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO rule_states VALUES (?, ?, ?)",
+                [(account, rule, json.dumps(data)) for rule, data in rule_states.items()],
+            )
+            self._insert_alerts(alerts)
 
     def commit_alerts(self, alerts: Sequence[tuple[Alert, Sequence[str]]]) -> None:
         """Queue alerts that no poll produced (the daemon's own health alerts), atomically."""
         with self._transaction():
             self._insert_alerts(alerts)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: all of the block, or nothing of it and a StoreError."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                # SQLite ends the transaction itself on some errors (a full disk): a second
+                # rollback would fail and hide the real reason behind "no transaction is active".
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as err:
+            raise StoreError(f"state file {self.path}: {err}") from err
 
     def _insert_alerts(self, alerts: Sequence[tuple[Alert, Sequence[str]]]) -> None:
         for alert, sinks in alerts:
@@ -294,11 +305,14 @@ class Store:
 
     def unmute(self, sinks: Sequence[str], target: str | None = None) -> int:
         """Lift the mute of ``target`` (every mute when None); returns how many were lifted."""
-        where = "" if target is None else " AND target = ?"
         lifted = 0
         for sink in sinks:
-            params = (sink,) if target is None else (sink, target)
-            lifted += self._write(f"DELETE FROM mutes WHERE sink = ?{where}", params)  # noqa: S608
+            if target is None:
+                lifted += self._write("DELETE FROM mutes WHERE sink = ?", (sink,))
+            else:
+                lifted += self._write(
+                    "DELETE FROM mutes WHERE sink = ? AND target = ?", (sink, target)
+                )
         return lifted
 
     def mutes(self, sink: str, now: datetime) -> dict[str, datetime]:
@@ -363,20 +377,6 @@ class Store:
     def _write_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         with self._transaction():
             self._db.executemany(sql, rows)
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One write transaction: committed whole or rolled back; SQLite errors as StoreError."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as err:
-            raise StoreError(f"state file {self.path}: {err}") from err
 
 
 def alert_from_json(data: Mapping[str, object]) -> Alert:

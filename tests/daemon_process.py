@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -18,28 +19,46 @@ from typing import IO, Any
 class DaemonProcess:
     """``python -m monitor run`` with alerts (stdout) and JSON logs (stderr) collected."""
 
-    def __init__(self, config: Path, state: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        config: Path,
+        state: Path,
+        *extra: str,
+        env: Mapping[str, str] | None = None,
+        user: int | None = None,
+    ) -> None:
         self.command = [
             sys.executable, "-m", "monitor", "run",
             "--config", str(config), "--state", str(state), "--listen", "127.0.0.1:0", *extra,
         ]  # fmt: skip
+        self.env = dict(env or {})  # added to this process's environment
+        self.user = user  # run as this uid (and the same gid) when the tests run as root
         self.stdout_lines: list[str] = []
         self.log_lines: list[str] = []
         self._events: queue.Queue[tuple[str, str]] = queue.Queue()
         self.process: subprocess.Popen[str] | None = None
+        self._readers: list[threading.Thread] = []
 
     def start(self) -> DaemonProcess:
         """Start the daemon; its output is read on background threads."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        command = self.command
+        if self.user is not None:  # util-linux setpriv: that uid and gid, no groups, no caps
+            ids = [f"--reuid={self.user}", f"--regid={self.user}", "--clear-groups"]
+            command = ["setpriv", *ids, *command]
         self.process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
         assert self.process.stdout is not None and self.process.stderr is not None
-        for stream, sink, name in (
-            (self.process.stdout, self.stdout_lines, "stdout"),
-            (self.process.stderr, self.log_lines, "stderr"),
-        ):
-            threading.Thread(target=self._pump, args=(stream, sink, name), daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._pump, args=(stream, sink, name), daemon=True)
+            for stream, sink, name in (
+                (self.process.stdout, self.stdout_lines, "stdout"),
+                (self.process.stderr, self.log_lines, "stderr"),
+            )
+        ]
+        for reader in self._readers:
+            reader.start()
         return self
 
     def _pump(self, stream: IO[str], sink: list[str], name: str) -> None:
@@ -92,6 +111,8 @@ class DaemonProcess:
         assert self.process is not None
         self.process.kill()
         self.process.wait(timeout=10)
+        for reader in self._readers:  # every line the process wrote before it died
+            reader.join(timeout=5)
 
     def terminate(self, timeout: float = 10) -> int:
         """SIGTERM and wait for the exit status."""

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.backoff import Backoff
@@ -16,7 +17,7 @@ from monitor.metrics import Metrics
 from monitor.model import Alert, Severity, Snapshot
 from monitor.notify.base import DeliveryFailed, Reason
 from monitor.notify.outbox import MAX_CRASHES, Dispatcher
-from monitor.store import Store
+from monitor.store import Store, StoreError
 
 DAY = date(2026, 11, 23)
 
@@ -175,6 +176,39 @@ async def test_an_alert_that_keeps_crashing_a_sink_is_parked(tmp_path: Path) -> 
         task.cancel()
     assert sink.poisoned == MAX_CRASHES
     assert store.outbox_depth() == {}
+
+
+async def test_an_alert_the_sink_took_is_not_sent_again_when_recording_it_failed(
+    tmp_path: Path,
+) -> None:
+    """The sink accepted "a" (with "b", its poll's neighbour), then the state file was locked
+    and refused to record them: the retry records them without sending them again."""
+    path = tmp_path / "s.db"
+    store = Store(path)
+    store._db.execute("PRAGMA busy_timeout = 50")
+    commit(store, ["a", "b"], ["one"])
+    other = sqlite3.connect(path, isolation_level=None)
+
+    class LockedAfterA(FlakySink):
+        async def send(self, alerts: Sequence[Alert]) -> None:
+            await super().send(alerts)
+            if any(alert.message == "a" for alert in alerts):
+                other.execute("BEGIN IMMEDIATE")  # e.g. a backup starts right now
+
+    sink = LockedAfterA("one")
+    registry = metrics()
+    dispatcher = Dispatcher(store, [sink], registry)
+    with pytest.raises(StoreError, match="database is locked"):
+        await dispatcher.flush()
+    other.execute("ROLLBACK")
+    other.close()
+    await dispatcher.flush()
+    assert sink.delivered == ["a", "b"]
+    assert store.outbox_depth() == {}
+    delivered = registry.registry.get_sample_value(
+        "position_monitor_notifications_total", {"sink": "one", "result": "delivered"}
+    )
+    assert delivered == 2
 
 
 def test_an_unreadable_outbox_row_is_parked_not_fatal(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from decimal import Decimal
 from pathlib import Path
 
@@ -59,6 +60,17 @@ def test_a_poll_that_failed_after_a_good_answer_is_recorded_as_failed(tmp_path: 
     timed_out, bad = read_records(path)
     assert (timed_out.status, timed_out.body, timed_out.error) == (None, None, "quotes: timed out")
     assert (bad.status, bad.body, bad.error) == (200, b'{"stat":"Ok","data":7}', None)
+
+
+def test_a_new_file_is_owner_only_and_an_old_one_is_appended_to(tmp_path: Path) -> None:
+    """Recorded positions are as private as the state file: mode 0600; a rerun appends."""
+    path = tmp_path / "polls.jsonl"
+    for _ in range(2):
+        recorder = Recorder(path, secrets=[])
+        recorder.record("k1", "kotak_neo", T0, None, BrokerUnavailable("kotak_neo", "timed out"))
+        recorder.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(path.read_text().splitlines()) == 2
 
 
 def test_secrets_never_reach_the_file(tmp_path: Path) -> None:

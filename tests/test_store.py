@@ -308,6 +308,23 @@ def test_store_is_usable_after_a_failed_commit(store: Store) -> None:
     assert store.outbox_depth() == {"x": 1}
 
 
+def test_a_full_file_names_itself_and_the_next_commit_works(store: Store) -> None:
+    """SQLite rolls a transaction back by itself when the file cannot grow: the error says
+    "database or disk is full" (not a failed second rollback), and later commits work."""
+    baseline(store, snap(pos("1", 1)))
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # the file cannot grow
+    many = snap(*(pos(str(n), n) for n in range(2, 400)))
+    alerts = [(alert(str(n)), ["console"]) for n in range(50)]
+    with pytest.raises(StoreError, match=r"database or disk is full$"):
+        store.commit_poll(many, DAY, diff(snap(pos("1", 1)), many), {}, alerts)
+    with pytest.raises(StoreError, match=r"database or disk is full$"):
+        store.commit_alerts(alerts)
+    store._db.execute(f"PRAGMA max_page_count = {pages * 100}")
+    store.commit_poll(many, DAY, diff(snap(pos("1", 1)), many), {}, alerts)
+    assert store.outbox_depth() == {"console": 50}
+
+
 def test_commit_fails_while_another_writer_holds_the_lock(path: Path) -> None:
     """A second process holding the write lock makes commit_poll fail with nothing written."""
     store = Store(path)

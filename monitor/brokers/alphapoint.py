@@ -336,7 +336,7 @@ class Client:
 
     async def _call(self, function: str, payload: Mapping[str, object]) -> HttpResponse:
         token = self._token
-        assert token is not None  # noqa: S101 - with_relogin logs in first
+        assert token is not None  # noqa: S101 - type narrowing: with_relogin logs in first  # nosec B101
         return await self._conn.call(
             BROKER, "POST", self._conn.url(f"/AP/{function}"), headers={"aptoken": token},
             json_body=payload, limiter=self._limiter,

@@ -261,7 +261,7 @@ class Client:
 
     async def _poll(self) -> Snapshot:
         session = self._session
-        assert session is not None  # noqa: S101 - with_relogin logs in first
+        assert session is not None  # noqa: S101 - type narrowing: with_relogin logs in first  # nosec B101
         response = await self._conn.call(
             BROKER, "GET", f"{session.base_url}/quick/user/positions",
             headers={"Auth": session.token, "Sid": session.sid, "neo-fin-key": _FIN_KEY},

@@ -189,7 +189,7 @@ class Client:
 
     async def _poll(self) -> Snapshot:
         token = self._token
-        assert token is not None  # noqa: S101 - with_relogin logs in first
+        assert token is not None  # noqa: S101 - type narrowing: with_relogin logs in first  # nosec B101
         fresh, self._fresh = self._fresh, False
         response = await self._conn.call(
             BROKER, "GET",

@@ -135,7 +135,7 @@ class Simulator:
         target = int((taken_at.astimezone(UTC) - day_start.astimezone(UTC)) / self._tick)
         world = self._world
         if world is None or world.day != day or world.tick > target:
-            world = self._world = _World(day, random.Random(f"{self._seed}:{self.account}:{day}"))  # noqa: S311 - a simulation, not security
+            world = self._world = _World(day, random.Random(f"{self._seed}:{self.account}:{day}"))  # noqa: S311 - a simulation, not security  # nosec B311
         while world.tick < target:
             world.step()
         return Snapshot(self.account, BROKER, taken_at, self._positions(world))

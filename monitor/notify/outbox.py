@@ -50,6 +50,9 @@ class Dispatcher:
         self._failures = dict.fromkeys(self._wakeups, 0)
         self._retry_after = dict.fromkeys(self._wakeups, 0.0)  # seconds the sink asked for
         self._refusing = dict.fromkeys(self._wakeups, False)
+        # Alerts a sink accepted whose delivery the state file has not recorded yet (it was
+        # locked or full): the retry records them instead of sending them again.
+        self._unrecorded: dict[str, set[int]] = {name: set() for name in self._wakeups}
 
     def wake(self) -> None:
         """New alerts are committed: every sink looks at the outbox now."""
@@ -101,7 +104,8 @@ class Dispatcher:
         while batch := self._store.pending(name, BATCH):
             mutes = self._store.mutes(name, self._clock())
             for group in _poll_groups(batch):
-                unmuted = self._hold_muted(name, group, mutes)
+                unsent = self._record_unrecorded(name, group)
+                unmuted = self._hold_muted(name, unsent, mutes)
                 if unmuted and not await self._deliver(sink, unmuted):
                     return
         if self._failures[name]:
@@ -167,10 +171,24 @@ class Dispatcher:
             self._refusing[name] = True
         return True
 
+    def _record_unrecorded(self, name: str, group: list[PendingAlert]) -> list[PendingAlert]:
+        """Record the alerts the sink already took; return the ones still to send."""
+        unrecorded = self._unrecorded[name]
+        taken = {item.id for item in group if item.id in unrecorded}
+        if taken:
+            self._store.mark_delivered(sorted(taken), name, self._clock())
+            unrecorded.difference_update(taken)
+            self._metrics.deliveries.labels(name, "delivered").inc(len(taken))
+        return [item for item in group if item.id not in taken]
+
     def _delivered(self, name: str, items: Sequence[PendingAlert]) -> None:
+        """Record that the sink took ``items``; a StoreError leaves them to record next time."""
         if not items:
             return
-        self._store.mark_delivered([item.id for item in items], name, self._clock())
+        ids = [item.id for item in items]
+        self._unrecorded[name].update(ids)
+        self._store.mark_delivered(ids, name, self._clock())
+        self._unrecorded[name].difference_update(ids)
         self._metrics.deliveries.labels(name, "delivered").inc(len(items))
         self._refusing[name] = False
 

@@ -1,0 +1,207 @@
+"""Faults of the state file: locked, read-only, disk full.
+
+Expected: a clear error every time, never a silent skip. At start the daemon refuses with exit
+status 1 and one line naming the file and the reason. While running, a poll whose result cannot
+be stored is a failed poll (``state_error``: counted, logged once with the reason) and is tried
+again at the next interval; the change it carried is reported once the file takes writes again.
+
+"Disk full" is a real full filesystem: a 1 MiB tmpfs mounted for the test and filled to the last
+page (mounting needs root, as in CI; elsewhere that test is skipped and says why). "Read-only" is
+a state file the daemon's user may not write (the daemon runs as an unprivileged user when the
+suite runs as root, since root writes any file), and the same tmpfs remounted read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.store import Store
+from tests.fakes import portfolio, serve
+from tests.reliability.harness import (
+    PORTFOLIO_TOKEN,
+    Daemon,
+    Harness,
+    held_write_lock,
+    kinds,
+    portfolio_account,
+    query,
+    stored_alerts,
+    until,
+)
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory outside pytest's owner-only tree, usable by an unprivileged daemon."""
+    path = Path(tempfile.mkdtemp(prefix="pm-rel-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def small_fs(open_dir: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: a filesystem that really fills up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", str(open_dir)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield open_dir
+    finally:
+        subprocess.run(["umount", "-l", str(open_dir)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file until the filesystem has no page left."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as out:
+        for chunk in (65536, 4096, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * chunk)
+    with pytest.raises(OSError, match="No space left on device") as full:
+        (directory / "probe").write_bytes(b"\0" * 4096)
+    assert full.value.errno == errno.ENOSPC
+    return filler
+
+
+async def remount(directory: Path, mode: str) -> None:
+    """Remount the test's tmpfs read-only (``ro``) or writable again (``rw``)."""
+    process = await asyncio.create_subprocess_exec("mount", "-o", f"remount,{mode}", str(directory))
+    assert await process.wait() == 0
+
+
+def refusal(daemon: Daemon) -> str:
+    """The one line a daemon that refused to start printed."""
+    assert not daemon.events("daemon_started")
+    return daemon.log_lines[-1]
+
+
+async def test_read_only_state_file_is_refused_at_start(harness: Harness, open_dir: Path) -> None:
+    """A state file the daemon may read but not write: exit 1, no poll at all."""
+    state = open_dir / "state.db"
+    Store(state).close()
+    state.chmod(0o444)
+    user = NOBODY if os.geteuid() == 0 else None
+    fake = portfolio.PortfolioState(token=PORTFOLIO_TOKEN)
+    async with serve(portfolio.make_app(fake)) as base:
+        config = harness.rules([portfolio_account(base)])
+        shutil.copy(config, open_dir / "rules.yaml")
+        daemon = harness.daemon(open_dir / "rules.yaml", state, user=user)
+        assert await daemon.exit_code() == 1
+    assert refusal(daemon) == (
+        f"position-monitor: state file {state}: cannot write: attempt to write a readonly database"
+    )
+    assert fake.requests == []
+
+
+async def test_locked_state_file(harness: Harness) -> None:
+    """Another daemon on the file: the second exits 1. A foreign write lock held past the
+    5 s busy timeout: the poll fails as state_error, and the short made meanwhile is reported
+    once the lock is gone."""
+    fake = portfolio.PortfolioState(token=PORTFOLIO_TOKEN)
+    state = harness.tmp / "state.db"
+    async with serve(portfolio.make_app(fake)) as base:
+        config = harness.rules([portfolio_account(base)])
+        daemon = harness.daemon(config, state)
+        await daemon.started()
+        await daemon.wait_event("baseline_taken")
+
+        second = harness.daemon(config, state)
+        assert await second.exit_code() == 1
+        assert refusal(second) == (
+            f"position-monitor: state file {state}: in use by another running position-monitor"
+        )
+
+        with held_write_lock(state):
+            fake.rows[0]["netQty"] = "-10"
+            locked_at = time.monotonic()
+            await daemon.wait_event("poll_failed", seconds=20)  # read off stderr, not /metrics
+            failed_after = time.monotonic() - locked_at
+        await daemon.wait_alerts(1)
+        seen = len(fake.requests)
+        await until(lambda: len(fake.requests) >= seen + 2, "two more polls")
+        failed = await daemon.sample(
+            "position_monitor_polls_total", account="p1", outcome="state_error"
+        )
+        assert await daemon.sigterm() == 0
+
+    assert failed >= 1
+    assert failed_after >= 5.0, "the commit waited out the 5 s busy timeout first"
+    [event] = daemon.events("poll_failed")
+    assert event["outcome"] == "state_error"
+    assert event["reason"] == f"state file {state}: database is locked"
+    assert kinds(daemon.alerts()) == [("fresh-short", "RELIANCE-EQ")]
+    assert daemon.alerts() == stored_alerts(state)
+
+
+async def test_disk_full_then_freed_and_a_read_only_filesystem(
+    harness: Harness, small_fs: Path
+) -> None:
+    """The filesystem fills up: polls fail as state_error ("database or disk is full"), a new
+    daemon refuses to start; space comes back: the short is reported once. Then the same
+    filesystem read-only: the daemon refuses to start."""
+    harness.also_check(small_fs)
+    state = small_fs / "state.db"
+    fake = portfolio.PortfolioState(token=PORTFOLIO_TOKEN)
+    async with serve(portfolio.make_app(fake)) as base:
+        config = harness.rules([portfolio_account(base)])
+        daemon = harness.daemon(config, state)
+        await daemon.started()
+        await daemon.wait_event("baseline_taken")
+
+        filler = fill(small_fs)
+        fake.rows[0]["netQty"] = "-10"
+        await daemon.wait_sample("position_monitor_state_write_failures_total", 3)
+        assert daemon.alerts() == []
+        other = harness.daemon(config, small_fs / "other.db")
+        assert await other.exit_code() == 1
+        full_at_start = refusal(other)
+
+        filler.unlink()
+        await daemon.wait_alerts(1)
+        seen = len(fake.requests)
+        await until(lambda: len(fake.requests) >= seen + 2, "two more polls")
+        failed = await daemon.sample(
+            "position_monitor_polls_total", account="p1", outcome="state_error"
+        )
+        assert await daemon.sigterm() == 0
+
+        await remount(small_fs, "ro")
+        try:
+            read_only = harness.daemon(config, state)
+            assert await read_only.exit_code() == 1
+        finally:
+            await remount(small_fs, "rw")
+
+    assert failed >= 3
+    [event] = daemon.events("poll_failed")
+    assert event["outcome"] == "state_error"
+    assert event["reason"] == f"state file {state}: database or disk is full"
+    assert full_at_start == (
+        f"position-monitor: state file {small_fs / 'other.db'}: database or disk is full"
+    )
+    assert kinds(daemon.alerts()) == [("fresh-short", "RELIANCE-EQ")]
+    assert daemon.alerts() == stored_alerts(state)
+    assert query(state, "PRAGMA integrity_check") == [("ok",)]
+    assert refusal(read_only) == (
+        f"position-monitor: state file {state}: cannot create {state}.lock: Read-only file system"
+    )
