@@ -21,7 +21,7 @@ from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.store import Store
 from tests.fakes.scripted import Reply
 from tests.fakes.telegram import TOKEN, TelegramState, error, retry_after
-from tests.telegram.conftest import AT, GROUP, PRIVATE, commit, short
+from tests.telegram.conftest import AT, PRIVATE, commit, short
 
 FAST = Backoff(initial=0.05, cap=0.2)
 
@@ -121,11 +121,11 @@ async def test_an_unreachable_chat_is_refused_logged_once_and_blocks_no_one(
         store,
         TelegramChatSink("telegram:blocked", "777", bot),
         TelegramChatSink("telegram:gone", "888", bot),
-        TelegramChatSink("telegram:desk", GROUP, bot),
+        TelegramChatSink("telegram:desk", PRIVATE, bot),
     )
     with structlog.testing.capture_logs() as logs:
         await d.flush()
-    assert len(telegram.texts(GROUP)) == 3
+    assert len(telegram.texts(PRIVATE)) == 3
     refused = [e for e in logs if e["event"] == "delivery_refused"]
     assert sorted(e["sink"] for e in refused) == ["telegram:blocked", "telegram:gone"]
     assert any("chat 777" in e["reason"] and "blocked" in e["reason"] for e in refused)
