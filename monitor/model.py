@@ -16,6 +16,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
+import msgspec
+
 ZERO = Decimal(0)
 
 
@@ -28,12 +30,16 @@ class PositionKey(NamedTuple):
     product: str
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(msgspec.Struct, frozen=True, gc=False):
     """One row of a broker's positions, normalised.
 
     ``mtm`` is realized + unrealized P&L in the account currency, or ``None`` when it cannot be
     computed (an open position without a price).
+
+    Every poll builds one per row and the diff compares each with its predecessor, so it is a
+    frozen msgspec Struct rather than a dataclass: about ten times faster to build, three
+    times faster to compare and smaller. It holds only a key tuple, strings and Decimals, which
+    can form no reference cycle, so the cyclic garbage collector need not track it (gc=False).
     """
 
     key: PositionKey
