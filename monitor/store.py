@@ -179,7 +179,7 @@ class Store:
         deletes = []
         for change in changes:
             if change.kind is ChangeKind.REMOVED:
-                deletes.append(change.key)
+                deletes.append(tuple(change.key))
             else:
                 p = change.after
                 assert p is not None  # noqa: S101 - added and changed rows have an after
