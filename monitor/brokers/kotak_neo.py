@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DivisionByZero, DivisionUndefined, InvalidOperation
 
 import msgspec
 import pyotp
@@ -51,7 +51,7 @@ NO_DATA_CODE = "5203"
 _NO_DATA = re.compile(r"no data|data not found", re.IGNORECASE)
 
 
-class _Row(msgspec.Struct, rename="camel"):
+class _Row(msgspec.Struct, rename="camel", gc=False):
     ex_seg: str
     tok: str
     prod: str
@@ -127,11 +127,10 @@ def build(
         if key in positions:
             raise BadResponse(BROKER, f"data[{index}]: duplicate position {'|'.join(key[1:])}")
         ltp = quotes.get(f"{row.ex_seg}:{row.tok}")
-        where = f"data[{index}]"
         try:
-            net_qty, mtm = _net_and_mtm(row, ltp, where)
+            net_qty, mtm = _net_and_mtm(row, ltp)
         except ArithmeticError as err:
-            raise row_arithmetic_error(err, row, BROKER, where) from err
+            raise _row_error(err, row, f"data[{index}]") from err
         positions[key] = Position(
             key=key,
             symbol=row.trd_sym,
@@ -145,8 +144,9 @@ def build(
     return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)
 
 
-def _net_and_mtm(row: _Row, ltp: Decimal | None, where: str) -> tuple[Decimal, Decimal | None]:
-    """The formula of the module docstring; any NaN or Infinity raises ArithmeticError."""
+def _net_and_mtm(row: _Row, ltp: Decimal | None) -> tuple[Decimal, Decimal | None]:
+    """The formula of the module docstring; NaN, Infinity or a zero divisor raise
+    ArithmeticError (the decimal context traps division by zero)."""
     net_qty = (row.fl_buy_qty + row.cf_buy_qty) - (row.fl_sell_qty + row.cf_sell_qty)
     cash = (row.sell_amt + row.cf_sell_amt) - (row.buy_amt + row.cf_buy_amt)
     if not (net_qty.is_finite() and cash.is_finite()):
@@ -155,14 +155,19 @@ def _net_and_mtm(row: _Row, ltp: Decimal | None, where: str) -> tuple[Decimal, D
         return net_qty, cash
     if ltp is None:
         return net_qty, None
-    for name, divisor in (("genDen", row.gen_den), ("prcDen", row.prc_den)):
-        if not divisor:
-            raise BadResponse(BROKER, f"{where}.{name}: zero divisor")
     factor = row.multiplier * (row.gen_num / row.gen_den) * (row.prc_num / row.prc_den)
     mtm = cash + net_qty * ltp * factor
     if not mtm.is_finite():
         raise InvalidOperation
     return net_qty, mtm
+
+
+def _row_error(err: ArithmeticError, row: _Row, where: str) -> BadResponse:
+    """The BadResponse for a row the formula could not compute; only on the failure path."""
+    if isinstance(err, DivisionByZero | DivisionUndefined):  # x / 0 and 0 / 0
+        name = "genDen" if not row.gen_den else "prcDen"
+        return BadResponse(BROKER, f"{where}.{name}: zero divisor")
+    return row_arithmetic_error(err, row, BROKER, where)
 
 
 # -- live client ------------------------------------------------------------------------------
