@@ -27,7 +27,9 @@ from tests.fakes import serve
 from tests.fakes.kotak_neo import POSITIONS_PATH, KotakNeoState, make_app
 
 ACCOUNTS = 500
-POSITIONS = 20  # rows per account: the figure is about fan-out; per-row cost is the pipeline's
+# Rows per account, a typical client account: this figure is about fan-out, what each row
+# costs is what the pipeline figures measure.
+POSITIONS = 10
 INTERVAL = 1.0  # seconds between two polls of one account
 WARM_ROUNDS = 2  # logins and first connections happen in these; not measured
 ROUNDS = 8
