@@ -64,7 +64,10 @@ def run() -> dict[str, float]:
             poll(engine, account, 2)
         gc.collect()
         after = resident_bytes()
-        held = sum(len(engine.last_snapshot(f"acct-{a:03d}").positions) for a in range(ACCOUNTS))
+        held = 0
+        for account in range(ACCOUNTS):
+            snapshot = engine.last_snapshot(f"acct-{account:03d}")
+            held += len(snapshot.positions) if snapshot is not None else 0
         store.close()
     return {
         "rss_bytes_per_position": (after - before) / held,

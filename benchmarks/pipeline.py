@@ -34,7 +34,7 @@ FIRST_AT = datetime(2026, 12, 1, 10, 0, tzinfo=IST)
 ACCOUNT = "bench"
 
 
-class FloorRow(msgspec.Struct, rename="camel"):
+class FloorRow(msgspec.Struct, rename="camel", gc=False):
     """The fields the Kotak parser reads, with the types they carry: text and decimals."""
 
     ex_seg: str
