@@ -5,9 +5,9 @@ counts the positions requests it answers; the contender runs in a child process,
 daemon (``python -m monitor run`` on a generated rules.yaml with the bundled rules) or the bare
 aiohttp loop of ``benchmarks.bare`` making the same requests on the same schedule. The child's
 CPU time (user + system, from /proc) is read when the first two rounds are done and again after
-``ROUNDS`` more; the figure is CPU per poll of the daemon over CPU per poll of the bare loop.
-Positions and prices stay the same, so every poll after the baseline is the steady state: no
-change, nothing to alert.
+``ROUNDS`` more; the figure is CPU per poll of the daemon over CPU per poll of the bare loop
+run right after it, the median of three such pairs. Positions and prices stay the same, so every
+poll after the baseline is the steady state: no change, nothing to alert.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ async def _reach(counter: Counter, polls: int, process: asyncio.subprocess.Proce
 
 
 async def run(repeat: int, root: Path) -> dict[str, float]:
-    """Daemon and bare loop in turn, ``repeat`` times each; medians of their CPU per poll."""
+    """Daemon and bare loop in turn, ``repeat`` times each."""
     state = fake_state()
     daemon_runs: list[Run] = []
     bare_runs: list[Run] = []
@@ -198,19 +198,26 @@ async def run(repeat: int, root: Path) -> dict[str, float]:
 
 
 def summarize(daemon_runs: list[Run], bare_runs: list[Run]) -> dict[str, float]:
-    """The median run of each contender and their ratio."""
-    daemon = _median_run(daemon_runs)
-    bare = _median_run(bare_runs)
-    return {
-        "fanout_cpu_vs_bare": daemon.cpu_per_poll / bare.cpu_per_poll,
+    """The median of the ratios of runs made back to back (one busy spell of the machine then
+    weighs on both sides of a ratio), with the raw figures of the median pair."""
+    pairs = sorted(zip(daemon_runs, bare_runs, strict=True), key=lambda pair: _ratio(*pair))
+    daemon, bare = pairs[len(pairs) // 2]
+    each = {
+        f"fanout_cpu_vs_bare_pair{n}": _ratio(d, b)
+        for n, (d, b) in enumerate(zip(daemon_runs, bare_runs, strict=True), 1)
+    }
+    return each | {
+        "fanout_cpu_vs_bare": _ratio(daemon, bare),
         "polls_per_cpu_second": daemon.polls / daemon.cpu_seconds,
         "fanout_daemon_cpu_s": daemon.cpu_seconds,
         "fanout_daemon_polls": daemon.polls,
         "fanout_bare_cpu_s": bare.cpu_seconds,
         "fanout_bare_polls": bare.polls,
         "fanout_failed_requests": sum(r.failed_requests for r in daemon_runs + bare_runs),
+        "fanout_accounts": ACCOUNTS,
+        "fanout_positions_per_account": POSITIONS,
     }
 
 
-def _median_run(runs: list[Run]) -> Run:
-    return sorted(runs, key=lambda r: r.cpu_per_poll)[len(runs) // 2]
+def _ratio(daemon: Run, bare: Run) -> float:
+    return daemon.cpu_per_poll / bare.cpu_per_poll
