@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: setup run test lint format clean
+.PHONY: setup run test lint format bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +27,15 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/bandit -q -r monitor
 	$(BIN)/hadolint Dockerfile
+
+# Benchmarks against references measured in the same run; the last line of output is JSON and
+# the exit status is 1 when a target is missed. A few minutes; see README, "Performance".
+bench: setup $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 format: setup
 	$(BIN)/ruff format .

@@ -18,7 +18,7 @@ from monitor.config import SinkConfig
 from monitor.model import Alert, Snapshot
 from monitor.pipeline import Evaluation, evaluate_poll
 from monitor.rules.base import Rule
-from monitor.store import Store
+from monitor.store import EntryWrite, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,9 @@ class _AccountState:
     snapshot: Snapshot | None
     trading_day: date | None
     rule_states: dict[str, Any]
+    # Whether this process has written the account's entry-kept states once in full: until
+    # then the store may hold entries of an older state, so the first write replaces them.
+    entries_written: bool = False
 
 
 class Engine:
@@ -47,18 +50,29 @@ class Engine:
         evaluation = evaluate_poll(
             known.snapshot, known.trading_day, snapshot, self._rules, known.rule_states, timezone
         )
-        changed_states = {
-            rule.name: rule.dump_state(evaluation.states[rule.name])
-            for rule in self._rules
-            if rule.name in evaluation.states
-            and evaluation.states[rule.name] != known.rule_states.get(rule.name)
-        }
+        changed_states: dict[str, object] = {}
+        changed_entries: dict[str, EntryWrite] = {}
+        for rule in self._rules:
+            if rule.name not in evaluation.states:
+                continue
+            state, before = evaluation.states[rule.name], known.rule_states.get(rule.name)
+            # A rule with a state per position (mtm_drawdown) stores the entries that changed.
+            dump_entries = getattr(rule, "dump_entries", None)
+            if dump_entries is None:
+                if state != before:
+                    changed_states[rule.name] = rule.dump_state(state)
+                continue
+            written = known.entries_written
+            entries = dump_entries(before if written else None, state)
+            if entries or not written:
+                changed_entries[rule.name] = EntryWrite(entries, replace=not written)
         routed = [(alert, self._routes(alert)) for alert in evaluation.alerts]
         self._store.commit_poll(
-            snapshot, evaluation.trading_day, evaluation.changes, changed_states, routed
-        )
+            snapshot, evaluation.trading_day, evaluation.changes, changed_states, routed,
+            changed_entries,
+        )  # fmt: skip
         self._accounts[snapshot.account] = _AccountState(
-            snapshot, evaluation.trading_day, evaluation.states
+            snapshot, evaluation.trading_day, evaluation.states, entries_written=True
         )
         return evaluation
 

@@ -1,9 +1,10 @@
 """SQLite state: the last good snapshot per account, rule states, and the alert outbox.
 
-One transaction per poll writes the snapshot's changed rows, the rule states that changed and
-the new alerts with one pending delivery per sink, before anything is delivered. A crash at any
-point leaves either the whole poll or none of it: no alert is lost, and a replayed poll can at
-most deliver an alert twice (at-least-once).
+One transaction per poll writes the snapshot's changed rows, the rule states that changed (for
+a rule that keeps one entry per position, only the entries that changed) and the new alerts
+with one pending delivery per sink, before anything is delivered. A crash at any point leaves
+either the whole poll or none of it: no alert is lost, and a replayed poll can at most deliver
+an alert twice (at-least-once).
 
 WAL with synchronous=NORMAL survives a killed process. An operating-system crash may roll back
 the last polls, and then the next poll detects the same changes again.
@@ -54,6 +55,13 @@ CREATE TABLE IF NOT EXISTS rule_states (
     state TEXT NOT NULL,
     PRIMARY KEY (account, rule)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rule_entries (
+    account TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (account, rule, entry)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     account TEXT NOT NULL,
@@ -92,6 +100,19 @@ class StoredAccount:
     snapshot: Snapshot
     trading_day: date
     rule_states: Mapping[str, object]  # by rule name, as plain JSON data
+
+
+@dataclass(frozen=True, slots=True)
+class EntryWrite:
+    """The entries of a rule's state that one poll changed, by entry name; None deletes one.
+
+    A rule that keeps a peak per position writes only the peaks that moved, not the whole
+    state every poll. ``replace`` first drops everything stored for the rule: the first write
+    of an account's state in a process, so no entry of an older state survives.
+    """
+
+    entries: Mapping[str, object | None]
+    replace: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +192,14 @@ class Store:
                     "SELECT rule, state FROM rule_states WHERE account = ?", (account,)
                 )
             }
+            # A state kept as entries reads back as the list of its entries.
+            entries: dict[str, list[object]] = {}
+            for rule, state in self._db.execute(
+                "SELECT rule, state FROM rule_entries WHERE account = ? ORDER BY rule, entry",
+                (account,),
+            ):
+                entries.setdefault(rule, []).append(json.loads(state))
+            states.update(entries)
         except sqlite3.Error as err:
             raise StoreError(f"state file {self.path}: {err}") from err
         snapshot = Snapshot(account, row[0], datetime.fromisoformat(row[1]), positions)
@@ -183,18 +212,20 @@ class Store:
         changes: Iterable[Change],
         rule_states: Mapping[str, object],
         alerts: Sequence[tuple[Alert, Sequence[str]]],
+        rule_entries: Mapping[str, EntryWrite] | None = None,
     ) -> None:
         """Write one good poll atomically: changed rows, changed rule states, new alerts.
 
-        ``alerts`` pairs each alert with the sinks it routes to; each pair becomes a pending
-        delivery.
+        ``rule_states`` holds whole states by rule name, ``rule_entries`` the changed entries
+        of the states kept entry by entry. ``alerts`` pairs each alert with the sinks it
+        routes to; each pair becomes a pending delivery.
         """
         account = snapshot.account
         upserts = []
         deletes = []
         for change in changes:
             if change.kind is ChangeKind.REMOVED:
-                deletes.append(change.key)
+                deletes.append(tuple(change.key))
             else:
                 p = change.after
                 assert p is not None  # noqa: S101 - type narrowing: added and changed rows have an after  # nosec B101
@@ -222,7 +253,31 @@ class Store:
                 "INSERT OR REPLACE INTO rule_states VALUES (?, ?, ?)",
                 [(account, rule, json.dumps(data)) for rule, data in rule_states.items()],
             )
+            self._db.executemany(
+                "DELETE FROM rule_entries WHERE account = ? AND rule = ?",
+                [(account, rule) for rule in rule_states],
+            )
+            for rule, write in (rule_entries or {}).items():
+                self._write_entries(account, rule, write)
             self._insert_alerts(alerts)
+
+    def _write_entries(self, account: str, rule: str, write: EntryWrite) -> None:
+        if write.replace:
+            where = (account, rule)
+            self._db.execute("DELETE FROM rule_states WHERE account = ? AND rule = ?", where)
+            self._db.execute("DELETE FROM rule_entries WHERE account = ? AND rule = ?", where)
+        self._db.executemany(
+            "INSERT OR REPLACE INTO rule_entries VALUES (?, ?, ?, ?)",
+            [
+                (account, rule, entry, json.dumps(data))
+                for entry, data in write.entries.items()
+                if data is not None
+            ],
+        )
+        self._db.executemany(
+            "DELETE FROM rule_entries WHERE account = ? AND rule = ? AND entry = ?",
+            [(account, rule, entry) for entry, data in write.entries.items() if data is None],
+        )
 
     def commit_alerts(self, alerts: Sequence[tuple[Alert, Sequence[str]]]) -> None:
         """Queue alerts that no poll produced (the daemon's own health alerts), atomically."""

@@ -213,3 +213,30 @@ def test_wobbling_clock_does_not_reset_the_peak_twice(daemon: Daemon) -> None:
     # Still the same trading day as the 5000 peak: a 1100 drawdown must fire.
     assert forward.new_day is False
     assert [a.details["peak"] for a in forward.alerts] == [Decimal(5000)]
+
+
+def test_position_peaks_survive_a_restart_entry_by_entry(tmp_path: Path) -> None:
+    """Per-position peaks are stored as the entries that moved and resume after a restart."""
+    rules = (MtmDrawdown("leg", Severity.WARNING, PositionFilter(), Scope.POSITION, Decimal(1000)),)
+    store = Store(tmp_path / "state.db")
+    engine = Engine(store, rules, SINKS)
+    engine.ingest(snap(pos("1", 1, mtm=5000), pos("2", 1, mtm=100)), IST)
+    engine.ingest(snap(pos("1", 1, mtm=5000), pos("2", 1, mtm=300), at=minutes(1)), IST)
+    store.close()
+
+    store = Store(tmp_path / "state.db")
+    try:
+        stored = store.load_account("kotak-main")
+        assert stored is not None
+        assert sorted(map(tuple, stored.rule_states["leg"])) == [
+            ("nse_fo", "1", "NRML", "5000", False),
+            ("nse_fo", "2", "NRML", "300", False),
+        ]
+        engine = Engine(store, rules, SINKS)
+        evaluation = engine.ingest(
+            snap(pos("1", 1, mtm=3900), pos("2", 1, mtm=300), at=minutes(2)), IST
+        )
+        assert [alert.key for alert in evaluation.alerts] == [pos("1", 1).key]
+        assert evaluation.states["leg"][pos("1", 1).key] == Peak(Decimal(5000), True)
+    finally:
+        store.close()

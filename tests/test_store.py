@@ -13,7 +13,7 @@ import pytest
 
 from monitor.diff import diff
 from monitor.model import Alert, Severity, Snapshot
-from monitor.store import PendingAlert, Store, StoredAccount, StoreError
+from monitor.store import EntryWrite, PendingAlert, Store, StoredAccount, StoreError
 from tests.snapshots import IST, T0, key, pos, snap
 
 DAY = date(2026, 11, 23)
@@ -388,3 +388,30 @@ def test_in_memory_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert store.load_account("kotak-main") == StoredAccount(snap(pos("1", 1)), DAY, {})
     store.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rule_entries_are_written_one_by_one_and_read_back_as_a_list(store: Store) -> None:
+    """Entries are upserted and deleted by name; a replace drops the rule's older state."""
+    baseline(store, snap(), {"legs": [["old", "whole", "state", "1", False]]})
+    store.commit_poll(
+        snap(), DAY, [], {}, [],
+        {"legs": EntryWrite({"a": ["a", "1"], "b": ["b", "2"]}, replace=True)},
+    )  # fmt: skip
+    loaded = store.load_account("kotak-main")
+    assert loaded is not None
+    assert loaded.rule_states == {"legs": [["a", "1"], ["b", "2"]]}
+
+    store.commit_poll(snap(), DAY, [], {}, [], {"legs": EntryWrite({"a": None, "c": ["c", "3"]})})
+    loaded = store.load_account("kotak-main")
+    assert loaded is not None
+    assert loaded.rule_states == {"legs": [["b", "2"], ["c", "3"]]}
+
+
+def test_a_whole_state_replaces_the_rules_entries(store: Store) -> None:
+    """A rule that stores its state whole again leaves no entries behind."""
+    baseline(store, snap())
+    store.commit_poll(snap(), DAY, [], {}, [], {"r": EntryWrite({"a": ["a"]}, replace=True)})
+    store.commit_poll(snap(), DAY, [], {"r": {"whole": True}}, [])
+    loaded = store.load_account("kotak-main")
+    assert loaded is not None
+    assert loaded.rule_states == {"r": {"whole": True}}

@@ -21,13 +21,19 @@ def decode_json(body: bytes, into: type[T], broker: str) -> T:
     try:
         return msgspec.json.decode(body, type=into)
     except msgspec.ValidationError as err:
-        message = str(err)
-        match = _MSGSPEC_PATH.match(message)
-        path = (match and match["path"]) or "body"
-        reason = match["reason"] if match else message
-        raise BadResponse(broker, f"{path}: {reason}") from err
+        raise validation_error(err, broker) from err
     except msgspec.DecodeError as err:
         raise BadResponse(broker, f"body: not valid JSON ({err})") from err
+
+
+def validation_error(err: msgspec.ValidationError, broker: str, root: str = "") -> BadResponse:
+    """The BadResponse naming the JSON path of a mismatch; ``root`` is where the decoded
+    value sits in the body (``data[3]``), empty for the body itself."""
+    message = str(err)
+    match = _MSGSPEC_PATH.match(message)
+    path = ".".join(part for part in (root, match and match["path"]) if part) or "body"
+    reason = match["reason"] if match else message
+    return BadResponse(broker, f"{path}: {reason}")
 
 
 def echo(value: object) -> str:

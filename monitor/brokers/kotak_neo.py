@@ -17,13 +17,18 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DivisionByZero, DivisionUndefined, InvalidOperation
 
 import msgspec
 import pyotp
 from yarl import URL
 
-from monitor.brokers._decode import decode_json, grouped_decimal, row_arithmetic_error
+from monitor.brokers._decode import (
+    decode_json,
+    grouped_decimal,
+    row_arithmetic_error,
+    validation_error,
+)
 from monitor.brokers.errors import (
     AuthExpired,
     BadResponse,
@@ -51,7 +56,7 @@ NO_DATA_CODE = "5203"
 _NO_DATA = re.compile(r"no data|data not found", re.IGNORECASE)
 
 
-class _Row(msgspec.Struct, rename="camel"):
+class _Row(msgspec.Struct, rename="camel", gc=False):
     ex_seg: str
     tok: str
     prod: str
@@ -77,18 +82,35 @@ class _Envelope(msgspec.Struct, rename="camel"):
     err_msg: str | None = None
     emsg: str | None = None
     desc: str | None = None
-    data: list[_Row] | None = None
+    # Decoded one row at a time by ``decode``, each reduced to what pricing needs while it is
+    # fresh: a large body never holds every row's thirteen decimals at once.
+    data: list[msgspec.Raw] | None = None
+
+
+_ROW = msgspec.json.Decoder(_Row)
+
+
+class _Unpriced(msgspec.Struct, frozen=True, gc=False):
+    """A row with everything but its price: the net quantity, the cash difference and the
+    price factor ``multiplier * (genNum / genDen) * (prcNum / prcDen)`` (None when flat)."""
+
+    key: PositionKey
+    symbol: str
+    net_qty: Decimal
+    cash: Decimal
+    factor: Decimal | None
+    unpriceable: str | None = None  # why an open row cannot take a price (a zero divisor...)
 
 
 def parse(
     body: bytes, *, account: str, taken_at: datetime, quotes: Mapping[str, Decimal]
 ) -> Snapshot:
     """Turn a positions response body into a Snapshot, or raise a typed BrokerError."""
-    return build(decode(body), account=account, taken_at=taken_at, quotes=quotes)
+    return build(decode(body, account), account=account, taken_at=taken_at, quotes=quotes)
 
 
-def decode(body: bytes) -> list[_Row]:
-    """The rows of a positions body; error envelopes raise their typed error."""
+def decode(body: bytes, account: str) -> list[_Unpriced]:
+    """The rows of a positions body before pricing; error envelopes raise their typed error."""
     envelope = decode_json(body, _Envelope, BROKER)
     if envelope.stat.lower() != "ok":  # the seed says "Ok", newer SDK docs "ok"
         code = str(envelope.st_code)
@@ -101,68 +123,92 @@ def decode(body: bytes) -> list[_Row]:
         raise BadResponse(BROKER, reason)
     if envelope.data is None:
         raise BadResponse(BROKER, "data: missing from a stat Ok response")
-    return envelope.data
-
-
-def open_instruments(rows: list[_Row]) -> list[str]:
-    """``exSeg|tok`` of every row with a non-zero net quantity, once each (one token may be held
-    under two products): the instruments that need a price."""
-    wanted: dict[str, None] = {}
-    for row in rows:
+    rows = []
+    for index, raw in enumerate(envelope.data):
         try:
-            if (row.fl_buy_qty + row.cf_buy_qty) != (row.fl_sell_qty + row.cf_sell_qty):
-                wanted[f"{row.ex_seg}|{row.tok}"] = None
-        except ArithmeticError:
-            continue  # ``build`` reports the broken row with its field name
-    return list(wanted)
-
-
-def build(
-    rows: list[_Row], *, account: str, taken_at: datetime, quotes: Mapping[str, Decimal]
-) -> Snapshot:
-    """The snapshot of decoded rows priced with ``quotes`` (keyed ``exSeg:tok``)."""
-    positions: dict[PositionKey, Position] = {}
-    for index, row in enumerate(rows):
-        key = PositionKey(account, row.ex_seg, row.tok, row.prod)
-        if key in positions:
-            raise BadResponse(BROKER, f"data[{index}]: duplicate position {'|'.join(key[1:])}")
-        ltp = quotes.get(f"{row.ex_seg}:{row.tok}")
-        where = f"data[{index}]"
+            row = _ROW.decode(raw)
+        except msgspec.ValidationError as err:
+            raise validation_error(err, BROKER, f"data[{index}]") from err
         try:
-            net_qty, mtm = _net_and_mtm(row, ltp, where)
+            rows.append(_unpriced(PositionKey(account, row.ex_seg, row.tok, row.prod), row, index))
         except ArithmeticError as err:
-            raise row_arithmetic_error(err, row, BROKER, where) from err
-        positions[key] = Position(
-            key=key,
-            symbol=row.trd_sym,
-            net_qty=net_qty,
-            avg_price=None,  # not needed by any rule; the row only has totals
-            ltp=ltp,
-            realized=None,  # the formula yields MTM only; Neo does not split it per row
-            unrealized=None,
-            mtm=mtm,
-        )
-    return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)
+            raise row_arithmetic_error(err, row, BROKER, f"data[{index}]") from err
+    return rows
 
 
-def _net_and_mtm(row: _Row, ltp: Decimal | None, where: str) -> tuple[Decimal, Decimal | None]:
-    """The formula of the module docstring; any NaN or Infinity raises ArithmeticError."""
+def _unpriced(key: PositionKey, row: _Row, index: int) -> _Unpriced:
+    """The price-free part of the formula; NaN or Infinity raise ArithmeticError."""
     net_qty = (row.fl_buy_qty + row.cf_buy_qty) - (row.fl_sell_qty + row.cf_sell_qty)
     cash = (row.sell_amt + row.cf_sell_amt) - (row.buy_amt + row.cf_buy_amt)
     if not (net_qty.is_finite() and cash.is_finite()):
         raise InvalidOperation
     if not net_qty:
-        return net_qty, cash
+        return _Unpriced(key, row.trd_sym, net_qty, cash, None)  # flat: MTM is the cash
+    try:
+        factor = row.multiplier * (row.gen_num / row.gen_den) * (row.prc_num / row.prc_den)
+        if not factor.is_finite():
+            raise InvalidOperation
+    except ArithmeticError as err:
+        # Only a price makes this an error: without one the row stands with an unknown MTM.
+        return _Unpriced(key, row.trd_sym, net_qty, cash, None, _factor_error(err, row, index))
+    return _Unpriced(key, row.trd_sym, net_qty, cash, factor)
+
+
+def _factor_error(err: ArithmeticError, row: _Row, index: int) -> str:
+    """Why the price factor of a row cannot be computed: a zero divisor or a broken number."""
+    where = f"data[{index}]"
+    if isinstance(err, DivisionByZero | DivisionUndefined):  # x / 0 and 0 / 0
+        return f"{where}.{'genDen' if not row.gen_den else 'prcDen'}: zero divisor"
+    return row_arithmetic_error(err, row, BROKER, where).reason
+
+
+def open_instruments(rows: list[_Unpriced]) -> list[str]:
+    """``exSeg|tok`` of every row with a non-zero net quantity, once each (one token may be held
+    under two products): the instruments that need a price."""
+    wanted = (f"{r.key.exchange_segment}|{r.key.token}" for r in rows if r.net_qty)
+    return list(dict.fromkeys(wanted))
+
+
+def build(
+    rows: list[_Unpriced], *, account: str, taken_at: datetime, quotes: Mapping[str, Decimal]
+) -> Snapshot:
+    """The snapshot of decoded rows priced with ``quotes`` (keyed ``exSeg:tok``)."""
+    positions: dict[PositionKey, Position] = {}
+    for index, row in enumerate(rows):
+        key = row.key
+        if key in positions:
+            raise BadResponse(BROKER, f"data[{index}]: duplicate position {'|'.join(key[1:])}")
+        ltp = quotes.get(f"{key.exchange_segment}:{key.token}")
+        positions[key] = Position(
+            key=key,
+            symbol=row.symbol,
+            net_qty=row.net_qty,
+            avg_price=None,  # not needed by any rule; the row only has totals
+            ltp=ltp,
+            realized=None,  # the formula yields MTM only; Neo does not split it per row
+            unrealized=None,
+            mtm=_mtm(row, ltp, index),
+        )
+    return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)
+
+
+def _mtm(row: _Unpriced, ltp: Decimal | None, index: int) -> Decimal | None:
+    """cash + net_qty * ltp * factor; a flat row needs no price, an open one without is None."""
+    if not row.net_qty:
+        return row.cash
     if ltp is None:
-        return net_qty, None
-    for name, divisor in (("genDen", row.gen_den), ("prcDen", row.prc_den)):
-        if not divisor:
-            raise BadResponse(BROKER, f"{where}.{name}: zero divisor")
-    factor = row.multiplier * (row.gen_num / row.gen_den) * (row.prc_num / row.prc_den)
-    mtm = cash + net_qty * ltp * factor
-    if not mtm.is_finite():
-        raise InvalidOperation
-    return net_qty, mtm
+        return None
+    if row.factor is None:
+        raise BadResponse(BROKER, row.unpriceable or f"data[{index}]: no price factor")
+    try:
+        mtm = row.cash + row.net_qty * ltp * row.factor
+        if not mtm.is_finite():
+            raise InvalidOperation
+    except ArithmeticError as err:
+        raise BadResponse(
+            BROKER, f"data[{index}]: number out of range ({type(err).__name__})"
+        ) from err
+    return mtm
 
 
 # -- live client ------------------------------------------------------------------------------
@@ -269,7 +315,7 @@ class Client:
         )  # fmt: skip
         taken_at = self._conn.clock()
         self.last_exchange = Exchange(response.status, response.body, {})
-        rows = decode(require_success(BROKER, response))
+        rows = decode(require_success(BROKER, response), self._conn.account)
         quotes = {}
         if time.monotonic() >= self._quotes_not_before:
             quotes = await self._quotes(session, open_instruments(rows))

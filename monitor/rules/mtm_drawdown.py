@@ -13,9 +13,12 @@ An account MTM is unknown when any counted position has no price: that poll is n
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+
+import msgspec
 
 from monitor.model import ZERO, Alert, PositionKey, Severity, Snapshot, format_money
 from monitor.rules.base import Poll, PositionFilter, RuleConfigError, describe, position_alert
@@ -28,9 +31,13 @@ class Scope(enum.StrEnum):
     POSITION = "position"
 
 
-@dataclass(frozen=True, slots=True)
-class Peak:
-    """The day's highest MTM for one scope, and whether the rule has fired since."""
+class Peak(msgspec.Struct, frozen=True, gc=False):
+    """The day's highest MTM for one scope, and whether the rule has fired since.
+
+    One per position for ``scope: position``, compared every poll to find the states that
+    changed: a Struct compares in C and, holding a Decimal and a bool, needs no tracking by the
+    garbage collector.
+    """
 
     peak: Decimal
     fired: bool
@@ -150,10 +157,27 @@ class MtmDrawdown:
 
     def dump_state(self, state: DrawdownState) -> object:
         """Rows of [segment, token, product, peak, fired]; the account row has null keys."""
-        return [
-            [*(key[1:] if key is not None else (None, None, None)), str(p.peak), p.fired]
-            for key, p in state.items()
-        ]
+        return [_row(key, p) for key, p in state.items()]
+
+    def dump_entries(
+        self, before: DrawdownState | None, after: DrawdownState
+    ) -> dict[str, object | None]:
+        """The rows of ``dump_state`` whose peak changed since ``before``, by entry name (the
+        row's key columns), and None for a scope no longer tracked; every row when ``before``
+        is None. The store keeps them one by one: a poll writes only the peaks that moved."""
+        entries: dict[str, object | None] = {}
+        previous = before or {}
+        kept = 0
+        for key, peak in after.items():
+            old = previous.get(key)
+            if old is not None:
+                kept += 1
+            if old != peak or before is None:
+                entries[_entry(key)] = _row(key, peak)
+        if kept < len(previous):  # some scope of ``before`` is gone (a new trading day)
+            for key in previous.keys() - after.keys():
+                entries[_entry(key)] = None
+        return entries
 
     def load_state(self, account: str, data: object) -> DrawdownState:
         """The inverse of ``dump_state`` for the account that owns the stored row."""
@@ -164,6 +188,14 @@ class MtmDrawdown:
             key = None if segment is None else PositionKey(account, segment, token, product)
             state[key] = Peak(Decimal(peak), bool(fired))
         return state
+
+
+def _row(key: PositionKey | None, peak: Peak) -> list[object]:
+    return [*(key[1:] if key is not None else (None, None, None)), str(peak.peak), peak.fired]
+
+
+def _entry(key: PositionKey | None) -> str:
+    return json.dumps(list(key[1:]) if key is not None else [None, None, None])
 
 
 def build(

@@ -82,8 +82,13 @@ class MidPollPortfolio(portfolio.PortfolioState):
 def stored_day(state: Path) -> tuple[date, Decimal, bool]:
     """The account's trading day, and its drawdown peak and fired flag, in the state file."""
     [(day,)] = query(state, "SELECT trading_day FROM accounts WHERE account = 'p1'")
-    [(rule_state,)] = query(state, "SELECT state FROM rule_states WHERE rule = 'desk-drawdown'")
-    [[_segment, _token, _product, peak, fired]] = json.loads(rule_state)  # the account's row
+    # The account-scope peak is the rule's one entry, keyed by null segment, token, product.
+    [(entry,)] = query(
+        state,
+        "SELECT state FROM rule_entries WHERE rule = 'desk-drawdown'"
+        " AND entry = '[null, null, null]'",
+    )
+    [_segment, _token, _product, peak, fired] = json.loads(entry)
     return date.fromisoformat(day), Decimal(peak), fired
 
 

@@ -342,3 +342,35 @@ def test_restored_state_continues_the_latch() -> None:
         "kotak-main", json.loads(json.dumps(ACCOUNT_RULE.dump_state(state)))
     )
     assert account_step(restored, 3000) == ({None: Peak(Decimal(5000), True)}, [])
+
+
+def test_dump_entries_writes_only_the_peaks_that_moved() -> None:
+    """Entry by entry: every row the first time, then only changed rows, None for a gone one."""
+    first, _ = position_state_after(("1", 500), ("2", 10))
+    assert POSITION_RULE.dump_entries(None, first) == {
+        '["nse_fo", "1", "NRML"]': ["nse_fo", "1", "NRML", "500", False],
+        '["nse_fo", "2", "NRML"]': ["nse_fo", "2", "NRML", "10", False],
+    }
+    second, _ = position_state_after(("1", 500), ("2", 20), state=first)
+    assert POSITION_RULE.dump_entries(first, second) == {
+        '["nse_fo", "2", "NRML"]': ["nse_fo", "2", "NRML", "20", False]
+    }
+    assert POSITION_RULE.dump_entries(second, second) == {}
+    next_day, _ = position_state_after(("2", 20), state=second, new_day=True)
+    assert POSITION_RULE.dump_entries(second, next_day) == {'["nse_fo", "1", "NRML"]': None}
+
+
+def test_dumped_entries_load_back_as_the_state() -> None:
+    """The rows of every entry, read back as a list, restore the same state."""
+    state, _ = ACCOUNT_RULE.evaluate(None, poll(snap(pos("1", 1, mtm=5000))))
+    rows = json.loads(json.dumps(list(ACCOUNT_RULE.dump_entries(None, state).values())))
+    assert rows == [[None, None, None, "5000", False]]
+    assert ACCOUNT_RULE.load_state("kotak-main", rows) == state
+
+
+def position_state_after(
+    *legs: tuple[str, Number], state: DrawdownState | None = None, new_day: bool = False
+) -> tuple[DrawdownState, list[Alert]]:
+    """One poll of POSITION_RULE over the given (token, mtm) legs."""
+    rows = [pos(token, 1, mtm=mtm) for token, mtm in legs]
+    return POSITION_RULE.evaluate(state, poll(snap(*rows), new_day=new_day))
