@@ -255,7 +255,7 @@ class Client:
         self._account_id = account_id
         self._oms_id = oms_id
         self._quote = quote.upper()
-        self._limiter = RateLimiter(REQUESTS_PER_SECOND)
+        self._limiter = RateLimiter(1, 1 / REQUESTS_PER_SECOND)
         self._token: str | None = None
         self._instruments: dict[str, int] | None = None
         self._nonce = 0

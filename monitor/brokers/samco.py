@@ -150,7 +150,7 @@ class Client:
         self._expires: datetime | None = None
         self._fresh = False  # the token was issued for the attempt about to run
         self._failure_survives_login = False  # a fresh token got the same Failure: not a session
-        self._limiter = RateLimiter(REQUESTS_PER_SECOND)
+        self._limiter = RateLimiter(1, 1 / REQUESTS_PER_SECOND)
         self.last_exchange: Exchange | None = None
 
     async def fetch(self) -> Snapshot:

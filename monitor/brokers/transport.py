@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,21 +78,26 @@ class HttpResponse:
 
 
 class RateLimiter:
-    """Spaces requests at least ``1 / per_second`` apart (a broker's per-user limit)."""
+    """At most ``count`` requests in any ``per`` seconds (a broker's per-user limit).
 
-    def __init__(self, per_second: float) -> None:
-        self._interval = 1.0 / per_second
-        self._next = 0.0
+    A log of the last ``count`` send times: a request waits only when the window is full, so
+    a poll's few requests go out back to back while a burst is still held to the limit.
+    ``RateLimiter(1, 0.2)`` spaces requests 0.2 s apart.
+    """
+
+    def __init__(self, count: int, per: float = 1.0) -> None:
+        self._per = per
+        self._sent: deque[float] = deque(maxlen=count)
         self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
         """Return when the next request may go out."""
         async with self._lock:
             now = time.monotonic()
-            if self._next > now:
-                await asyncio.sleep(self._next - now)
-                now = self._next
-            self._next = now + self._interval
+            if len(self._sent) == self._sent.maxlen and now - self._sent[0] < self._per:
+                await asyncio.sleep(self._sent[0] + self._per - now)
+                now = time.monotonic()
+            self._sent.append(now)
 
 
 class Transport:
@@ -127,14 +133,13 @@ class Transport:
     ) -> HttpResponse:
         """One request; BrokerUnavailable on network trouble and timeouts, BadResponse on a body
         over the cap."""
-        host = URL(url).host if isinstance(url, str) else url.host
         if self._session is None:
-            raise BrokerUnavailable(broker, f"{host}: transport is closed")
+            raise BrokerUnavailable(broker, f"{_host(url)}: transport is closed")
         if limiter is not None:
             await limiter.wait()
         try:
             async with self._session.request(
-                method, url, headers=dict(headers), json=json_body, timeout=timeouts,
+                method, url, headers=headers, json=json_body, timeout=timeouts,
                 allow_redirects=False,
             ) as response:  # fmt: skip
                 status = response.status
@@ -145,17 +150,24 @@ class Transport:
                     if size > self._max_body:
                         raise BadResponse(
                             broker,
-                            f"{host}: body larger than {self._max_body} bytes",
+                            f"{_host(url)}: body larger than {self._max_body} bytes",
                             status=status,
                         )
                     chunks.append(chunk)
         except TimeoutError as err:  # aiohttp 3.14 raises the builtin on a total timeout
-            raise BrokerUnavailable(broker, f"{host}: timed out") from err
+            raise BrokerUnavailable(broker, f"{_host(url)}: timed out") from err
         except aiohttp.ClientError as err:
-            raise BrokerUnavailable(broker, f"{host}: {type(err).__name__}") from err
+            raise BrokerUnavailable(broker, f"{_host(url)}: {type(err).__name__}") from err
         except ValueError as err:  # aiohttp refuses a header value (a token with a line break)
-            raise BadResponse(broker, f"{host}: request not sent: {type(err).__name__}") from err
+            raise BadResponse(
+                broker, f"{_host(url)}: request not sent: {type(err).__name__}"
+            ) from err
         return HttpResponse(status, b"".join(chunks), retry_after)
+
+
+def _host(url: str | URL) -> str | None:
+    """The host an error names (parsed only on the error path: polls never pay for it)."""
+    return URL(url).host if isinstance(url, str) else url.host
 
 
 def require_success(broker: str, response: HttpResponse) -> bytes:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
 from aiohttp import web
 
 from monitor.brokers.errors import BadResponse
-from monitor.brokers.transport import parse_retry_after
+from monitor.brokers.transport import RateLimiter, parse_retry_after
 from tests.brokers.live import connection
 from tests.fakes import serve
 
@@ -68,3 +69,16 @@ async def test_a_header_aiohttp_refuses_is_a_bad_response_without_its_value() ->
         with pytest.raises(BadResponse) as info:
             await conn.call("test", "GET", conn.url("/whole"), headers={"Auth": "tok\nen-123"})
     assert str(info.value) == "test: 127.0.0.1: request not sent: ValueError"
+
+
+async def test_rate_limiter_lets_a_poll_through_at_once_and_holds_a_burst_to_the_window() -> None:
+    """At most 3 in any 0.2 s: the first 3 go straight away, no window ever holds a fourth."""
+    limiter = RateLimiter(3, 0.2)
+    start = time.monotonic()
+    sent = []
+    for _ in range(9):
+        await limiter.wait()
+        sent.append(time.monotonic() - start)
+    assert sent[2] < 0.05, "a poll's few requests are not spaced out"
+    for i in range(len(sent) - 3):
+        assert sent[i + 3] - sent[i] >= 0.2 - 1e-3
