@@ -66,6 +66,7 @@ class AccountPoller:
         self._engine = engine
         self._metrics = metrics
         metrics.track_account(account.id, account.broker)
+        self._duration = metrics.poll_duration.labels(account.broker)  # looked up once
         self._on_alerts = on_alerts
         self._recorder = recorder
         # After failures the next polls wait: Retry-After, or capped exponential backoff.
@@ -117,9 +118,7 @@ class AccountPoller:
                 self._task = None
             self._watch_health(now, outcome == "ok")
             self._metrics.polls.labels(self.account.id, outcome).inc()
-            self._metrics.poll_duration.labels(self.account.broker).observe(
-                time.perf_counter() - started
-            )
+            self._duration.observe(time.perf_counter() - started)
 
     def status(self) -> AccountStatus:
         """The account's polling health as of now."""
