@@ -233,6 +233,16 @@ def resolve_notify(config: Config, environ: Mapping[str, str]) -> Notify:
         bots[name], tokens[name] = bot, token
         chats.update(values)
         sinks.extend(destinations)
+    by_token: dict[str, str] = {}
+    for name, token in tokens.items():
+        if token and token in by_token:
+            # Two loops polling getUpdates for one bot get 409 Conflict for good, and two
+            # pacers together would break Telegram's limits: one entry, several chats.
+            problems.append(
+                f"{config.path}: notify '{name}': bot_token: the same bot as notify"
+                f" '{by_token[token]}'; give one entry several chats instead"
+            )
+        by_token.setdefault(token, name)
     if problems:
         raise ConfigError(problems)
     order = {sink.name: index for index, sink in enumerate(config.sinks)}

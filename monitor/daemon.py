@@ -282,8 +282,12 @@ class Daemon:
                 for listener in self.listeners
             ),
         ]
+        for task in (self._delivery, *self._tasks):
+            task.add_done_callback(_log_if_crashed)
         for name in self._skipped_bots:
             log.info("telegram_not_configured", sink=name, hint="its variables are unset")
+        if not self.sinks:
+            log.warning("no_sinks", hint="alerts are stored but go nowhere: configure notify")
         log.info(
             "daemon_started",
             version=__version__,
@@ -309,8 +313,8 @@ class Daemon:
         self.scheduler.shutdown(wait=False)
         if self._delivery is not None:
             self._delivery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._delivery
+            # A dispatcher that died of a bug has logged it; shutdown still flushes and closes.
+            await asyncio.gather(self._delivery, return_exceptions=True)
         try:
             async with asyncio.timeout(FLUSH_SECONDS):
                 await self.dispatcher.flush()
@@ -333,6 +337,12 @@ class Daemon:
         self.store.close()
         os.close(self._state_lock)
         log.info("daemon_stopped")
+
+
+def _log_if_crashed(task: asyncio.Task[None]) -> None:
+    """A background task should run until stop(): say so loudly if one ended of an error."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task_crashed", task=task.get_name(), error=repr(task.exception()))
 
 
 async def watch_clock(

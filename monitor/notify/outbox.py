@@ -67,9 +67,14 @@ class Dispatcher:
                 group.create_task(self._serve(sink), name=f"sink-{sink.name}")
 
     async def flush(self) -> None:
-        """Try once to deliver everything pending; call after ``run`` has stopped."""
-        for sink in self._sinks:
-            await self._drain(sink)
+        """Try once to deliver everything pending, every sink at once (a slow chat must not use
+        up the others' time); call after ``run`` has stopped."""
+        results = await asyncio.gather(
+            *(self._drain(sink) for sink in self._sinks), return_exceptions=True
+        )
+        for sink, result in zip(self._sinks, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("flush_failed", sink=sink.name, error=str(result))
 
     def update_depth(self) -> None:
         """Refresh the outbox depth gauge from the store."""
@@ -92,6 +97,9 @@ class Dispatcher:
                 await self._drain(sink)
             except StoreError as err:
                 log.error("outbox_failed", sink=sink.name, error=str(err))
+                self._failures[sink.name] += 1
+            except Exception:  # the loop edge: delivery to this sink must go on
+                log.exception("outbox_crashed", sink=sink.name)
                 self._failures[sink.name] += 1
 
     async def _drain(self, sink: Sink) -> None:

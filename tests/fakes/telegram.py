@@ -66,15 +66,17 @@ class TelegramState:
         """Serve ``replies`` to the next calls of ``method``, one each."""
         self.faults[method].extend(replies)
 
-    def command(self, chat_id: str, text: str, *, chat_type: str = "private") -> int:
-        """Queue a message from ``chat_id`` as getUpdates will deliver it."""
+    def command(
+        self, chat_id: str, text: str, *, chat_type: str = "private", age: float = 0.0
+    ) -> int:
+        """Queue a message from ``chat_id``, sent ``age`` seconds ago, for getUpdates."""
         self._update_id += 1
         self.updates.append(
             {
                 "update_id": self._update_id,
                 "message": {
                     "message_id": self._update_id,
-                    "date": int(time.time()),
+                    "date": int(time.time() - age),
                     "chat": {"id": int(chat_id), "type": chat_type},
                     "from": {"id": 42, "is_bot": False, "first_name": "Trader"},
                     "text": text,

@@ -14,7 +14,8 @@ import structlog
 
 from monitor.config import AccountConfig
 from monitor.model import Position, PositionKey, Snapshot
-from monitor.notify.telegram.commands import PAGE_ROWS, Commands, parse_duration
+from monitor.notify.telegram.commands import PAGE_ROWS, Commands, pack, parse_duration
+from monitor.notify.telegram.format import MESSAGE_LIMIT, utf16_len
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.notify.telegram.updates import CommandListener, parse_command
 from monitor.poller import AccountStatus
@@ -212,3 +213,28 @@ def test_mute_durations(raw: str, seconds: int | None) -> None:
     """s, m, h, d from one second to seven days."""
     parsed = parse_duration(raw)
     assert (parsed.total_seconds() if parsed else None) == seconds
+
+
+async def test_a_bad_argument_or_an_old_command_never_stops_the_bot(
+    chat_bot: Bot, telegram: TelegramState
+) -> None:
+    """/positions ² (a digit int() refuses) is answered, not fatal; a /mute sent an hour ago,
+    while the daemon was down, is not acted on; the next command is still answered."""
+    (odd,) = await chat_bot.ask(PRIVATE, "/positions ²")
+    assert "²" in odd
+    telegram.command(PRIVATE, "/mute fresh-short 2h", age=3600)
+    (reply,) = await chat_bot.ask(PRIVATE, "/help")
+    assert "/mute" in reply
+    assert chat_bot.store.mutes("telegram:me", datetime.now(UTC)) == {}
+
+
+def test_a_long_status_is_split_into_messages_within_the_limit() -> None:
+    """Many accounts: /status comes as several messages, none over 4096, no line lost."""
+    lines = [
+        f"🟢 <code>account-{i:03d}</code> (kotak_neo): last good poll 09:20:05 IST"
+        for i in range(300)
+    ]
+    messages = pack(lines)
+    assert len(messages) > 1
+    assert all(utf16_len(m) <= MESSAGE_LIMIT for m in messages)
+    assert "\n".join(messages).split("\n") == lines

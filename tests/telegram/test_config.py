@@ -126,3 +126,19 @@ def test_check_names_the_field_and_line(
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [f"{path}: {problem}"]
     assert "123456:ABCDEF" not in captured.err
+
+
+def test_one_bot_in_two_entries_is_refused(tmp_path: Path) -> None:
+    """Two entries with the same token would both poll getUpdates: refused, naming both."""
+    path = write(
+        tmp_path,
+        "rules:\n  - {name: r, kind: new_short}\nnotify:\n"
+        '  - {kind: telegram, name: a, bot_token: "${T1}", chats: [{chat_id: 1}]}\n'
+        '  - {kind: telegram, name: b, bot_token: "${T2}", chats: [{chat_id: 2}]}\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        resolve_notify(load(path), {"T1": "123:same", "T2": "123:same"})
+    assert caught.value.problems == [
+        f"{path}: notify 'b': bot_token: the same bot as notify 'a'; give one entry several"
+        " chats instead"
+    ]

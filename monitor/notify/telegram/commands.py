@@ -16,7 +16,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from monitor.model import ZERO, Snapshot, format_money, format_qty
-from monitor.notify.telegram.format import text
+from monitor.notify.telegram.format import MESSAGE_LIMIT, text, utf16_len
 from monitor.poller import AccountStatus
 from monitor.store import Store
 
@@ -68,7 +68,7 @@ class Commands:
     def answer(self, command: str, args: Sequence[str], chat: Chat, now: datetime) -> list[str]:
         """The reply to ``/command args...``; unknown commands get the help text."""
         if command == "status":
-            return [self._status(chat, now)]
+            return pack(self._status(chat, now).split("\n"))
         if command == "positions":
             return [self._positions(args)]
         if command == "mute":
@@ -108,8 +108,9 @@ class Commands:
 
     def _positions(self, args: Sequence[str]) -> str:
         accounts = [s.account.id for s in self._view.statuses()]
-        names = [a for a in args if not a.isdigit()]
-        pages = [int(a) for a in args if a.isdigit()]
+        numbers = [a for a in args if a.isascii() and a.isdigit()]
+        names = [a for a in args if a not in numbers]
+        pages = [int(a) for a in numbers]
         if names:
             account = names[0]
         elif len(accounts) == 1:
@@ -172,8 +173,8 @@ class Commands:
         return None
 
     def _unknown(self, name: str) -> str:
-        rules = ", ".join(text(r) for r in (*self._view.rule_names(), *HEALTH_RULES))
-        accounts = ", ".join(text(s.account.id) for s in self._view.statuses())
+        rules = _listing([*self._view.rule_names(), *HEALTH_RULES])
+        accounts = _listing([s.account.id for s in self._view.statuses()])
         return (
             f"No rule or account <code>{text(name)}</code>.\nRules: {rules}\nAccounts: {accounts}"
         )
@@ -183,6 +184,22 @@ class Commands:
         for destination in chat.destinations:
             mutes.update(self._store.mutes(destination, now))
         return mutes
+
+
+def pack(lines: Sequence[str]) -> list[str]:
+    """Lines joined into as few messages as fit Telegram's limit (each line is whole HTML)."""
+    messages: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        length = utf16_len(line) + 1
+        if current and size + length > MESSAGE_LIMIT:
+            messages.append("\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += length
+    messages.append("\n".join(current))
+    return messages
 
 
 def parse_duration(raw: str) -> timedelta | None:
@@ -220,6 +237,12 @@ def positions_page(snapshot: Snapshot, page: int) -> str:
     if count > 1:
         more = f"\nPage {page} of {count}: /positions {text(snapshot.account)} {page % count + 1}"
     return f"{head}\n<pre>{html.escape(table, quote=False)}</pre>\n{text(total)}{more}"
+
+
+def _listing(names: Sequence[str], most: int = 30) -> str:
+    """Names for a reply, the first ``most`` of them: a reply must stay within one message."""
+    shown = ", ".join(text(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _ago(delta: timedelta) -> str:

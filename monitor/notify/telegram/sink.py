@@ -87,10 +87,9 @@ class TelegramBot:
         )
 
     async def close(self) -> None:
-        """Close the HTTP clients."""
-        if self._initialized:
-            await self.bot.shutdown()
-            self._initialized = False
+        """Close the HTTP clients (PTB opens them before getMe, so also after a failed one)."""
+        await self.bot.shutdown()
+        self._initialized = False
 
 
 def retry_seconds(err: RetryAfter) -> float:

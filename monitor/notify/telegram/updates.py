@@ -1,14 +1,15 @@
 """The bot's command loop: long-polls getUpdates and answers commands in configured chats.
 
 Every other chat is ignored (logged once per chat id). The update offset is stored after each
-update, so a restart neither answers an old command again nor skips a new one.
+update, so a restart neither answers an old command again nor skips a new one; a command sent
+while the daemon was down for more than a couple of minutes is not acted on.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -17,12 +18,14 @@ from telegram.error import RetryAfter, TelegramError
 
 from monitor.backoff import Backoff
 from monitor.notify.telegram.commands import Chat, Commands
+from monitor.notify.telegram.format import text
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink, retry_seconds
 from monitor.store import Store, StoreError
 
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF = 60.0
+MAX_COMMAND_AGE = timedelta(minutes=2)  # older commands arrived while the daemon was down
 
 
 def parse_command(message: str, username: str | None) -> tuple[str, list[str]] | None:
@@ -71,8 +74,7 @@ class CommandListener:
 
     async def run(self) -> None:
         """Poll for commands until cancelled; Telegram outages back off and recover."""
-        stored = self._store.get_meta(self._offset_key)
-        offset = int(stored) if stored is not None else None
+        offset = self._stored_offset()
         failures = 0
         while True:
             try:
@@ -94,16 +96,32 @@ class CommandListener:
                 log.info("telegram_updates_recovered", bot=self._bot.name, failures=failures)
                 failures = 0
             for update in updates:
-                await self._handle(update)
+                try:
+                    await self._handle(update)
+                except Exception:  # the loop edge: one bad command must not end the bot
+                    log.exception("telegram_command_crashed", bot=self._bot.name)
                 offset = update.update_id + 1
                 try:
                     self._store.set_meta(self._offset_key, str(offset))
                 except StoreError as err:
                     log.error("telegram_offset_not_stored", bot=self._bot.name, error=str(err))
 
+    def _stored_offset(self) -> int | None:
+        try:
+            stored = self._store.get_meta(self._offset_key)
+            return int(stored) if stored is not None else None
+        except (StoreError, ValueError) as err:
+            log.error("telegram_offset_unreadable", bot=self._bot.name, error=str(err))
+            return None
+
     async def _handle(self, update: Update) -> None:
         message = update.effective_message
         if message is None or not message.text:
+            return
+        if message.date < self._clock() - MAX_COMMAND_AGE:
+            # Telegram keeps a day of messages for a bot that was down: an old /mute must not
+            # silence alerts from now on.
+            log.info("telegram_command_too_old", chat_id=str(message.chat.id), sent=message.date)
             return
         chat_id = str(message.chat.id)
         destinations = [s.name for s in self._sinks if s.chat_id == chat_id]
@@ -121,7 +139,7 @@ class CommandListener:
         try:
             replies = self._commands.answer(command, args, chat, self._clock())
         except StoreError as err:
-            replies = [f"The state file is not usable right now: {err}"]
+            replies = [f"The state file is not usable right now: {text(str(err))}"]
         for reply in replies:
             try:
                 await self._bot.send_html(chat_id, reply)
