@@ -72,9 +72,9 @@ class Dispatcher:
         results = await asyncio.gather(
             *(self._drain(sink) for sink in self._sinks), return_exceptions=True
         )
-        for sink, result in zip(self._sinks, results, strict=True):
-            if isinstance(result, Exception):
-                log.error("flush_failed", sink=sink.name, error=str(result))
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]  # every sink had its try; the caller hears of the first failure
 
     def update_depth(self) -> None:
         """Refresh the outbox depth gauge from the store."""
