@@ -85,9 +85,16 @@ class Engine:
         )
         return evaluation
 
-    def raise_alerts(self, alerts: Sequence[Alert]) -> None:
-        """Commit alerts that no poll produced (``poll_failing``) to the outbox."""
-        self._store.commit_alerts([(alert, self._routes(alert)) for alert in alerts])
+    def raise_health_alert(self, alert: Alert, *, failing: bool) -> None:
+        """Commit ``poll_failing`` (failing) or ``poll_recovered`` to the outbox, with the
+        account's failing flag, so a restart neither repeats the one nor forgets the other."""
+        self._store.commit_alerts(
+            [(alert, self._routes(alert))], {_failing_key(alert.account): "1" if failing else ""}
+        )
+
+    def poll_failing_raised(self, account: str) -> bool:
+        """Whether ``poll_failing`` of ``account`` stands unanswered by ``poll_recovered``."""
+        return bool(self._store.get_meta(_failing_key(account)))
 
     def _routes(self, alert: Alert) -> list[str]:
         return [sink.name for sink in self._sinks if sink.accepts(alert)]
@@ -109,3 +116,7 @@ class Engine:
                 state = _AccountState(stored.snapshot, stored.trading_day, states)
             self._accounts[account] = state
         return state
+
+
+def _failing_key(account: str) -> str:
+    return f"health:{account}:poll_failing"

@@ -77,7 +77,10 @@ class AccountPoller:
         self._now = clock or (lambda: datetime.now(account.timezone))
         self._started = self._now()
         self._last_attempt: datetime | None = None
-        self._failing_alerted = False
+        try:  # a poll_failing raised before a restart still waits for its poll_recovered
+            self._failing_alerted = engine.poll_failing_raised(account.id)
+        except StoreError:
+            self._failing_alerted = False
         self._last_reason = ""
         self._redact = redact  # broker error text may echo a credential back
         self._task: asyncio.Task[Any] | None = None
@@ -229,7 +232,7 @@ class AccountPoller:
                 recovered = health_alert(
                     self.account, "poll_recovered", now, self.last_success, 0, ""
                 )
-                self._failing_alerted = not self._raise(recovered)
+                self._failing_alerted = not self._raise(recovered, failing=False)
             return
         if self._failing_alerted or not self.account.window.is_open(now, self._holidays):
             return
@@ -244,12 +247,12 @@ class AccountPoller:
                 self._redact(self._last_reason),
             )  # fmt: skip
             # Marked raised only once stored: a failed write is tried again on the next poll.
-            self._failing_alerted = self._raise(alert)
+            self._failing_alerted = self._raise(alert, failing=True)
 
-    def _raise(self, alert: Alert) -> bool:
+    def _raise(self, alert: Alert, *, failing: bool) -> bool:
         """Queue a health alert; False when the state file refused it."""
         try:
-            self._engine.raise_alerts([alert])
+            self._engine.raise_health_alert(alert, failing=failing)
         except StoreError as err:
             self._metrics.state_failures.inc()
             self._log.error("alert_not_stored", rule=alert.rule, error=str(err))

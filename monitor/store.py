@@ -279,10 +279,16 @@ class Store:
             [(account, rule, entry) for entry, data in write.entries.items() if data is None],
         )
 
-    def commit_alerts(self, alerts: Sequence[tuple[Alert, Sequence[str]]]) -> None:
-        """Queue alerts that no poll produced (the daemon's own health alerts), atomically."""
+    def commit_alerts(
+        self, alerts: Sequence[tuple[Alert, Sequence[str]]], meta: Mapping[str, str] | None = None
+    ) -> None:
+        """Queue alerts that no poll produced (the daemon's own health alerts), atomically,
+        with the ``meta`` values that say they were raised."""
         with self._transaction():
             self._insert_alerts(alerts)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", list((meta or {}).items())
+            )
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

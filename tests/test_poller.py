@@ -231,6 +231,36 @@ async def test_poll_failing_fires_once_inside_the_window_then_recovers(
     assert failing.to_json()["exchange_segment"] is None
 
 
+async def test_a_restart_during_an_outage_neither_repeats_poll_failing_nor_forgets_recovery(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    """poll_failing raised, the daemon restarted while the broker is still down: no second
+    poll_failing; when polls succeed again, poll_recovered follows as if nothing restarted."""
+    start = datetime(2026, 11, 23, 10, 0, tzinfo=IST)
+    wall = WallClock(start)
+    outage = BrokerUnavailable("kotak_neo", "HTTP 503: broker unavailable", status=503)
+    clock = Clock()
+    script: list[Snapshot | BrokerError] = [snap(pos("1", 25), at=start), *[outage] * 4]
+    first, store = windowed_poller(tmp_path, metrics, ScriptedBroker(script), wall, clock)
+    for step in range(len(script)):
+        wall.now = start + timedelta(seconds=10 * step)
+        clock.now += 3600
+        await first.poll()
+    assert [a.rule for a in store.alerts()] == ["poll_failing"]
+    store.close()
+
+    later = start + timedelta(minutes=10)
+    script = [*[outage] * 4, snap(pos("1", 25), at=later + timedelta(minutes=1))]
+    second, store = windowed_poller(
+        tmp_path, Metrics(CollectorRegistry()), ScriptedBroker(script), wall, clock
+    )
+    for step in range(len(script)):
+        wall.now = later + timedelta(seconds=15 * step)
+        clock.now += 3600
+        await second.poll()
+    assert [a.rule for a in store.alerts()] == ["poll_failing", "poll_recovered"]
+
+
 async def test_a_poll_is_bounded_as_a_whole(tmp_path: Path, metrics: Metrics) -> None:
     """A broker whose requests each stay under the timeout but never finish: cut at the deadline."""
 
