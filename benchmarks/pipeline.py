@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,34 +33,12 @@ FIRST_AT = datetime(2026, 12, 1, 10, 0, tzinfo=IST)
 ACCOUNT = "bench"
 
 
-class FloorRow(msgspec.Struct, rename="camel", gc=False):
-    """The fields the Kotak parser reads, with the types they carry: text and decimals."""
-
-    ex_seg: str
-    tok: str
-    prod: str
-    trd_sym: str
-    fl_buy_qty: Decimal
-    fl_sell_qty: Decimal
-    cf_buy_qty: Decimal
-    cf_sell_qty: Decimal
-    buy_amt: Decimal
-    sell_amt: Decimal
-    cf_buy_amt: Decimal
-    cf_sell_amt: Decimal
-    multiplier: Decimal
-    gen_num: Decimal
-    gen_den: Decimal
-    prc_num: Decimal
-    prc_den: Decimal
-
-
 class FloorBody(msgspec.Struct, rename="camel"):
     """The positions envelope."""
 
     stat: str
     st_code: int
-    data: list[FloorRow]
+    data: list[kotak_neo.Row]  # the parser's own row type
 
 
 FLOOR = msgspec.json.Decoder(FloorBody)

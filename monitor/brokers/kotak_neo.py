@@ -56,7 +56,9 @@ NO_DATA_CODE = "5203"
 _NO_DATA = re.compile(r"no data|data not found", re.IGNORECASE)
 
 
-class _Row(msgspec.Struct, rename="camel", gc=False):
+class Row(msgspec.Struct, rename="camel", gc=False):
+    """One positions row: the fields the parser reads, typed (the benchmarks' floor too)."""
+
     ex_seg: str
     tok: str
     prod: str
@@ -87,7 +89,7 @@ class _Envelope(msgspec.Struct, rename="camel"):
     data: list[msgspec.Raw] | None = None
 
 
-_ROW = msgspec.json.Decoder(_Row)
+_ROW = msgspec.json.Decoder(Row)
 
 
 class _Unpriced(msgspec.Struct, frozen=True, gc=False):
@@ -136,7 +138,7 @@ def decode(body: bytes, account: str) -> list[_Unpriced]:
     return rows
 
 
-def _unpriced(key: PositionKey, row: _Row, index: int) -> _Unpriced:
+def _unpriced(key: PositionKey, row: Row, index: int) -> _Unpriced:
     """The price-free part of the formula; NaN or Infinity raise ArithmeticError."""
     net_qty = (row.fl_buy_qty + row.cf_buy_qty) - (row.fl_sell_qty + row.cf_sell_qty)
     cash = (row.sell_amt + row.cf_sell_amt) - (row.buy_amt + row.cf_buy_amt)
@@ -154,7 +156,7 @@ def _unpriced(key: PositionKey, row: _Row, index: int) -> _Unpriced:
     return _Unpriced(key, row.trd_sym, net_qty, cash, factor)
 
 
-def _factor_error(err: ArithmeticError, row: _Row, index: int) -> str:
+def _factor_error(err: ArithmeticError, row: Row, index: int) -> str:
     """Why the price factor of a row cannot be computed: a zero divisor or a broken number."""
     where = f"data[{index}]"
     if isinstance(err, DivisionByZero | DivisionUndefined):  # x / 0 and 0 / 0

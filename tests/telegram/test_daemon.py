@@ -19,7 +19,10 @@ _ALERT_MARK = re.compile("^(🔴|🟠|🔵) ", re.MULTILINE)
 
 
 @pytest.fixture
-def telegram() -> Iterator[tuple[TelegramState, ThreadedServer]]:
+def telegram(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TelegramState, ThreadedServer]]:
+    """The fake Bot API, and the two variables that switch the bundled Telegram entry on."""
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_CHAT_ID", CHAT)
     state = TelegramState(chats={CHAT})
     with ThreadedServer(lambda: make_app(state)) as server:
         yield state, server
@@ -77,13 +80,10 @@ def test_two_variables_switch_telegram_on_and_outages_lose_nothing(
     bundled_rules: Path,
     daemons: list[DaemonProcess],
     telegram: tuple[TelegramState, ThreadedServer],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Telegram down while alerts pile up, the daemon killed -9, started again with Telegram
     back: every alert arrives exactly once, in order; the token is in no log line."""
     fake, server = telegram
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("TELEGRAM_CHAT_ID", CHAT)
     server.call(setattr, fake, "down", True)
     cfg = write_config(tmp_path, bundled_rules, server.base_url)
     state = tmp_path / "state.db"
@@ -123,13 +123,10 @@ def test_a_mute_set_by_command_holds_across_a_restart(
     bundled_rules: Path,
     daemons: list[DaemonProcess],
     telegram: tuple[TelegramState, ThreadedServer],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """/mute sim 1h, then kill -9 and start again: the account's alerts are recorded as muted
     and none reaches the chat after the mute was confirmed."""
     fake, server = telegram
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("TELEGRAM_CHAT_ID", CHAT)
     cfg = write_config(tmp_path, bundled_rules, server.base_url)
     state = tmp_path / "state.db"
     first = DaemonProcess(cfg, state).start()
