@@ -138,5 +138,5 @@ def configure_logging(
     root.setLevel(logging.INFO)
     # APScheduler logs every job run at INFO and every skipped run (a slow broker) at WARNING;
     # skips are counted in a metric instead. httpx logs request URLs (bot tokens) at INFO.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # DEBUGTMP
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -66,7 +66,11 @@ class AccountPoller:
         self._engine = engine
         self._metrics = metrics
         metrics.track_account(account.id, account.broker)
-        self._duration = metrics.poll_duration.labels(account.broker)  # looked up once
+        # Series every good poll touches, looked up once.
+        self._duration = metrics.poll_duration.labels(account.broker)
+        self._polls_ok = metrics.polls.labels(account.id, "ok")
+        self._last_success = metrics.last_success.labels(account.id)
+        self._positions = metrics.positions.labels(account.id)
         self._on_alerts = on_alerts
         self._recorder = recorder
         # After failures the next polls wait: Retry-After, or capped exponential backoff.
@@ -120,7 +124,10 @@ class AccountPoller:
             finally:
                 self._task = None
             self._watch_health(now, outcome == "ok")
-            self._metrics.polls.labels(self.account.id, outcome).inc()
+            if outcome == "ok":
+                self._polls_ok.inc()
+            else:
+                self._metrics.polls.labels(self.account.id, outcome).inc()
             self._duration.observe(time.perf_counter() - started)
 
     def status(self) -> AccountStatus:
@@ -178,10 +185,11 @@ class AccountPoller:
     ) -> None:
         account = self.account.id
         self.last_success = snapshot.taken_at
-        self._metrics.last_success.labels(account).set(snapshot.taken_at.timestamp())
-        self._metrics.positions.labels(account).set(len(snapshot.positions))
-        for kind, count in Counter(change.kind for change in evaluation.changes).items():
-            self._metrics.changes.labels(account, str(kind)).inc(count)
+        self._last_success.set(snapshot.taken_at.timestamp())
+        self._positions.set(len(snapshot.positions))
+        if evaluation.changes:
+            for kind, count in Counter(change.kind for change in evaluation.changes).items():
+                self._metrics.changes.labels(account, str(kind)).inc(count)
         if any(p.mtm is None for p in snapshot.positions.values()):
             self._metrics.mtm_unknown.labels(account).inc()
         if self.failed_polls:

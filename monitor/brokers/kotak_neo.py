@@ -12,6 +12,7 @@ A flat position (net_qty 0) needs no price: its MTM is the realised cash differe
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Mapping
@@ -256,6 +257,7 @@ class Client:
         self._limiter = RateLimiter(REQUESTS_PER_SECOND)
         self._session: _Session | None = None
         self._quotes_not_before = 0.0  # monotonic time before which quotes are not asked for
+        self._decoded: tuple[bytes, list[_Unpriced]] | None = None  # body digest, its rows
         self.last_exchange: Exchange | None = None
 
     async def fetch(self) -> Snapshot:
@@ -317,12 +319,20 @@ class Client:
         )  # fmt: skip
         taken_at = self._conn.clock()
         self.last_exchange = Exchange(response.status, response.body, {})
-        rows = decode(require_success(BROKER, response), self._conn.account)
+        rows = self._rows(require_success(BROKER, response))
         quotes = {}
         if time.monotonic() >= self._quotes_not_before:
             quotes = await self._quotes(session, open_instruments(rows))
         self.last_exchange = Exchange(response.status, response.body, quotes)
         return build(rows, account=self._conn.account, taken_at=taken_at, quotes=quotes)
+
+    def _rows(self, body: bytes) -> list[_Unpriced]:
+        """The decoded rows of a positions body. The body carries no prices, so between two
+        trades every poll returns the same bytes: those are decoded once, not every poll."""
+        digest = hashlib.blake2b(body, digest_size=16).digest()
+        if self._decoded is None or self._decoded[0] != digest:
+            self._decoded = (digest, decode(body, self._conn.account))
+        return self._decoded[1]
 
     async def _quotes(self, session: _Session, instruments: list[str]) -> dict[str, Decimal]:
         """Last prices keyed ``exSeg:tok``; a failed quote call leaves those prices unknown."""

@@ -565,3 +565,35 @@ async def test_one_token_under_two_products_is_quoted_once():
     (quotes,) = [r for r in state.requests if r.endpoint == "quotes"]
     assert quotes.path.count("53179") == 1
     assert all(p.mtm is not None for p in snapshot.positions.values())
+
+
+async def test_an_unchanged_positions_body_is_decoded_once_and_a_changed_one_again(monkeypatch):
+    """Between trades every poll returns the same bytes: they are decoded once. A changed body
+    is decoded anew, and a bad body in between leaves the last good decoding usable."""
+    decoded: list[bytes] = []
+    real_decode = kotak_neo.decode
+
+    def counting_decode(body: bytes, account: str) -> list:
+        decoded.append(body)
+        return real_decode(body, account)
+
+    monkeypatch.setattr(kotak_neo, "decode", counting_decode)
+    state = make_state()
+    async with live(state) as client:
+        first = await client.fetch()
+        second = await client.fetch()
+        assert len(decoded) == 1
+        assert second.positions == first.positions
+
+        state.rows[0]["flSellQty"] = "30"  # a trade: net 25 -> 15
+        third = await client.fetch()
+        assert len(decoded) == 2
+        assert third.positions[FO].net_qty == 15
+
+        state.script("positions", Reply(200, b'{"stat": "Ok", "data": [}'))
+        with pytest.raises(BadResponse):
+            await client.fetch()
+        fourth = await client.fetch()
+
+    assert len(decoded) == 3  # the bad body; the good one after it matched the last decoded
+    assert fourth.positions == third.positions
