@@ -7,7 +7,8 @@ aiohttp loop of ``benchmarks.bare`` making the same requests on the same schedul
 CPU time (user + system, from /proc) is read when the first two rounds are done and again after
 ``ROUNDS`` more; the figure is CPU per poll of the daemon over CPU per poll of the bare loop
 run right after it, the median of three such pairs. Positions and prices stay the same, so every
-poll after the baseline is the steady state: no change, nothing to alert.
+poll after the baseline is the steady state of an account that did not trade: the same
+positions body (which the Kotak client decodes once), no change, nothing to alert.
 """
 
 from __future__ import annotations
