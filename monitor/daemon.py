@@ -79,9 +79,15 @@ class Settings:
 
 
 def make_broker(
-    config: Config, account: AccountConfig, secrets: Mapping[str, str], transport: Transport
+    config: Config,
+    account: AccountConfig,
+    secrets: Mapping[str, str],
+    transport: Transport,
+    *,
+    recording: bool = False,
 ) -> Broker:
-    """The live source for an account."""
+    """The live source for an account; ``recording`` keeps each poll's exchange for
+    ``run --record``."""
     if account.broker == SIMULATOR:
         return Simulator(
             account.id, seed=account.seed, tick=account.poll_every, timezone=account.timezone
@@ -99,6 +105,7 @@ def make_broker(
         transport=transport,
         timeouts=aiohttp.ClientTimeout(total=total, connect=connect),
         clock=lambda: datetime.now(zone),
+        recording=recording,
     )
     try:
         return live.client(connection)
@@ -183,9 +190,12 @@ class Daemon:
         # One HTTP session for every broker, opened in start(): shared pools, one place to close.
         self._transport = Transport()
         self.brokers = [
-            make_broker(config, account, settings.secrets.get(account.id, {}), self._transport)
+            make_broker(
+                config, account, settings.secrets.get(account.id, {}), self._transport,
+                recording=settings.record is not None,
+            )
             for account in accounts
-        ]
+        ]  # fmt: skip
         self._state_lock = claim_state_file(settings.state_path)
         try:
             self.store = Store(settings.state_path)

@@ -328,10 +328,10 @@ class Client:
             "GetAccountPositions", {"AccountId": self._account_id, "OMSId": self._oms_id}
         )
         taken_at = self._conn.clock()
-        self.last_exchange = Exchange(response.status, response.body, {})
+        self.last_exchange = self._conn.exchange(response.status, response.body, {})
         balances = decode(require_success(BROKER, response))
         quotes = await self._quotes(open_symbols(balances))
-        self.last_exchange = Exchange(response.status, response.body, quotes)
+        self.last_exchange = self._conn.exchange(response.status, response.body, quotes)
         return build(balances, account=self._conn.account, taken_at=taken_at, quotes=quotes)
 
     async def _call(self, function: str, payload: Mapping[str, object]) -> HttpResponse:

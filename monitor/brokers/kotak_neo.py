@@ -318,12 +318,12 @@ class Client:
             limiter=self._limiter,
         )  # fmt: skip
         taken_at = self._conn.clock()
-        self.last_exchange = Exchange(response.status, response.body, {})
+        self.last_exchange = self._conn.exchange(response.status, response.body, {})
         rows = self._rows(require_success(BROKER, response))
         quotes = {}
         if time.monotonic() >= self._quotes_not_before:
             quotes = await self._quotes(session, open_instruments(rows))
-        self.last_exchange = Exchange(response.status, response.body, quotes)
+        self.last_exchange = self._conn.exchange(response.status, response.body, quotes)
         return build(rows, account=self._conn.account, taken_at=taken_at, quotes=quotes)
 
     def _rows(self, body: bytes) -> list[_Unpriced]:

@@ -197,7 +197,7 @@ class Client:
             headers={"x-session-token": token, **_JSON}, limiter=self._limiter,
         )  # fmt: skip
         taken_at = self._conn.clock()
-        self.last_exchange = Exchange(response.status, response.body, {})
+        self.last_exchange = self._conn.exchange(response.status, response.body, {})
         body = require_success(BROKER, response)
         try:
             snapshot = parse(body, account=self._conn.account, taken_at=taken_at, quotes={})

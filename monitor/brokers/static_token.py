@@ -43,7 +43,7 @@ class StaticTokenClient:
             json_body=self.request,
         )  # fmt: skip
         taken_at = self._conn.clock()
-        self.last_exchange = Exchange(response.status, response.body, {})
+        self.last_exchange = self._conn.exchange(response.status, response.body, {})
         if response.status in (401, 403):
             raise AuthExpired(
                 self.broker,

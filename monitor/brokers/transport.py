@@ -46,10 +46,16 @@ class Connection:
     transport: Transport
     timeouts: aiohttp.ClientTimeout
     clock: Callable[[], datetime]  # now, in the account's zone: the snapshot's taken_at
+    recording: bool = False  # whether ``run --record`` reads each poll's exchange
 
     def url(self, path: str) -> str:
         """``path`` under the configured base URL."""
         return self.base_url.rstrip("/") + path
+
+    def exchange(self, status: int, body: bytes, quotes: Mapping[str, Decimal]) -> Exchange | None:
+        """What a poll read, for the recorder; None when nothing records, so a client does not
+        hold its last body (some 600 bytes a position) for nobody."""
+        return Exchange(status, body, quotes) if self.recording else None
 
     async def call(
         self,

@@ -22,8 +22,10 @@ async def connection(
     total_timeout: float = 2.0,
     max_body: int = 16 * 1024 * 1024,
     clock: datetime = T0,
+    recording: bool = True,
 ) -> AsyncIterator[Connection]:
-    """A Connection over a fresh ClientSession, closed on exit."""
+    """A Connection over a fresh ClientSession, closed on exit; by default it keeps each
+    poll's exchange, as under ``run --record``, for the tests that read it."""
     transport = Transport(max_body=max_body)
     transport.open()
     try:
@@ -35,6 +37,7 @@ async def connection(
             transport=transport,
             timeouts=aiohttp.ClientTimeout(total=total_timeout, connect=min(1.0, total_timeout)),
             clock=lambda: clock,
+            recording=recording,
         )
     finally:
         await transport.close()

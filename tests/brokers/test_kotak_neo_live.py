@@ -597,3 +597,12 @@ async def test_an_unchanged_positions_body_is_decoded_once_and_a_changed_one_aga
 
     assert len(decoded) == 3  # the bad body; the good one after it matched the last decoded
     assert fourth.positions == third.positions
+
+
+async def test_without_a_recorder_no_exchange_is_kept():
+    """Outside ``run --record`` the client keeps no body: nothing would read it."""
+    async with live(make_state(), recording=False) as client:
+        snapshot = await client.fetch()
+
+    assert list(snapshot.positions) == [FO, FLAT, CM]
+    assert client.last_exchange is None
