@@ -6,7 +6,7 @@ daemon (``python -m monitor run`` on a generated rules.yaml with the bundled rul
 aiohttp loop of ``benchmarks.bare`` making the same requests on the same schedule. The child's
 CPU time (user + system, from /proc) is read when the first two rounds are done and again after
 ``ROUNDS`` more; the figure is CPU per poll of the daemon over CPU per poll of the bare loop
-run right after it, the median of three such pairs. Positions and prices stay the same, so every
+run right after it, the median of five such pairs. Positions and prices stay the same, so every
 poll after the baseline is the steady state of an account that did not trade: the same
 positions body (which the Kotak client decodes once), no change, nothing to alert.
 """

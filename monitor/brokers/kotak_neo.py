@@ -241,6 +241,15 @@ class _Quote(msgspec.Struct):
 
 
 @dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A positions body's digest, its rows and the instruments they need prices for."""
+
+    digest: bytes
+    rows: list[_Unpriced]
+    instruments: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class _Session:
     token: str
     sid: str
@@ -257,7 +266,7 @@ class Client:
         self._limiter = RateLimiter(REQUESTS_PER_SECOND)
         self._session: _Session | None = None
         self._quotes_not_before = 0.0  # monotonic time before which quotes are not asked for
-        self._decoded: tuple[bytes, list[_Unpriced]] | None = None  # body digest, its rows
+        self._decoded: _Decoded | None = None  # of the last positions body
         self.last_exchange: Exchange | None = None
 
     async def fetch(self) -> Snapshot:
@@ -319,20 +328,21 @@ class Client:
         )  # fmt: skip
         taken_at = self._conn.clock()
         self.last_exchange = self._conn.exchange(response.status, response.body, {})
-        rows = self._rows(require_success(BROKER, response))
+        decoded = self._decode(require_success(BROKER, response))
         quotes = {}
         if time.monotonic() >= self._quotes_not_before:
-            quotes = await self._quotes(session, open_instruments(rows))
+            quotes = await self._quotes(session, decoded.instruments)
         self.last_exchange = self._conn.exchange(response.status, response.body, quotes)
-        return build(rows, account=self._conn.account, taken_at=taken_at, quotes=quotes)
+        return build(decoded.rows, account=self._conn.account, taken_at=taken_at, quotes=quotes)
 
-    def _rows(self, body: bytes) -> list[_Unpriced]:
-        """The decoded rows of a positions body. The body carries no prices, so between two
-        trades every poll returns the same bytes: those are decoded once, not every poll."""
+    def _decode(self, body: bytes) -> _Decoded:
+        """A positions body decoded. The body carries no prices, so between two trades every
+        poll returns the same bytes: those are decoded once, not every poll."""
         digest = hashlib.blake2b(body, digest_size=16).digest()
-        if self._decoded is None or self._decoded[0] != digest:
-            self._decoded = (digest, decode(body, self._conn.account))
-        return self._decoded[1]
+        if self._decoded is None or self._decoded.digest != digest:
+            rows = decode(body, self._conn.account)
+            self._decoded = _Decoded(digest, rows, open_instruments(rows))
+        return self._decoded
 
     async def _quotes(self, session: _Session, instruments: list[str]) -> dict[str, Decimal]:
         """Last prices keyed ``exSeg:tok``; a failed quote call leaves those prices unknown."""
