@@ -1,14 +1,16 @@
 """The daemon polling 500 Kotak accounts against the fake Kotak server, against a bare loop.
 
-Three processes: this one serves the fake broker (``tests.fakes.kotak_neo``, rate limit off) and
-counts the positions requests it answers; the contender runs in a child process, either the real
-daemon (``python -m monitor run`` on a generated rules.yaml with the bundled rules) or the bare
-aiohttp loop of ``benchmarks.bare`` making the same requests on the same schedule. The child's
-CPU time (user + system, from /proc) is read when the first two rounds are done and again after
-``ROUNDS`` more; the figure is CPU per poll of the daemon over CPU per poll of the bare loop
-run right after it, the median of five such pairs. Positions and prices stay the same, so every
-poll after the baseline is the steady state of an account that did not trade: the same
-positions body (which the Kotak client decodes once), no change, nothing to alert.
+This process serves two fake brokers (``tests.fakes.kotak_neo``, rate limit off) and counts the
+positions requests each answers. Two child processes poll them at the same time: the real
+daemon (``python -m monitor run`` on a generated rules.yaml with the bundled rules) one, and
+the bare aiohttp loop of ``benchmarks.bare``, making the same requests on the same schedule,
+the other. Running both at once puts them under the same load of this shared machine, which
+moves by a third from one minute to the next. Each child's CPU time (user + system, from
+/proc) is read when its first two rounds are done and again after ``ROUNDS`` more; the figure
+is the daemon's CPU per poll over the bare loop's, the median of five such pairs. Positions
+and prices stay the same, so every poll after the baseline is the steady state of an account
+that did not trade: the same positions body (which the Kotak client decodes once), no change,
+nothing to alert.
 """
 
 from __future__ import annotations
@@ -137,70 +139,96 @@ class Counter:
         return sum(1 for r in self._state.requests[since:until] if r.status >= 400)
 
 
-async def measure(command: list[str], env: dict[str, str], state: KotakNeoState, log: Path) -> Run:
-    """Start ``command``, measure its CPU over ``ROUNDS`` rounds after the warm ones, stop it."""
-    state.requests.clear()
-    counter = Counter(state)
-    with log.open("wb") as output:
-        process = await asyncio.create_subprocess_exec(
-            *command, env=env, stdout=output, stderr=output, stdin=subprocess.DEVNULL
-        )
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                start_polls = await _reach(counter, WARM_ROUNDS * ACCOUNTS, process)
-                start_cpu, start_seen = cpu_seconds(process.pid), counter.seen
-                end_polls = await _reach(counter, start_polls + ROUNDS * ACCOUNTS, process)
-                end_cpu, end_seen = cpu_seconds(process.pid), counter.seen
-        finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-    failed = counter.failed(start_seen, end_seen)
-    return Run(end_cpu - start_cpu, end_polls - start_polls, failed)
+@dataclass
+class Contender:
+    """One child process polling its own fake, and what was read of it."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    counter: Counter
+    start: tuple[float, int, int] | None = None  # CPU seconds, polls, requests seen
+    run: Run | None = None
+
+    def observe(self) -> None:
+        """Read the CPU at the end of the warm rounds, and again after ``ROUNDS`` more."""
+        polls = self.counter.update()
+        if self.process.returncode is not None:
+            raise RuntimeError(f"{self.name} exited early: status {self.process.returncode}")
+        if self.start is None:
+            if polls >= WARM_ROUNDS * ACCOUNTS:
+                self.start = (cpu_seconds(self.process.pid), polls, self.counter.seen)
+        elif self.run is None and polls >= self.start[1] + ROUNDS * ACCOUNTS:
+            cpu, first, seen = self.start
+            failed = self.counter.failed(seen, self.counter.seen)
+            self.run = Run(cpu_seconds(self.process.pid) - cpu, polls - first, failed)
 
 
-async def _reach(counter: Counter, polls: int, process: asyncio.subprocess.Process) -> int:
-    while counter.update() < polls:
-        if process.returncode is not None:
-            raise RuntimeError(f"pid {process.pid} exited early: status {process.returncode}")
-        await asyncio.sleep(0.01)
-    return counter.positions
+async def measure_pair(
+    commands: dict[str, tuple[list[str], KotakNeoState]], env: dict[str, str], logs: Path
+) -> dict[str, Run]:
+    """Start every command at once, measure each over ``ROUNDS`` rounds after the warm ones,
+    stop them all."""
+    contenders: list[Contender] = []
+    try:
+        for name, (command, state) in commands.items():
+            state.requests.clear()
+            with (logs / f"{name}.log").open("wb") as output:
+                process = await asyncio.create_subprocess_exec(
+                    *command, env=env, stdout=output, stderr=output, stdin=subprocess.DEVNULL
+                )
+            contenders.append(Contender(name, process, Counter(state)))
+        async with asyncio.timeout(TIMEOUT):
+            while any(c.run is None for c in contenders):
+                for contender in contenders:
+                    contender.observe()
+                await asyncio.sleep(0.01)
+    finally:
+        for contender in contenders:
+            await _stop(contender.process)
+    return {c.name: c.run for c in contenders if c.run is not None}
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), 15)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 async def run(repeat: int, root: Path) -> dict[str, float]:
-    """Daemon and bare loop in turn, ``repeat`` times each."""
-    state = fake_state()
+    """``repeat`` pairs of the daemon and the bare loop, each pair polling at the same time."""
+    daemon_state, bare_state = fake_state(), fake_state()
     daemon_runs: list[Run] = []
     bare_runs: list[Run] = []
-    async with serve(make_app(state)) as base:
+    async with serve(make_app(daemon_state)) as daemon_base, serve(make_app(bare_state)) as base:
         with tempfile.TemporaryDirectory(prefix="pm-bench-") as tmp:
             workdir = Path(tmp)
             rules = workdir / "rules.yaml"
-            rules.write_text(rules_yaml(base, root), encoding="utf-8")
+            rules.write_text(rules_yaml(daemon_base, root), encoding="utf-8")
             env = {**os.environ, **ENV, "PYTHONPATH": str(root)}
             bare = [
                 sys.executable, "-m", "benchmarks.bare", "--base-url", base,
                 "--accounts", str(ACCOUNTS), "--interval", str(INTERVAL),
-                "--instruments", ",".join(open_instruments(state)),
+                "--instruments", ",".join(open_instruments(bare_state)),
             ]  # fmt: skip
             for index in range(repeat):
-                state_file = workdir / f"state-{index}.db"
                 daemon = [
                     sys.executable, "-m", "monitor", "run", "--config", str(rules),
-                    "--state", str(state_file), "--listen", "127.0.0.1:0",
+                    "--state", str(workdir / f"state-{index}.db"), "--listen", "127.0.0.1:0",
                 ]  # fmt: skip
-                daemon_runs.append(await measure(daemon, env, state, workdir / "daemon.log"))
-                bare_runs.append(await measure(bare, env, state, workdir / "bare.log"))
+                runs = await measure_pair(
+                    {"daemon": (daemon, daemon_state), "bare": (bare, bare_state)}, env, workdir
+                )
+                daemon_runs.append(runs["daemon"])
+                bare_runs.append(runs["bare"])
     return summarize(daemon_runs, bare_runs)
 
 
 def summarize(daemon_runs: list[Run], bare_runs: list[Run]) -> dict[str, float]:
-    """The median of the ratios of runs made back to back (one busy spell of the machine then
-    weighs on both sides of a ratio), with the raw figures of the median pair."""
+    """The median of the ratios of the pairs, with the raw figures of the median pair."""
     pairs = sorted(zip(daemon_runs, bare_runs, strict=True), key=lambda pair: _ratio(*pair))
     daemon, bare = pairs[len(pairs) // 2]
     each = {
