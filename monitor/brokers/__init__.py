@@ -26,7 +26,8 @@ class Broker(Protocol):
 
     @property
     def last_exchange(self) -> Exchange | None:
-        """What the last fetch read off the wire (None when nothing came back)."""
+        """What the last fetch read off the wire, for ``run --record`` (None when nothing came
+        back, or when the connection is not recording)."""
         ...
 
     async def fetch(self) -> Snapshot:
