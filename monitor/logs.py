@@ -140,3 +140,6 @@ def configure_logging(
     # skips are counted in a metric instead. httpx logs request URLs (bot tokens) at INFO.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # A library's warning (a deprecation, an unclosed session) is a JSON line like the rest,
+    # not raw text in the middle of the stream.
+    logging.captureWarnings(True)

@@ -26,6 +26,7 @@ def restore_logging() -> Iterator[None]:
     levels = {name: logging.getLogger(name).level for name in ("apscheduler", "httpx")}
     yield
     root.handlers, root.level = handlers, level
+    logging.captureWarnings(False)
     for name, saved in levels.items():
         logging.getLogger(name).setLevel(saved)
     structlog.reset_defaults()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -231,3 +232,16 @@ class TestRedactorScrub:
 
     def test_regex_characters_in_secrets_are_literal(self) -> None:
         assert Redactor(["a.b*c+"]).scrub("a.b*c+ axbbc") == f"{REDACTED} axbbc"
+
+
+def test_a_library_warning_is_a_json_line() -> None:
+    """A warning a library raises (a deprecation, an unclosed session) comes out as our JSON,
+    not as raw text between the JSON lines."""
+    stream = io.StringIO()
+    configure_logging(stream=stream, json_output=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("Unclosed client session", ResourceWarning, stacklevel=1)
+    (line,) = _lines(stream)
+    assert "Unclosed client session" in str(line["event"])
+    assert line["logger"] == "py.warnings" and line["level"] == "warning"

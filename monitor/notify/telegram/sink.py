@@ -9,6 +9,7 @@ bot token is retried, since alerts must wait for a fixed token rather than be dr
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -61,6 +62,9 @@ class TelegramBot:
         self.long_poll = long_poll
         self.redact = redact
         self.pacer = pacer or Pacer()
+        # PTB's documented opt-in to time periods as timedeltas (its next major version's
+        # only kind); without it every 429 warns that seconds are deprecated.
+        os.environ.setdefault("PTB_TIMEDELTA", "true")
         self.bot = Bot(
             token,
             base_url=f"{api_url}/bot",
