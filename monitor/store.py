@@ -121,7 +121,6 @@ class PendingAlert:
 
     id: int
     alert: Alert
-    attempts: int
 
 
 class Store:
@@ -321,14 +320,14 @@ class Store:
     def pending(self, sink: str, limit: int = 100) -> list[PendingAlert]:
         """Undelivered alerts for ``sink``, oldest first."""
         rows = self._query(
-            "SELECT a.id, a.payload, d.attempts"
+            "SELECT a.id, a.payload"
             " FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
             " WHERE d.sink = ? AND d.delivered_at IS NULL AND d.failed_at IS NULL"
             " AND d.muted_at IS NULL ORDER BY d.alert_id LIMIT ?",
             (sink, limit),
         )
         pending = []
-        for alert_id, payload, attempts in rows:
+        for alert_id, payload in rows:
             try:
                 alert = alert_from_json(json.loads(payload))
             except (ValueError, KeyError, TypeError):
@@ -339,7 +338,7 @@ class Store:
                     ("unreadable payload", alert_id, sink),
                 )
                 continue
-            pending.append(PendingAlert(alert_id, alert, attempts))
+            pending.append(PendingAlert(alert_id, alert))
         return pending
 
     def mark_delivered(self, alert_ids: Sequence[int], sink: str, at: datetime) -> None:

@@ -240,3 +240,27 @@ def test_decimal_details_survive_the_outbox(tmp_path: Path) -> None:
     store.commit_poll(Snapshot("acct", "simulator", AT, {}), DAY, [], {}, [(original, ["one"])])
     (pending,) = store.pending("one")
     assert pending.alert == original
+
+
+async def test_a_long_outage_does_not_use_up_the_tries_against_a_sink_bug(tmp_path: Path) -> None:
+    """Failed attempts of an outage are not crashes: after twenty of them, an alert that
+    crashes the sink still gets its MAX_CRASHES tries before it is parked."""
+    store = Store(tmp_path / "s.db")
+    commit(store, ["a"], ["buggy"])
+    sink = FlakySink("buggy")
+    sink.fail_with = DeliveryFailed(Reason.TRANSPORT_ERROR, "connection refused", retryable=True)
+    dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002))
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(5):
+            while sink.attempts < 20:
+                await asyncio.sleep(0.001)
+        outage = sink.attempts
+        sink.fail_with = ValueError("cannot format this alert")
+        async with asyncio.timeout(5):
+            while store.pending("buggy"):
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert sink.attempts - outage == MAX_CRASHES
+    assert sink.delivered == []

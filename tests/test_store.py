@@ -186,11 +186,10 @@ def test_one_pending_delivery_per_routed_sink(store: Store) -> None:
     store.commit_poll(snap(), DAY, [], {}, [(a3, ["telegram", "console"])])
     console = store.pending("console")
     assert [p.alert for p in console] == [a1, a2, a3]
-    assert [p.attempts for p in console] == [0, 0, 0]
     ids = [p.id for p in console]
     assert ids == sorted(ids)
     assert len(set(ids)) == 3
-    assert store.pending("telegram") == [PendingAlert(ids[0], a1, 0), PendingAlert(ids[2], a3, 0)]
+    assert store.pending("telegram") == [PendingAlert(ids[0], a1), PendingAlert(ids[2], a3)]
     assert store.pending("pager") == []
     assert store.outbox_depth() == {"console": 3, "telegram": 2}
     assert store.alerts() == [a1, a2, a3]
@@ -221,14 +220,18 @@ def test_mark_delivered_removes_from_pending(store: Store) -> None:
     assert store.outbox_depth() == {"console": 1, "telegram": 1}
 
 
-def test_mark_attempt_failed_keeps_it_pending_and_counts(store: Store) -> None:
-    """A failed attempt leaves the alert pending with one more attempt counted."""
+def test_mark_attempt_failed_keeps_it_pending_and_counts(store: Store, path: Path) -> None:
+    """A failed attempt leaves the alert pending, with one more attempt and its error kept
+    for whoever inspects the outbox."""
     store.commit_poll(snap(), DAY, [], {}, [(alert("1"), ["telegram"])])
     [pending] = store.pending("telegram")
     store.mark_attempt_failed(pending.id, "telegram", "timeout")
     store.mark_attempt_failed(pending.id, "telegram", "HTTP 502")
-    assert store.pending("telegram") == [PendingAlert(pending.id, alert("1"), 2)]
+    assert store.pending("telegram") == [PendingAlert(pending.id, alert("1"))]
     assert store.outbox_depth() == {"telegram": 1}
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT attempts, last_error FROM deliveries").fetchone()
+    assert row == (2, "HTTP 502")
 
 
 def test_mark_undeliverable_removes_it(store: Store) -> None:

@@ -24,7 +24,7 @@ from monitor.store import PendingAlert, Store, StoreError
 log = structlog.get_logger(__name__)
 
 BATCH = 100
-MAX_CRASHES = 5  # attempts before an alert that makes a sink raise unexpectedly is parked
+MAX_CRASHES = 5  # times an alert may make a sink raise unexpectedly before it is parked
 
 
 class Dispatcher:
@@ -53,6 +53,9 @@ class Dispatcher:
         # Alerts a sink accepted whose delivery the state file has not recorded yet (it was
         # locked or full): the retry records them instead of sending them again.
         self._unrecorded: dict[str, set[int]] = {name: set() for name in self._wakeups}
+        # Crashes per (sink, alert id), apart from ordinary failed attempts: an alert that
+        # waited out a long outage still gets its few tries against a sink bug.
+        self._crashes: dict[tuple[str, int], int] = {}
 
     def wake(self) -> None:
         """New alerts are committed: every sink looks at the outbox now."""
@@ -153,8 +156,11 @@ class Dispatcher:
                 failure = err
             except Exception as err:  # a sink bug: retried a few times, then parked
                 log.exception("delivery_crashed", sink=name, alert_id=group[0].id)
-                retryable = group[0].attempts + 1 < MAX_CRASHES
-                failure = DeliveryFailed(Reason.SINK_ERROR, repr(err), retryable=retryable)
+                crashes = self._crashes.get((name, group[0].id), 0) + 1
+                self._crashes[(name, group[0].id)] = crashes
+                failure = DeliveryFailed(
+                    Reason.SINK_ERROR, repr(err), retryable=crashes < MAX_CRASHES
+                )
             else:
                 self._delivered(name, group)
                 return True
@@ -172,6 +178,7 @@ class Dispatcher:
                 return False
             refused, group = group[0], group[1:]
             self._store.mark_undeliverable(refused.id, name, str(failure), self._clock())
+            self._crashes.pop((name, refused.id), None)
             self._metrics.undeliverable.labels(name).inc()
             if not self._refusing[name]:
                 # Once per sink until it delivers again: a blocked chat must not flood the log.
@@ -197,6 +204,9 @@ class Dispatcher:
         self._unrecorded[name].update(ids)
         self._store.mark_delivered(ids, name, self._clock())
         self._unrecorded[name].difference_update(ids)
+        if self._crashes:
+            for alert_id in ids:
+                self._crashes.pop((name, alert_id), None)
         self._metrics.deliveries.labels(name, "delivered").inc(len(items))
         self._refusing[name] = False
 
