@@ -51,10 +51,13 @@ def write_config(tmp_path: Path, bundled_rules: Path, api_url: str) -> Path:
 
 
 def telegram_deliveries(state: Path, up_to: int | None = None) -> dict[str, int]:
-    """Deliveries to telegram:me (of alerts up to id ``up_to``) by outcome."""
+    """Deliveries to telegram:me (of alerts up to id ``up_to``) by outcome; none while the
+    daemon has not created the state file and its tables yet."""
     if not state.exists():
         return {}
     with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as db:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'deliveries'").fetchone() is None:
+            return {}
         rows = db.execute(
             "SELECT CASE WHEN delivered_at IS NOT NULL THEN 'delivered'"
             " WHEN muted_at IS NOT NULL THEN 'muted' WHEN failed_at IS NOT NULL THEN 'refused'"
