@@ -89,6 +89,15 @@ async def remount(directory: Path, mode: str) -> None:
     assert await process.wait() == 0
 
 
+async def state_errors_once_recovered(daemon: Daemon, fake: portfolio.PortfolioState) -> float:
+    """The polls counted as state_error, read once the alert they held back is out and two
+    more polls have passed."""
+    await daemon.wait_alerts(1)
+    seen = len(fake.requests)
+    await until(lambda: len(fake.requests) >= seen + 2, "two more polls")
+    return await daemon.sample("position_monitor_polls_total", account="p1", outcome="state_error")
+
+
 def refusal(daemon: Daemon) -> str:
     """The one line a daemon that refused to start printed."""
     assert not daemon.events("daemon_started")
@@ -136,12 +145,7 @@ async def test_locked_state_file(harness: Harness) -> None:
             locked_at = time.monotonic()
             await daemon.wait_event("poll_failed", seconds=20)  # read off stderr, not /metrics
             failed_after = time.monotonic() - locked_at
-        await daemon.wait_alerts(1)
-        seen = len(fake.requests)
-        await until(lambda: len(fake.requests) >= seen + 2, "two more polls")
-        failed = await daemon.sample(
-            "position_monitor_polls_total", account="p1", outcome="state_error"
-        )
+        failed = await state_errors_once_recovered(daemon, fake)
         assert await daemon.sigterm() == 0
 
     assert failed >= 1
@@ -177,12 +181,7 @@ async def test_disk_full_then_freed_and_a_read_only_filesystem(
         full_at_start = refusal(other)
 
         filler.unlink()
-        await daemon.wait_alerts(1)
-        seen = len(fake.requests)
-        await until(lambda: len(fake.requests) >= seen + 2, "two more polls")
-        failed = await daemon.sample(
-            "position_monitor_polls_total", account="p1", outcome="state_error"
-        )
+        failed = await state_errors_once_recovered(daemon, fake)
         assert await daemon.sigterm() == 0
 
         await remount(small_fs, "ro")
