@@ -1,7 +1,8 @@
 """One poll through the real pipeline against its floor, DeepDiff and other decoders.
 
 The pipeline is what a good poll costs inside the monitor: the Kotak parser on the raw body
-(decode, net quantity and MTM per row) and ``evaluate_poll`` (diff against the previous
+(decode, net quantity and MTM per row; as in the live client, only rows that changed since the
+first poll are checked for duplicate keys) and ``evaluate_poll`` (diff against the previous
 snapshot, then every rule of the bundled rules.yaml). The floor is msgspec decoding the same
 body into typed Structs of the same fields, the least any parser must do.
 """
@@ -57,16 +58,22 @@ class Poll:
     rules: tuple[Rule, ...]
     baseline: Evaluation
     previous: Any  # the first poll's snapshot
+    checked: frozenset[bytes]  # the first body's raw rows, checked for duplicate keys
 
     @classmethod
     def after_first(cls, data: BenchData, rules: tuple[Rule, ...]) -> Poll:
         """The state after the first poll: its snapshot, trading day and rule states."""
         first = parse(data.first, data, FIRST_AT)
-        return cls(data, rules, evaluate_poll(None, None, first, rules, {}, IST), first)
+        _, checked = kotak_neo.decode_rows(data.first, ACCOUNT, frozenset())
+        baseline = evaluate_poll(None, None, first, rules, {}, IST)
+        return cls(data, rules, baseline, first, checked)
 
     def run(self) -> Evaluation:
         """Parse the next body and evaluate it: the pipeline's work for one poll."""
-        current = parse(self.data.second, self.data, FIRST_AT + timedelta(seconds=5))
+        rows, _ = kotak_neo.decode_rows(self.data.second, ACCOUNT, self.checked)
+        current = kotak_neo.build(
+            rows, account=ACCOUNT, taken_at=FIRST_AT + timedelta(seconds=5), quotes=self.data.quotes
+        )
         known = self.baseline
         return evaluate_poll(
             self.previous, known.trading_day, current, self.rules, known.states, IST

@@ -8,12 +8,15 @@ line numbers and to reject duplicate keys, which plain YAML would silently overw
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -261,14 +264,38 @@ def _from_env(value: str, environ: Mapping[str, str], missing: list[str]) -> str
     return resolved
 
 
+MAX_RULES_BYTES = 1024 * 1024  # a rules file with every account of a desk is a few kB
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading; OSError unless it is a regular file (a FIFO would block, a
+    device such as /dev/zero never ends)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without waiting for a writer
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def load(path: Path) -> Config:
     """Read and validate ``path``; raise ConfigError listing every problem."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        with open_regular(path) as file:
+            data = file.read(MAX_RULES_BYTES + 1)
+        if len(data) > MAX_RULES_BYTES:
+            raise ConfigError([f"{path}: cannot read: larger than {MAX_RULES_BYTES} bytes"])
+        text = data.decode("utf-8")
+    except OSError as err:
+        raise ConfigError([f"{path}: cannot read: {err.strerror or err}"]) from err
+    except UnicodeDecodeError as err:
         raise ConfigError([f"{path}: cannot read: {err}"]) from err
     try:
         document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass adding no tags  # nosec B506
+    except RecursionError as err:
+        raise ConfigError([f"{path}: invalid YAML: nested too deeply"]) from err
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
@@ -17,13 +19,163 @@ _MAX_ECHO = 40
 
 
 def decode_json(body: bytes, into: type[T], broker: str) -> T:
-    """Decode ``body`` straight into typed structs; any mismatch names the JSON path."""
+    """Decode ``body`` straight into typed structs; any mismatch names the JSON path, and a key
+    that appears twice in one object is an error, not the last one winning."""
     try:
-        return msgspec.json.decode(body, type=into)
+        value = msgspec.json.decode(body, type=into)
     except msgspec.ValidationError as err:
         raise validation_error(err, broker) from err
     except msgspec.DecodeError as err:
         raise BadResponse(broker, f"body: not valid JSON ({err})") from err
+    except RecursionError as err:
+        raise BadResponse(broker, "body: nested too deeply") from err
+    reject_duplicate_keys(body, broker)
+    return value
+
+
+def decode_json_envelope(body: bytes, into: type[T], broker: str) -> T:
+    """``decode_json`` that checks only the top-level keys for duplicates: for a body whose
+    nested objects the caller checks itself (one row at a time)."""
+    try:
+        value = msgspec.json.decode(body, type=into)
+        top = _TOP_LEVEL.decode(body)
+    except msgspec.ValidationError as err:
+        raise validation_error(err, broker) from err
+    except msgspec.DecodeError as err:
+        raise BadResponse(broker, f"body: not valid JSON ({err})") from err
+    except RecursionError as err:
+        raise BadResponse(broker, "body: nested too deeply") from err
+    reject_duplicate_top_level_keys(body, top, broker)
+    return value
+
+
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+class DuplicateKey(Exception):
+    """A JSON object holds one key twice; raised by ``unique_object``."""
+
+
+def unique_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """``object_pairs_hook`` for ``json.loads``: the object as a dict, or DuplicateKey."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise DuplicateKey
+    return document
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> None:
+    if len(dict(pairs)) != len(pairs):  # the fastest count of distinct keys
+        raise DuplicateKey
+
+
+def reject_duplicate_keys(document: bytes, broker: str, root: str = "") -> None:
+    """Raise BadResponse naming the path of the first key that appears twice in one object of
+    ``document`` (valid JSON); ``root`` is where ``document`` sits in the body (``data[3]``).
+
+    msgspec keeps the last of two equal keys without a word (and has no option to refuse
+    them), so the keys are read again by the json module, whose hook sees every pair.
+    Numbers stay text there: only the keys matter.
+    """
+    try:
+        json.loads(
+            document, object_pairs_hook=_unique_keys, parse_int=str, parse_float=str,
+            parse_constant=str,
+        )  # fmt: skip
+    except DuplicateKey:
+        raise duplicate_key_error(document, broker, root) from None
+    except RecursionError as err:
+        raise BadResponse(broker, f"{root or 'body'}: nested too deeply") from err
+    except ValueError as err:  # UTF-8 that msgspec took and json did not: still not trusted
+        raise BadResponse(broker, f"{root or 'body'}: not valid JSON ({err})") from err
+
+
+class _Pairs(list[tuple[str, object]]):
+    """An object's pairs in document order, duplicates kept."""
+
+
+def duplicate_key_error(document: bytes, broker: str, root: str = "") -> BadResponse:
+    """The BadResponse for a document known to hold a duplicate key, naming where it is.
+
+    Only runs on the failure path, so it can afford to read the document again in full.
+    """
+    try:
+        tree = json.loads(document, object_pairs_hook=_Pairs, parse_int=str, parse_float=str)
+        found = _first_duplicate(tree, root)
+    except RecursionError:
+        found = None
+    path, key = found or (root, "?")
+    return BadResponse(broker, f"{path or 'body'}: duplicate key {echo(key)}")
+
+
+def _first_duplicate(node: object, path: str) -> tuple[str, str] | None:
+    if isinstance(node, _Pairs):
+        seen = set()
+        for key, _ in node:
+            if key in seen:
+                return path, key
+            seen.add(key)
+        items = [(f"{path}.{key}" if path else key, value) for key, value in node]
+    elif isinstance(node, list):
+        items = [(f"{path}[{index}]", value) for index, value in enumerate(node)]
+    else:
+        return None
+    for where, value in items:
+        found = _first_duplicate(value, where)
+        if found:
+            return found
+    return None
+
+
+_BLANKS = frozenset((b" ", b"\t", b"\n", b"\r"))  # whitespace between JSON tokens
+
+
+def reject_duplicate_top_level_keys(
+    document: bytes, values: Mapping[str, msgspec.Raw], broker: str
+) -> None:
+    """Raise BadResponse if a key appears twice at the top level of the object ``document``,
+    given its decoded ``values`` (msgspec keeps the last value of a repeated key).
+
+    Reads only the keys: each value is stepped over by the length of the one msgspec kept for
+    its key. Where that value is not the text found there, the key must have been given a value
+    elsewhere too, so it is repeated; nested objects are not looked into.
+    """
+    seen: set[str] = set()
+    at = _skip_blanks(document, 1)  # after "{"; msgspec has checked the syntax
+    while document[at : at + 1] == b'"':
+        end = _string_end(document, at)
+        text = document[at:end]
+        key = json.loads(text) if b"\\" in text else text[1:-1].decode()
+        if key in seen:
+            raise BadResponse(broker, f"body: duplicate key {echo(key)}")
+        seen.add(key)
+        at = _skip_blanks(document, end) + 1  # the ":"
+        at = _skip_blanks(document, at)
+        kept = values[key]
+        if not document.startswith(kept, at):
+            raise BadResponse(broker, f"body: duplicate key {echo(key)}")
+        at = _skip_blanks(document, at + len(kept))
+        if document[at : at + 1] not in (b",", b"}"):  # the kept value only began like this one
+            raise BadResponse(broker, f"body: duplicate key {echo(key)}")
+        at = _skip_blanks(document, at + 1)
+
+
+def _skip_blanks(document: bytes, at: int) -> int:
+    while document[at : at + 1] in _BLANKS:
+        at += 1
+    return at
+
+
+def _string_end(document: bytes, start: int) -> int:
+    """The index just past the JSON string that opens at ``start``."""
+    end = start
+    while True:
+        end = document.index(b'"', end + 1)
+        escapes = end - 1
+        while document[escapes] == 0x5C:  # a quote after an odd run of backslashes is escaped
+            escapes -= 1
+        if (end - 1 - escapes) % 2 == 0:
+            return end + 1
 
 
 def validation_error(err: msgspec.ValidationError, broker: str, root: str = "") -> BadResponse:

@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from monitor.brokers._decode import echo, require_finite
+from monitor.brokers._decode import (
+    DuplicateKey,
+    duplicate_key_error,
+    echo,
+    require_finite,
+    unique_object,
+)
 from monitor.brokers.errors import AuthExpired, BadResponse, BrokerUnavailable, RateLimited
 from monitor.brokers.options import Option, integer, text
 from monitor.brokers.transport import (
@@ -179,7 +185,9 @@ def last_price(body: bytes, instrument_id: int) -> Decimal | None:
 
 def _load(body: bytes, where: str) -> object:
     try:
-        return json.loads(body, parse_float=Decimal)
+        return json.loads(body, parse_float=Decimal, object_pairs_hook=unique_object)
+    except DuplicateKey:
+        raise duplicate_key_error(body, BROKER, where) from None
     except (ValueError, UnicodeDecodeError) as err:
         raise BadResponse(BROKER, f"{where}: not valid JSON ({err})") from err
     except RecursionError as err:

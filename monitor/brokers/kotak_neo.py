@@ -13,9 +13,8 @@ A flat position (net_qty 0) needs no price: its MTM is the realised cash differe
 from __future__ import annotations
 
 import hashlib
-import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, DivisionByZero, DivisionUndefined, InvalidOperation
@@ -26,7 +25,9 @@ from yarl import URL
 
 from monitor.brokers._decode import (
     decode_json,
+    decode_json_envelope,
     grouped_decimal,
+    reject_duplicate_keys,
     row_arithmetic_error,
     validation_error,
 )
@@ -52,9 +53,10 @@ TIMEZONE = "Asia/Kolkata"
 # stCode values the Neo API returns (even with HTTP 200) when the session is no longer valid.
 SESSION_EXPIRED_CODES = frozenset({"1003", "100022"})
 # The official SDK treats {"stat": "Not_Ok", "stCode": 5203, "errMsg": "No Data"} as an account
-# with no positions; only that wording counts, so another 5203 failure stays a failed poll.
+# with no positions; only that whole message counts (case and surrounding blanks aside), so
+# "Upstream returned no data, please retry" and every other 5203 failure stay failed polls.
 NO_DATA_CODE = "5203"
-_NO_DATA = re.compile(r"no data|data not found", re.IGNORECASE)
+NO_DATA_MESSAGE = "no data"
 
 
 class Row(msgspec.Struct, rename="camel", gc=False):
@@ -114,18 +116,28 @@ def parse(
 
 def decode(body: bytes, account: str) -> list[_Unpriced]:
     """The rows of a positions body before pricing; error envelopes raise their typed error."""
-    envelope = decode_json(body, _Envelope, BROKER)
+    return decode_rows(body, account, frozenset())[0]
+
+
+def decode_rows(
+    body: bytes, account: str, checked: Set[bytes]
+) -> tuple[list[_Unpriced], frozenset[bytes]]:
+    """``decode``, skipping the duplicate-key check for rows in ``checked`` (raw rows already
+    found free of them); also returns this body's raw rows, all checked now."""
+    envelope = decode_json_envelope(body, _Envelope, BROKER)
     if envelope.stat.lower() != "ok":  # the seed says "Ok", newer SDK docs "ok"
         code = str(envelope.st_code)
         message = envelope.err_msg or envelope.emsg or ""
-        if code == NO_DATA_CODE and _NO_DATA.search(f"{message} {envelope.desc or ''}"):
-            return []  # the API's answer for an account with no positions today
+        if code == NO_DATA_CODE and message.strip().lower() == NO_DATA_MESSAGE:
+            return [], frozenset()  # the API's answer for an account with no positions today
         reason = f"stat {envelope.stat}, stCode {code}: {message}".rstrip(": ")
         if code in SESSION_EXPIRED_CODES:
             raise AuthExpired(BROKER, reason)
         raise BadResponse(BROKER, reason)
     if envelope.data is None:
         raise BadResponse(BROKER, "data: missing from a stat Ok response")
+    texts = list(map(bytes, envelope.data))
+    _reject_duplicate_keys(texts, checked)
     rows = []
     for index, raw in enumerate(envelope.data):
         try:
@@ -136,7 +148,21 @@ def decode(body: bytes, account: str) -> list[_Unpriced]:
             rows.append(_unpriced(PositionKey(account, row.ex_seg, row.tok, row.prod), row, index))
         except ArithmeticError as err:
             raise row_arithmetic_error(err, row, BROKER, f"data[{index}]") from err
-    return rows
+    return rows, frozenset(texts)
+
+
+def _reject_duplicate_keys(rows: list[bytes], checked: Set[bytes]) -> None:
+    """Raise BadResponse naming the first row holding a key twice; rows in ``checked`` are not
+    read again. The rest are read in one go, which costs far less than one call per row."""
+    fresh = [(index, row) for index, row in enumerate(rows) if row not in checked]
+    if not fresh:
+        return
+    try:
+        reject_duplicate_keys(b"[" + b",".join(row for _, row in fresh) + b"]", BROKER)
+    except BadResponse:
+        for index, row in fresh:  # the failure path: find the row to name
+            reject_duplicate_keys(row, BROKER, f"data[{index}]")
+        raise
 
 
 def _unpriced(key: PositionKey, row: Row, index: int) -> _Unpriced:
@@ -247,6 +273,7 @@ class _Decoded:
     digest: bytes
     rows: list[_Unpriced]
     instruments: list[str]
+    raw_rows: frozenset[bytes]  # the body's rows as sent, found free of duplicate keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,8 +367,11 @@ class Client:
         poll returns the same bytes: those are decoded once, not every poll."""
         digest = hashlib.blake2b(body, digest_size=16).digest()
         if self._decoded is None or self._decoded.digest != digest:
-            rows = decode(body, self._conn.account)
-            self._decoded = _Decoded(digest, rows, open_instruments(rows))
+            # Most rows of a changed body are the last body's rows byte for byte: those were
+            # checked for duplicate keys already.
+            checked = frozenset() if self._decoded is None else self._decoded.raw_rows
+            rows, raw_rows = decode_rows(body, self._conn.account, checked)
+            self._decoded = _Decoded(digest, rows, open_instruments(rows), raw_rows)
         return self._decoded
 
     async def _quotes(self, session: _Session, instruments: list[str]) -> dict[str, Decimal]:

@@ -9,10 +9,10 @@ Samco reports a short as a positive ``netQuantity`` with ``transactionType: SELL
 An empty realised figure is zero; an empty unrealised figure on an open position leaves the
 MTM unknown. The key is (exchange, tradingSymbol, productCode).
 
-A ``status: Failure`` envelope whose whole message says there are no positions ("No Positions
-Found") is read as an empty book. Samco does not document its empty-book answer: a success
-envelope with an empty ``positionDetails`` is the other candidate, and both give an empty
-snapshot, live and in replay alike.
+A ``status: Failure`` envelope whose statusMessage is "No Positions Found" (case and surrounding
+blanks aside) is read as an empty book; any other Failure is a failed poll. Samco does not
+document its empty-book answer: a success envelope with an empty ``positionDetails`` is the
+other candidate, and both give an empty snapshot, live and in replay alike.
 """
 
 from __future__ import annotations
@@ -42,12 +42,8 @@ BROKER = "samco"
 TIMEZONE = "Asia/Kolkata"
 
 _Number = str | int | float
-# The whole statusMessage of a Failure envelope that means "nothing to show", not an error.
-_NO_POSITIONS = re.compile(
-    r"no\s+(?:open\s+)?(?:positions?|position\s+details?|data|records?)"
-    r"(?:\s+(?:are\s+)?(?:found|available|exists?))?\s*\.?",
-    re.IGNORECASE,
-)
+# The statusMessage of a Failure envelope that means "nothing to show", not an error.
+NO_POSITIONS_MESSAGE = "no positions found"
 
 
 class _Row(msgspec.Struct, rename="camel"):
@@ -75,9 +71,8 @@ def parse(
     del quotes  # rows carry their own prices and P&L
     envelope = decode_json(body, _Envelope, BROKER)
     if envelope.status != "Success":
-        if envelope.status == "Failure" and _NO_POSITIONS.fullmatch(
-            envelope.status_message.strip()
-        ):
+        no_positions = envelope.status_message.strip().lower() == NO_POSITIONS_MESSAGE
+        if envelope.status == "Failure" and no_positions:
             return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions={})
         raise BadResponse(BROKER, f"status {envelope.status}: {envelope.status_message}")
     if envelope.position_details is None:
@@ -225,7 +220,7 @@ def _session_end(now: datetime) -> datetime:
 def _code(response: HttpResponse) -> str:
     """``, errorCode X`` when a refused login names one in the documented shape, else ""."""
     try:
-        code = msgspec.json.decode(response.body, type=_Login).error_code
-    except msgspec.MsgspecError:
+        code = decode_json(response.body, _Login, BROKER).error_code
+    except BadResponse:
         return ""
     return f", errorCode {code}" if code and _ERROR_CODE.fullmatch(code) else ""

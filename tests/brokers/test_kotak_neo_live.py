@@ -571,13 +571,13 @@ async def test_an_unchanged_positions_body_is_decoded_once_and_a_changed_one_aga
     """Between trades every poll returns the same bytes: they are decoded once. A changed body
     is decoded anew, and a bad body in between leaves the last good decoding usable."""
     decoded: list[bytes] = []
-    real_decode = kotak_neo.decode
+    real_decode = kotak_neo.decode_rows
 
-    def counting_decode(body: bytes, account: str) -> list:
+    def counting_decode(body: bytes, account: str, checked: frozenset[bytes]) -> tuple:
         decoded.append(body)
-        return real_decode(body, account)
+        return real_decode(body, account, checked)
 
-    monkeypatch.setattr(kotak_neo, "decode", counting_decode)
+    monkeypatch.setattr(kotak_neo, "decode_rows", counting_decode)
     state = make_state()
     async with live(state) as client:
         first = await client.fetch()

@@ -343,7 +343,7 @@ async def test_last_exchange_records_a_failed_answer_and_resets_each_fetch(fake)
 
 
 @pytest.mark.parametrize(
-    "message", ["No Positions Found", "no position details found.", " No data "]
+    "message", ["No Positions Found", "no positions found", " NO POSITIONS FOUND "]
 )
 async def test_no_positions_failure_is_an_empty_snapshot_without_renewal(fake, message):
     """A Failure envelope saying only "no positions" is an empty book, live and in replay."""
