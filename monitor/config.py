@@ -289,7 +289,7 @@ def load(path: Path) -> Config:
             raise ConfigError([f"{path}: cannot read: larger than {MAX_RULES_BYTES} bytes"])
         text = data.decode("utf-8")
     except OSError as err:
-        raise ConfigError([f"{path}: cannot read: {err.strerror or err}"]) from err
+        raise ConfigError([f"{path}: cannot read: {err}"]) from err
     except UnicodeDecodeError as err:
         raise ConfigError([f"{path}: cannot read: {err}"]) from err
     try:

@@ -93,7 +93,7 @@ def _record(raw: bytes, line: int) -> PollRecord:
         known = ", ".join(FORMATS)
         raise ReplayLineError(f"broker: unknown broker {data['broker']!r}; expected one of {known}")
     try:
-        at = datetime.fromisoformat(data["at"])
+        at = datetime.fromisoformat(str(data["at"]))
     except ValueError:
         raise ReplayLineError(f"at: not an ISO 8601 time: {data['at']!r}") from None
     if at.tzinfo is None:
