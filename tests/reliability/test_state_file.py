@@ -117,7 +117,7 @@ async def test_read_only_state_file_is_refused_at_start(harness: Harness, open_d
         daemon = harness.daemon(open_dir / "rules.yaml", state, user=user)
         assert await daemon.exit_code() == 1
     assert refusal(daemon) == (
-        f"position-monitor: state file {state}: cannot write: attempt to write a readonly database"
+        f"position-monitor: state file {state}: cannot open for writing: Permission denied"
     )
     assert fake.requests == []
 
@@ -155,6 +155,38 @@ async def test_locked_state_file(harness: Harness) -> None:
     assert event["reason"] == f"state file {state}: database is locked"
     assert kinds(daemon.alerts()) == [("fresh-short", "RELIANCE-EQ")]
     assert daemon.alerts() == stored_alerts(state)
+
+
+async def test_second_daemon_through_a_symlink_or_a_hard_link_is_refused(
+    harness: Harness,
+) -> None:
+    """The lock is on the file, not its name: a daemon given a symlink or a hard link to a
+    state file in use exits 1, and the first daemon goes on alone."""
+    fake = portfolio.PortfolioState(token=PORTFOLIO_TOKEN)
+    state = harness.tmp / "state.db"
+    symlink, hard_link = harness.tmp / "via-symlink.db", harness.tmp / "via-hard-link.db"
+    async with serve(portfolio.make_app(fake)) as base:
+        config = harness.rules([portfolio_account(base)])
+        daemon = harness.daemon(config, state)
+        await daemon.started()
+        await daemon.wait_event("baseline_taken")
+        symlink.symlink_to(state)
+        hard_link.hardlink_to(state)
+
+        refused = []
+        for link in (symlink, hard_link):
+            second = harness.daemon(config, link)
+            assert await second.exit_code() == 1
+            refused.append(refusal(second))
+        fake.rows[0]["netQty"] = "-10"
+        await daemon.wait_alerts(1)
+        assert await daemon.sigterm() == 0
+
+    assert refused == [
+        f"position-monitor: state file {link}: in use by another running position-monitor"
+        for link in (symlink, hard_link)
+    ]
+    assert kinds(daemon.alerts()) == [("fresh-short", "RELIANCE-EQ")]
 
 
 async def test_disk_full_then_freed_and_a_read_only_filesystem(
@@ -202,5 +234,5 @@ async def test_disk_full_then_freed_and_a_read_only_filesystem(
     assert daemon.alerts() == stored_alerts(state)
     assert query(state, "PRAGMA integrity_check") == [("ok",)]
     assert refusal(read_only) == (
-        f"position-monitor: state file {state}: cannot create {state}.lock: Read-only file system"
+        f"position-monitor: state file {state}: cannot open for writing: Read-only file system"
     )
