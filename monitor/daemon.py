@@ -203,14 +203,17 @@ class Daemon:
             )
             for account in accounts
         ]  # fmt: skip
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry)
         self._state_lock = claim_state_file(settings.state_path)
+        unreadable = self.metrics.outbox_unreadable
         try:
-            self.store = Store(settings.state_path)
+            self.store = Store(
+                settings.state_path, on_unreadable=lambda sink: unreadable.labels(sink).inc()
+            )
         except StoreError as err:
             os.close(self._state_lock)
             raise StartupError(str(err)) from err
-        self.registry = CollectorRegistry()
-        self.metrics = Metrics(self.registry)
         secrets = [v for values in settings.secrets.values() for v in values.values()]
         redact = Redactor([*secrets, *notify.tokens.values()]).scrub
         self.sinks, self.bots = make_sinks(notify, redact)
