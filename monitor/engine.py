@@ -86,6 +86,12 @@ class Engine:
         self._accounts[snapshot.account] = _AccountState(
             snapshot, evaluation.trading_day, evaluation.states, entries_written=True
         )
+        if evaluation.left_ahead is not None:
+            log.warning(
+                "trading_day_ahead_of_clock", account=snapshot.account,
+                reached=evaluation.left_ahead.isoformat(), day=evaluation.trading_day.isoformat(),
+                taken_at=snapshot.taken_at.isoformat(), restarted=evaluation.new_day,
+            )  # fmt: skip
         return evaluation
 
     def raise_health_alert(self, alert: Alert, *, failing: bool) -> None:
