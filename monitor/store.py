@@ -8,6 +8,9 @@ an alert twice (at-least-once).
 
 WAL with synchronous=NORMAL survives a killed process. An operating-system crash may roll back
 the last polls, and then the next poll detects the same changes again.
+
+A damaged file is refused when opened (SQLite's quick_check), not found poll by poll; a stored
+value that does not decode is a StoreError naming its table, column and row.
 """
 
 from __future__ import annotations
