@@ -114,12 +114,19 @@ def make_broker(
 
 
 def claim_state_file(path: Path) -> int:
-    """Lock ``<state>.lock`` for this process: two daemons on one state would alert twice."""
-    lock_path = f"{path}.lock"
+    """Lock the state file itself for this process: two daemons on one state would alert twice.
+
+    The lock is on the file, not on its name, so a second daemon is refused whichever symlink
+    or hard link it was given. It is a flock(2) lock, apart from SQLite's own POSIX locks on the
+    file; the descriptor stays open until the store is closed, since closing any descriptor of
+    the file would drop SQLite's locks with it.
+    """
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        # Opened for writing, so a file or filesystem that refuses writes is named at once;
+        # positions and alerts are private, so a new state file is created owner-only.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as err:
-        raise StartupError(f"state file {path}: cannot create {lock_path}: {err.strerror}") from err
+        raise StartupError(f"state file {path}: cannot open for writing: {err.strerror}") from err
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -196,14 +203,17 @@ class Daemon:
             )
             for account in accounts
         ]  # fmt: skip
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry)
         self._state_lock = claim_state_file(settings.state_path)
+        unreadable = self.metrics.outbox_unreadable
         try:
-            self.store = Store(settings.state_path)
+            self.store = Store(
+                settings.state_path, on_unreadable=lambda sink: unreadable.labels(sink).inc()
+            )
         except StoreError as err:
             os.close(self._state_lock)
             raise StartupError(str(err)) from err
-        self.registry = CollectorRegistry()
-        self.metrics = Metrics(self.registry)
         secrets = [v for values in settings.secrets.values() for v in values.values()]
         redact = Redactor([*secrets, *notify.tokens.values()]).scrub
         self.sinks, self.bots = make_sinks(notify, redact)

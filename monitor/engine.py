@@ -7,18 +7,21 @@ transaction before returning the alerts for delivery.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import structlog
+
 from monitor.config import SinkConfig
 from monitor.model import Alert, Snapshot
 from monitor.pipeline import Evaluation, evaluate_poll
 from monitor.rules.base import Rule
 from monitor.store import EntryWrite, Store
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,12 @@ class Engine:
         self._accounts[snapshot.account] = _AccountState(
             snapshot, evaluation.trading_day, evaluation.states, entries_written=True
         )
+        if evaluation.left_ahead is not None:
+            log.warning(
+                "trading_day_ahead_of_clock", account=snapshot.account,
+                reached=evaluation.left_ahead.isoformat(), day=evaluation.trading_day.isoformat(),
+                taken_at=snapshot.taken_at.isoformat(), restarted=evaluation.new_day,
+            )  # fmt: skip
         return evaluation
 
     def raise_health_alert(self, alert: Alert, *, failing: bool) -> None:
@@ -110,9 +119,14 @@ class Engine:
                 for rule in self._rules:
                     if rule.name not in stored.rule_states:
                         continue
-                    # A rule that changed kind since its state was stored starts afresh.
-                    with contextlib.suppress(TypeError, ValueError, ArithmeticError):
+                    try:
                         states[rule.name] = rule.load_state(account, stored.rule_states[rule.name])
+                    except (TypeError, ValueError, ArithmeticError) as err:
+                        # A rule that changed kind since its state was stored starts afresh.
+                        log.warning(
+                            "rule_state_discarded", account=account, rule=rule.name,
+                            reason=f"{type(err).__name__}: {err}"[:200],
+                        )  # fmt: skip
                 state = _AccountState(stored.snapshot, stored.trading_day, states)
             self._accounts[account] = state
         return state

@@ -61,6 +61,10 @@ class Metrics:
             "undeliverable_alerts", "Alerts a sink refused for good, parked out of its outbox.",
             ["sink"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        self.outbox_unreadable = Counter(
+            "outbox_unreadable", "Stored alerts that do not decode, parked unsent, by sink.",
+            ["sink"], namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
         self.outbox_depth = Gauge(
             "outbox_depth", "Alerts waiting for delivery, by sink.",
             ["sink"], namespace=NAMESPACE, registry=registry,
@@ -82,4 +86,5 @@ class Metrics:
         """Export a sink's delivery and outbox series at zero before its first alert."""
         self.deliveries.labels(sink, "delivered")
         self.undeliverable.labels(sink)
+        self.outbox_unreadable.labels(sink)
         self.outbox_depth.labels(sink).set(0)

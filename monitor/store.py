@@ -8,6 +8,9 @@ an alert twice (at-least-once).
 
 WAL with synchronous=NORMAL survives a killed process. An operating-system crash may roll back
 the last polls, and then the next poll detects the same changes again.
+
+A damaged file is refused when opened (SQLite's quick_check), not found poll by poll; a stored
+value that does not decode is a StoreError naming its table, column and row.
 """
 
 from __future__ import annotations
@@ -16,16 +19,22 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import structlog
 
 from monitor.model import Alert, Change, ChangeKind, Position, PositionKey, Severity, Snapshot
 
 SCHEMA_VERSION = "1"
+
+T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -126,8 +135,13 @@ class PendingAlert:
 class Store:
     """The state file. Synchronous: each call is one short transaction on the loop thread."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self, path: Path | str, *, on_unreadable: Callable[[str], None] = lambda sink: None
+    ) -> None:
+        """Open (or create) the state file; ``on_unreadable(sink)`` is called for each stored
+        alert of that sink's outbox that does not decode and is parked unsent."""
         self.path = str(path)
+        self._on_unreadable = on_unreadable
         try:
             if self.path != ":memory:" and not os.path.exists(self.path):
                 # Positions and alerts are private: create the file owner-only before SQLite.
@@ -137,10 +151,18 @@ class Store:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.executescript(_SCHEMA)
-            version = self._schema_version()
+            damage = self._damage()
+            if damage is None:
+                self._db.executescript(_SCHEMA)
+                version = self._schema_version()
         except (OSError, sqlite3.Error) as err:
             raise StoreError(f"state file {self.path}: {err}") from err
+        if damage is not None:
+            self._db.close()
+            raise StoreError(
+                f"state file {self.path}: damaged ({damage}); restore it from a backup, or move"
+                " it away to start from a fresh baseline"
+            )
         if version != SCHEMA_VERSION:
             self._db.close()
             raise StoreError(
@@ -155,6 +177,23 @@ class Store:
             self._db.close()
             raise StoreError(f"state file {self.path}: cannot write: {err}") from err
 
+    def _damage(self) -> str | None:
+        """The first problem SQLite's quick_check finds in the file, or None if it is sound.
+
+        Checked once at start, so a damaged file stops the daemon with its name instead of
+        failing poll after poll wherever the damage happens to lie.
+        """
+        try:
+            problems = [str(row[0]) for row in self._db.execute("PRAGMA quick_check(1)")]
+        except sqlite3.DatabaseError as err:
+            if err.sqlite_errorcode != sqlite3.SQLITE_CORRUPT:
+                raise
+            return str(err)  # damage in the pages the check itself reads
+        if problems == ["ok"]:
+            return None
+        # One line: SQLite's report spans lines and opens with a banner naming the schema.
+        return " ".join(problems[0].replace("*** in database main ***", "").split())
+
     def _schema_version(self) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
@@ -167,42 +206,37 @@ class Store:
         self._db.close()
 
     def load_account(self, account: str) -> StoredAccount | None:
-        """The last good snapshot and rule states of ``account``, or None if never polled."""
+        """The last good snapshot and rule states of ``account``, or None if never polled.
+
+        A stored value that does not decode (a damaged or hand-edited file) is a StoreError
+        naming its table, column and row, not a crash further on.
+        """
         try:
             row = self._db.execute(
                 "SELECT broker, taken_at, trading_day FROM accounts WHERE account = ?", (account,)
             ).fetchone()
             if row is None:
                 return None
-            positions = {}
-            for seg, tok, prod, symbol, *numbers in self._db.execute(
+            position_rows = self._db.execute(
                 "SELECT exchange_segment, token, product, symbol, net_qty, avg_price, ltp,"
                 " realized, unrealized, mtm FROM positions WHERE account = ?"
                 " ORDER BY exchange_segment, token, product",
                 (account,),
-            ):
-                key = PositionKey(account, seg, tok, prod)
-                net_qty, avg, ltp, realized, unrealized, mtm = (_dec(n) for n in numbers)
-                assert net_qty is not None  # noqa: S101 - type narrowing: the column is NOT NULL  # nosec B101
-                positions[key] = Position(key, symbol, net_qty, avg, ltp, realized, unrealized, mtm)
-            states = {
-                rule: json.loads(state)
-                for rule, state in self._db.execute(
-                    "SELECT rule, state FROM rule_states WHERE account = ?", (account,)
-                )
-            }
-            # A state kept as entries reads back as the list of its entries.
-            entries: dict[str, list[object]] = {}
-            for rule, state in self._db.execute(
-                "SELECT rule, state FROM rule_entries WHERE account = ? ORDER BY rule, entry",
+            ).fetchall()
+            state_rows = self._db.execute(
+                "SELECT rule, state FROM rule_states WHERE account = ?", (account,)
+            ).fetchall()
+            entry_rows = self._db.execute(
+                "SELECT rule, entry, state FROM rule_entries WHERE account = ?"
+                " ORDER BY rule, entry",
                 (account,),
-            ):
-                entries.setdefault(rule, []).append(json.loads(state))
-            states.update(entries)
+            ).fetchall()
         except sqlite3.Error as err:
             raise StoreError(f"state file {self.path}: {err}") from err
-        snapshot = Snapshot(account, row[0], datetime.fromisoformat(row[1]), positions)
-        return StoredAccount(snapshot, date.fromisoformat(row[2]), states)
+        try:
+            return _decode_account(account, row, position_rows, state_rows, entry_rows)
+        except _BadValue as err:
+            raise StoreError(f"state file {self.path}: {err}") from None
 
     def commit_poll(
         self,
@@ -330,13 +364,19 @@ class Store:
         for alert_id, payload in rows:
             try:
                 alert = alert_from_json(json.loads(payload))
-            except (ValueError, KeyError, TypeError):
-                # A row no release could have written; parked so the queue behind it moves.
+            except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as err:
+                # A row no release could have written (a damaged or hand-edited file): parked,
+                # said and counted, so the queue behind it moves.
                 self._write(
                     "UPDATE deliveries SET failed_at = datetime('now'), last_error = ?"
                     " WHERE alert_id = ? AND sink = ?",
                     ("unreadable payload", alert_id, sink),
                 )
+                log.error(
+                    "outbox_alert_unreadable", sink=sink, alert_id=alert_id,
+                    field="alerts.payload", error=f"{type(err).__name__}: {err}"[:200],
+                )  # fmt: skip
+                self._on_unreadable(sink)
                 continue
             pending.append(PendingAlert(alert_id, alert))
         return pending
@@ -469,5 +509,77 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _dec(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
+class _BadValue(Exception):
+    """A stored value that does not decode; the message says where it is and why."""
+
+
+def _decode_account(
+    account: str,
+    row: Sequence[Any],
+    position_rows: Iterable[Sequence[Any]],
+    state_rows: Iterable[Sequence[Any]],
+    entry_rows: Iterable[Sequence[Any]],
+) -> StoredAccount:
+    where = f"account {account!r}"
+    broker = _decoded(row[0], str, "accounts.broker", where)
+    taken_at = _decoded(row[1], _aware_time, "accounts.taken_at", where)
+    trading_day = _decoded(row[2], date.fromisoformat, "accounts.trading_day", where)
+    positions = {}
+    for seg, tok, prod, symbol, *numbers in position_rows:
+        at = f"{where}, position {seg!r} {tok!r} {prod!r}"
+        parts = (
+            _decoded(value, str, f"positions.{column}", at)
+            for value, column in ((seg, "exchange_segment"), (tok, "token"), (prod, "product"))
+        )
+        key = PositionKey(account, *parts)
+        name = _decoded(symbol, str, "positions.symbol", at)
+        net_qty, avg, ltp, realized, unrealized, mtm = (
+            None if value is None else _decoded(value, _number, f"positions.{column}", at)
+            for value, column in zip(numbers, _NUMBER_COLUMNS, strict=True)
+        )
+        if net_qty is None:
+            raise _BadValue(f"positions.net_qty of {at}: missing")
+        positions[key] = Position(key, name, net_qty, avg, ltp, realized, unrealized, mtm)
+    states: dict[str, object] = {
+        rule: _decoded(state, json.loads, "rule_states.state", f"{where}, rule {rule!r}")
+        for rule, state in state_rows
+    }
+    # A state kept as entries reads back as the list of its entries.
+    entries: dict[str, list[object]] = {}
+    for rule, entry, state in entry_rows:
+        at = f"{where}, rule {rule!r}, entry {entry!r}"
+        entries.setdefault(rule, []).append(_decoded(state, json.loads, "rule_entries.state", at))
+    states.update(entries)
+    snapshot = Snapshot(account, broker, taken_at, positions)
+    return StoredAccount(snapshot, trading_day, states)
+
+
+_NUMBER_COLUMNS = ("net_qty", "avg_price", "ltp", "realized", "unrealized", "mtm")
+
+
+def _decoded(value: object, decode: Callable[[str], T], column: str, row: str) -> T:
+    """``decode(value)`` of a text column, or a _BadValue naming the column, row and value."""
+    try:
+        if not isinstance(value, str):
+            raise TypeError(f"not text but {type(value).__name__}")
+        return decode(value)
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as err:
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+        raise _BadValue(f"{column} of {row}: {shown} does not decode ({err})") from None
+
+
+def _number(text: str) -> Decimal:
+    try:
+        number = Decimal(text)
+    except ArithmeticError:
+        raise ValueError("not a number") from None
+    if not number.is_finite():
+        raise ValueError("not a finite number")
+    return number
+
+
+def _aware_time(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        raise ValueError("no UTC offset")
+    return at

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from monitor.diff import diff
 from monitor.model import Alert, Severity, Snapshot
@@ -418,3 +419,105 @@ def test_a_whole_state_replaces_the_rules_entries(store: Store) -> None:
     loaded = store.load_account("kotak-main")
     assert loaded is not None
     assert loaded.rule_states == {"r": {"whole": True}}
+
+
+# Damaged files and bad stored values
+
+
+def garble_table(path: Path, table: str) -> None:
+    """Overwrite the root page of ``table`` with garbage, as a bad disk block would."""
+    with sqlite3.connect(path) as db:
+        [(root,)] = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,))
+        [(page_size,)] = db.execute("PRAGMA page_size")
+    with path.open("r+b") as out:
+        out.seek((root - 1) * page_size)
+        out.write(b"\xa5" * page_size)
+
+
+def test_a_damaged_file_is_refused_when_opened(path: Path) -> None:
+    """Damage in a table no open reads (the alerts) is found at open, naming the file."""
+    store = Store(path)
+    store.commit_poll(snap(), DAY, [], {}, [(alert(str(n)), ["one"]) for n in range(50)])
+    store.close()  # the WAL is checkpointed into the file
+    garble_table(path, "alerts")
+    with pytest.raises(StoreError) as info:
+        Store(path)
+    assert str(info.value).startswith(f"state file {path}: damaged (")
+    assert str(info.value).endswith(
+        "restore it from a backup, or move it away to start from a fresh baseline"
+    )
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("update", "named"),
+    [
+        (
+            "UPDATE positions SET net_qty = 'abc'",
+            "positions.net_qty of account 'kotak-main', position 'nse_fo' '1' 'NRML': 'abc'"
+            " does not decode (not a number)",
+        ),
+        ("UPDATE positions SET mtm = 'NaN'", "positions.mtm of account 'kotak-main'"),
+        (
+            "UPDATE positions SET symbol = x'ff'",
+            "positions.symbol of account 'kotak-main', position 'nse_fo' '1' 'NRML': b'\\xff'"
+            " does not decode (not text but bytes)",
+        ),
+        (
+            "UPDATE accounts SET trading_day = '2026-13-45'",
+            "accounts.trading_day of account 'kotak-main': '2026-13-45' does not decode",
+        ),
+        ("UPDATE accounts SET taken_at = '2026-11-23T09:20:05'", "accounts.taken_at"),
+        (
+            "UPDATE rule_states SET state = '{not json'",
+            "rule_states.state of account 'kotak-main', rule 'fresh-short': '{not json'",
+        ),
+        (
+            "UPDATE rule_entries SET state = '[' || printf('%.200000c', '[')",
+            "rule_entries.state of account 'kotak-main', rule 'desk-drawdown', entry 'e1'",
+        ),
+    ],
+)
+def test_a_stored_value_that_does_not_decode_is_a_named_store_error(
+    store: Store, path: Path, update: str, named: str
+) -> None:
+    """A damaged or hand-edited value is a StoreError naming table, column and row."""
+    baseline(store, snap(pos("1", 5, mtm=100)), {"fresh-short": {"armed": True}})
+    store.commit_poll(
+        snap(pos("1", 5, mtm=100)), DAY, [], {}, [], {"desk-drawdown": EntryWrite({"e1": [1]})}
+    )
+    with sqlite3.connect(path) as db:
+        db.execute(update)
+    with pytest.raises(StoreError) as info:
+        store.load_account("kotak-main")
+    assert str(info.value).startswith(f"state file {path}: {named}")
+    assert len(str(info.value)) < len(str(path)) + 250, "one short line"
+
+
+def test_unreadable_outbox_alerts_are_said_counted_and_skipped(path: Path) -> None:
+    """Stored alerts that do not decode (bad JSON, a bad field, nesting too deep to parse) are
+    parked, logged and reported to the hook; the good ones around them are delivered."""
+    unreadable: list[str] = []
+    store = Store(path, on_unreadable=unreadable.append)
+    try:
+        store.commit_poll(snap(), DAY, [], {}, [(alert(str(n)), ["one"]) for n in range(1, 6)])
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE alerts SET payload = '{broken' WHERE id = 1")
+            db.execute(
+                "UPDATE alerts SET payload = json_set(payload, '$.severity', 'bogus') WHERE id = 2"
+            )
+            db.execute("UPDATE alerts SET payload = printf('%.200000c', '[') WHERE id = 4")
+        with capture_logs() as logs:
+            pending = store.pending("one")
+        assert [p.alert.message for p in pending] == ["New short SYM3", "New short SYM5"]
+        assert unreadable == ["one", "one", "one"]
+        said = [e for e in logs if e["event"] == "outbox_alert_unreadable"]
+        assert [(e["alert_id"], e["sink"], e["field"]) for e in said] == [
+            (1, "one", "alerts.payload"), (2, "one", "alerts.payload"),
+            (4, "one", "alerts.payload"),
+        ]  # fmt: skip
+        assert store.outbox_depth() == {"one": 2}
+        assert store.pending("one") == pending, "parked, not said again"
+        assert unreadable == ["one", "one", "one"]
+    finally:
+        store.close()

@@ -15,6 +15,9 @@ jump and its snapshot is taken after it. India time, from two seconds before mid
    of 6,000 from the 2,000 peak fires once.
 
 Expected: that one drawdown alert and nothing else; the state file on day D+1 with peak 2,000.
+
+A clock that runs a day ahead and is set right (the second test) takes the account back to the
+wall clock's day, so the real midnight still starts the next day.
 """
 
 from __future__ import annotations
@@ -140,3 +143,56 @@ async def test_clock_jumps_and_day_rollover_during_polls(harness: Harness) -> No
     assert alert["rule"] == "desk-drawdown"
     assert alert["details"] == {"mtm": -4000, "peak": 2000, "drawdown": 6000}
     assert stored_day(state) == (next_day, 2000, True)
+
+
+async def test_clock_stepped_forward_a_day_and_back_does_not_freeze_the_day(
+    harness: Harness,
+) -> None:
+    """India time, noon of day D: the clock jumps a day ahead during a poll (a new day, early:
+    it cannot be told from a real one), is set right during the next (back to day D, its peak
+    kept, logged) and then reaches the real midnight (a new day: peaks reset once more, so the
+    next day's MTM raises no drawdown against day D's peak)."""
+    clock = FakeClock(harness.tmp / "faketime")
+    day = datetime.now(IST).date()
+    noon = datetime.combine(day, datetime.min.time(), IST) + timedelta(hours=12)
+    next_day = day + timedelta(days=1)
+    clock.set(noon)
+    reliance = pf_row("11536", "RELIANCE-EQ", "10", "10000.00")
+    fake = MidPollPortfolio(token=PORTFOLIO_TOKEN, rows=[reliance])
+    state = harness.tmp / "state.db"
+
+    def at(when: datetime, pnl: str) -> Callable[[], None]:
+        def action() -> None:
+            clock.set(when)
+            fake.rows = [{**reliance, "pnl": pnl}]
+
+        return action
+
+    async with serve(portfolio.make_app(fake)) as base:
+        config = harness.rules([portfolio_account(base, timezone="Asia/Kolkata")], rules=RULES)
+        daemon = harness.daemon(config, state, env=clock.environment())
+        await daemon.started()
+        await daemon.wait_event("baseline_taken")
+        baseline = stored_day(state)
+
+        fake.on_next.append(at(noon + timedelta(days=1), "10000.00"))
+        await until(lambda: stored_day(state)[0] == next_day, "the early new day")
+
+        fake.on_next.append(at(noon + timedelta(seconds=30), "9000.00"))
+        ahead = await daemon.wait_event("trading_day_ahead_of_clock")
+        await until(lambda: stored_day(state)[0] == day, "back on day D")
+        set_right = stored_day(state)
+
+        fake.on_next.append(at(datetime.combine(next_day, datetime.min.time(), IST), "4000.00"))
+        await until(lambda: stored_day(state)[0] == next_day, "the real new day")
+        seen = len(fake.requests)
+        await until(lambda: len(fake.requests) >= seen + 3, "three more polls")
+        assert await daemon.sigterm() == 0
+
+    assert baseline == (day, 10000, False)
+    assert (ahead["reached"], ahead["day"], ahead["restarted"]) == (
+        next_day.isoformat(), day.isoformat(), False,
+    )  # fmt: skip
+    assert set_right == (day, 10000, False), "day D again, the peak since the early reset kept"
+    assert stored_day(state) == (next_day, 4000, False), "the real midnight reset the peak"
+    assert daemon.alerts() == []

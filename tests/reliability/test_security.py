@@ -38,7 +38,7 @@ def process_command_line(pid: int) -> bytes:
 
 
 async def test_state_lock_and_record_files_are_owner_only(harness: Harness) -> None:
-    """state.db, its WAL companions, its lock and the --record file: mode 0600. The token
+    """state.db, its WAL companions and the --record file: mode 0600. The token
     reached the broker from the environment, never the command line or /metrics."""
     fake = portfolio.PortfolioState(token=PORTFOLIO_TOKEN)
     state, record = harness.tmp / "state.db", harness.tmp / "session.jsonl"
@@ -55,7 +55,6 @@ async def test_state_lock_and_record_files_are_owner_only(harness: Harness) -> N
                 state,
                 Path(f"{state}-wal"),
                 Path(f"{state}-shm"),
-                Path(f"{state}.lock"),
                 record,
             )
         }

@@ -1,4 +1,4 @@
-"""Faults of the state file: locked, read-only, disk full.
+"""Faults of the state file: locked, read-only, disk full, damaged.
 
 Expected: a clear error every time, never a silent skip. At start the daemon refuses with exit
 status 1 and one line naming the file and the reason. While running, a poll whose result cannot
@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -39,6 +41,7 @@ from tests.reliability.harness import (
     stored_alerts,
     until,
 )
+from tests.test_store import garble_table
 
 NOBODY = 65534
 
@@ -117,7 +120,7 @@ async def test_read_only_state_file_is_refused_at_start(harness: Harness, open_d
         daemon = harness.daemon(open_dir / "rules.yaml", state, user=user)
         assert await daemon.exit_code() == 1
     assert refusal(daemon) == (
-        f"position-monitor: state file {state}: cannot write: attempt to write a readonly database"
+        f"position-monitor: state file {state}: cannot open for writing: Permission denied"
     )
     assert fake.requests == []
 
@@ -155,6 +158,38 @@ async def test_locked_state_file(harness: Harness) -> None:
     assert event["reason"] == f"state file {state}: database is locked"
     assert kinds(daemon.alerts()) == [("fresh-short", "RELIANCE-EQ")]
     assert daemon.alerts() == stored_alerts(state)
+
+
+async def test_second_daemon_through_a_symlink_or_a_hard_link_is_refused(
+    harness: Harness,
+) -> None:
+    """The lock is on the file, not its name: a daemon given a symlink or a hard link to a
+    state file in use exits 1, and the first daemon goes on alone."""
+    fake = portfolio.PortfolioState(token=PORTFOLIO_TOKEN)
+    state = harness.tmp / "state.db"
+    symlink, hard_link = harness.tmp / "via-symlink.db", harness.tmp / "via-hard-link.db"
+    async with serve(portfolio.make_app(fake)) as base:
+        config = harness.rules([portfolio_account(base)])
+        daemon = harness.daemon(config, state)
+        await daemon.started()
+        await daemon.wait_event("baseline_taken")
+        symlink.symlink_to(state)
+        hard_link.hardlink_to(state)
+
+        refused = []
+        for link in (symlink, hard_link):
+            second = harness.daemon(config, link)
+            assert await second.exit_code() == 1
+            refused.append(refusal(second))
+        fake.rows[0]["netQty"] = "-10"
+        await daemon.wait_alerts(1)
+        assert await daemon.sigterm() == 0
+
+    assert refused == [
+        f"position-monitor: state file {link}: in use by another running position-monitor"
+        for link in (symlink, hard_link)
+    ]
+    assert kinds(daemon.alerts()) == [("fresh-short", "RELIANCE-EQ")]
 
 
 async def test_disk_full_then_freed_and_a_read_only_filesystem(
@@ -202,5 +237,78 @@ async def test_disk_full_then_freed_and_a_read_only_filesystem(
     assert daemon.alerts() == stored_alerts(state)
     assert query(state, "PRAGMA integrity_check") == [("ok",)]
     assert refusal(read_only) == (
-        f"position-monitor: state file {state}: cannot create {state}.lock: Read-only file system"
+        f"position-monitor: state file {state}: cannot open for writing: Read-only file system"
     )
+
+
+async def test_a_damaged_state_file_is_refused_at_start(harness: Harness) -> None:
+    """A page of the file overwritten with garbage: exit 1 with one line naming the file,
+    before any request to the broker."""
+    state = harness.tmp / "state.db"
+    Store(state).close()
+    with contextlib.closing(sqlite3.connect(state)) as db:  # closed: checkpointed into the file
+        db.executemany(  # enough alerts for a table of several pages
+            "INSERT INTO alerts (account, rule, payload) VALUES ('p1', 'r', ?)",
+            [(json.dumps({"n": n, "message": "x" * 100}),) for n in range(200)],
+        )
+        db.commit()
+    garble_table(state, "alerts")
+    fake = portfolio.PortfolioState(token=PORTFOLIO_TOKEN)
+    async with serve(portfolio.make_app(fake)) as base:
+        daemon = harness.daemon(harness.rules([portfolio_account(base)]), state)
+        assert await daemon.exit_code() == 1
+    line = refusal(daemon)
+    assert line.startswith(f"position-monitor: state file {state}: damaged (")
+    assert line.endswith("restore it from a backup, or move it away to start from a fresh baseline")
+    assert fake.requests == []
+
+
+async def test_bad_stored_values_are_state_errors_and_skipped_alerts(harness: Harness) -> None:
+    """A stored quantity that is not a number: every poll of the account counts as state_error,
+    logged once naming the table, column and row. An outbox alert that does not decode is
+    parked, logged and counted; the alert queued behind it is still delivered."""
+    fake = portfolio.PortfolioState(token=PORTFOLIO_TOKEN)
+    state = harness.tmp / "state.db"
+    async with serve(portfolio.make_app(fake)) as base:
+        config = harness.rules([portfolio_account(base)])
+        first = harness.daemon(config, state)
+        await first.started()
+        await first.wait_event("baseline_taken")
+        fake.rows[0]["netQty"] = "-10"
+        [short] = await first.wait_alerts(1)
+        assert await first.sigterm() == 0
+
+        with contextlib.closing(sqlite3.connect(state)) as db, db:
+            db.execute("UPDATE positions SET net_qty = 'ten'")
+            for payload in ("{broken", json.dumps(short)):
+                row = db.execute(
+                    "INSERT INTO alerts (account, rule, payload) VALUES ('p1', 'fresh-short', ?)",
+                    (payload,),
+                )
+                db.execute(
+                    "INSERT INTO deliveries (alert_id, sink) VALUES (?, 'console')",
+                    (row.lastrowid,),
+                )
+        second = harness.daemon(config, state)
+        await second.started()
+        failed = await second.wait_event("poll_failed")
+        await second.wait_sample(
+            "position_monitor_polls_total", 3, account="p1", outcome="state_error"
+        )
+        unreadable = await second.wait_sample(
+            "position_monitor_outbox_unreadable_total", 1, sink="console"
+        )
+        await second.wait_alerts(1)
+        assert await second.sigterm() == 0
+
+    assert failed["outcome"] == "state_error"
+    assert failed["reason"] == (
+        f"state file {state}: positions.net_qty of account 'p1', position 'nse_cm' '11536'"
+        " '': 'ten' does not decode (not a number)"
+    )
+    assert len(second.events("poll_failed")) == 1, "logged once"
+    assert unreadable == 1
+    [said] = second.events("outbox_alert_unreadable")
+    assert (said["sink"], said["field"]) == ("console", "alerts.payload")
+    assert second.alerts() == [short]
+    assert not second.events("poll_crashed")
