@@ -117,9 +117,9 @@ def claim_state_file(path: Path) -> int:
     """Lock the state file itself for this process: two daemons on one state would alert twice.
 
     The lock is on the file, not on its name, so a second daemon is refused whichever symlink
-    or hard link it was given. It is a flock(2) lock, apart from SQLite's own POSIX locks on the
-    file; the descriptor stays open until the store is closed, since closing any descriptor of
-    the file would drop SQLite's locks with it.
+    or hard link it was given; a file with more than one hard link is refused. It is a flock(2)
+    lock, apart from SQLite's own POSIX locks on the file; the descriptor stays open until the
+    store is closed, since closing any descriptor of the file would drop SQLite's locks with it.
     """
     try:
         # Opened for writing, so a file or filesystem that refuses writes is named at once;
@@ -134,6 +134,15 @@ def claim_state_file(path: Path) -> int:
         raise StartupError(
             f"state file {path}: in use by another running position-monitor"
         ) from None
+    links = os.fstat(fd).st_nlink
+    if links > 1:
+        # SQLite keeps its write-ahead log beside the name it opened: commits made through one
+        # name are unseen (and the file at risk) when it is next opened through another.
+        os.close(fd)
+        raise StartupError(
+            f"state file {path}: has {links} hard links; give it exactly one name "
+            "(a symlink to it is fine)"
+        )
     return fd
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import config
 from monitor.brokers.simulator import Simulator
+from monitor.daemon import StartupError, claim_state_file
 from monitor.engine import Engine
 from monitor.store import Store
 from tests.daemon_process import DaemonProcess
@@ -253,3 +255,16 @@ def test_run_refuses_credentials_missing_from_the_environment(
         " PM_TEST_ACCESS_TOKEN is not set"
     )
     assert not (tmp_path / "state.db").exists()
+
+
+def test_a_state_file_with_a_second_hard_link_is_refused(tmp_path: Path) -> None:
+    """SQLite names its write-ahead log after the path it opened, so one state file under two
+    names could lose commits: a file with two hard links is refused, a symlink is not."""
+    state = tmp_path / "state.db"
+    Store(state).close()
+    symlink = tmp_path / "via-symlink.db"
+    symlink.symlink_to(state)
+    os.close(claim_state_file(symlink))
+    (tmp_path / "second-name.db").hardlink_to(state)
+    with pytest.raises(StartupError, match=r"has 2 hard links; give it exactly one name"):
+        claim_state_file(state)
