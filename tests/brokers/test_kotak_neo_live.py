@@ -10,11 +10,10 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import aiohttp
-import pyotp
 import pytest
 from yarl import URL
 
-from monitor.brokers import kotak_neo
+from monitor.brokers import kotak_neo, totp
 from monitor.brokers.errors import AuthExpired, BadResponse, BrokerUnavailable, RateLimited
 from monitor.model import PositionKey
 from tests.brokers.live import connection
@@ -29,6 +28,7 @@ from tests.fakes.kotak_neo import (
     make_app,
     not_ok_reply,
     row,
+    totp_matches,
 )
 from tests.fakes.scripted import Reply, json_reply
 from tests.snapshots import T0
@@ -118,7 +118,7 @@ async def test_login_flow_sends_the_documented_headers_and_bodies():
     assert login.headers["neo-fin-key"] == FIN_KEY
     body = login.json()
     assert body == {"mobileNumber": MOBILE, "ucc": UCC, "totp": body["totp"]}
-    assert pyotp.TOTP(TOTP_SECRET).verify(body["totp"], valid_window=1)
+    assert totp_matches(totp.decode_secret(TOTP_SECRET), body["totp"])
     assert login.status == 200
 
     view = login.reply_json()["data"]
