@@ -14,10 +14,10 @@ import os
 import random
 
 import aiohttp
-import pyotp
 from yarl import URL
 
 from benchmarks.fanout import ENV
+from monitor.brokers import totp
 from tests.fakes.kotak_neo import FIN_KEY, LOGIN_PATH, VALIDATE_PATH
 
 TIMEOUTS = aiohttp.ClientTimeout(total=0.8, connect=0.8)  # the daemon's for a 1 s poll
@@ -29,7 +29,7 @@ async def login(session: aiohttp.ClientSession, base: str, secrets: dict[str, st
     body = {
         "mobileNumber": secrets["mobile_number"],
         "ucc": secrets["ucc"],
-        "totp": pyotp.TOTP(secrets["totp_secret"]).now(),
+        "totp": totp.code(totp.decode_secret(secrets["totp_secret"])),
     }
     async with session.post(base + LOGIN_PATH, headers=access, json=body) as response:
         view = (await response.json())["data"]

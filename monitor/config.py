@@ -518,6 +518,19 @@ class _Validator:
             if name not in live.credentials:
                 expected = ", ".join(live.credentials)
                 self.problem(owner, f"credentials.{name}", f"unknown; expected {expected}", line)
+        raw = entry.get("credentials")
+        for name, check in live.credential_checks.items():
+            reference = account.credentials.get(name, "")
+            # Only a variable that is set can be checked here; run refuses an unset one.
+            value = os.environ.get(reference[2:-1], "") if _ENV_REFERENCE.match(reference) else ""
+            if not value.strip():
+                continue
+            try:
+                check(value)
+            except ValueError as err:
+                where = raw.line_of(name) if isinstance(raw, _LineMap) else line
+                reason = f"environment variable {reference[2:-1]}: {err}"
+                self.problem(owner, f"credentials.{name}", reason, where)
         base_url = entry.get("base_url", live.base_url)
         if not isinstance(base_url, str) or not _URL.match(base_url):
             reason = "required: an http(s) URL" if base_url is None else "not an http(s) URL"

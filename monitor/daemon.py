@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import aiohttp
@@ -147,9 +147,10 @@ def claim_state_file(path: Path) -> int:
 
 
 def make_sinks(
-    notify: Notify, redact: Callable[[str], str]
+    notify: Notify, redact: Callable[[str], str], zones: Mapping[str, tzinfo]
 ) -> tuple[list[Sink], list[TelegramBot]]:
-    """A sink per destination, and the Telegram bots their chats share."""
+    """A sink per destination, and the Telegram bots their chats share; ``zones`` (account id
+    -> zone) name the time in Telegram headers."""
     bots = {
         name: TelegramBot(name, notify.tokens[name], bot.api_url, redact=redact)
         for name, bot in notify.bots.items()
@@ -159,7 +160,8 @@ def make_sinks(
         if sink.bot is None:
             sinks.append(ConsoleSink(sink.name, sink.format))
         else:
-            sinks.append(TelegramChatSink(sink.name, notify.chats[sink.name], bots[sink.bot.name]))
+            chat, bot = notify.chats[sink.name], bots[sink.bot.name]
+            sinks.append(TelegramChatSink(sink.name, chat, bot, zones))
     return sinks, list(bots.values())
 
 
@@ -225,7 +227,8 @@ class Daemon:
             raise StartupError(str(err)) from err
         secrets = [v for values in settings.secrets.values() for v in values.values()]
         redact = Redactor([*secrets, *notify.tokens.values()]).scrub
-        self.sinks, self.bots = make_sinks(notify, redact)
+        zones = {account.id: account.timezone for account in accounts}
+        self.sinks, self.bots = make_sinks(notify, redact, zones)
         self.dispatcher = Dispatcher(self.store, self.sinks, self.metrics)
         engine = Engine(self.store, config.rules, notify.sinks)
         self._skipped_bots = notify.skipped

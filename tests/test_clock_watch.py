@@ -38,7 +38,7 @@ async def test_a_step_back_makes_every_job_due_and_steady_time_changes_nothing()
         assert runs == []
         assert all(job.next_run_time == later for job in scheduler.get_jobs())
         wall_offset[0] = -30.0  # the wall clock steps back
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(30):  # generous: a busy machine is slow, not wrong
             while sorted(runs) != ["a", "b"]:
                 await asyncio.sleep(0.02)
         now = datetime.now(UTC)

@@ -3,7 +3,9 @@
 Each module has a pure ``parse(body, ...) -> Snapshot`` and a live ``Client`` built from a
 transport ``Connection``, plus what the account config must provide:
 ``CREDENTIALS`` (names of ``${ENV}`` references), ``OPTIONS`` (extra account fields and their
-types) and ``BASE_URL`` (the default, or None when every account must name its own).
+types) and ``BASE_URL`` (the default, or None when every account must name its own); optionally
+``CREDENTIAL_CHECKS`` (credential name -> a function raising ValueError on a value the client
+cannot use).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class LiveSpec:
     credentials: tuple[str, ...]
     options: Mapping[str, Option]
     base_url: str | None
+    credential_checks: Mapping[str, Callable[[str], object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,8 @@ class BrokerFormat:
 
 
 def _format(module: ModuleType) -> BrokerFormat:
-    live = LiveSpec(module.Client, module.CREDENTIALS, module.OPTIONS, module.BASE_URL)
+    checks = getattr(module, "CREDENTIAL_CHECKS", {})
+    live = LiveSpec(module.Client, module.CREDENTIALS, module.OPTIONS, module.BASE_URL, checks)
     return BrokerFormat(module.BROKER, module.parse, module.TIMEZONE, live)
 
 

@@ -20,9 +20,9 @@ from datetime import datetime
 from decimal import Decimal, DivisionByZero, DivisionUndefined, InvalidOperation
 
 import msgspec
-import pyotp
 from yarl import URL
 
+from monitor.brokers import totp
 from monitor.brokers._decode import (
     decode_json,
     decode_json_envelope,
@@ -244,6 +244,8 @@ def _mtm(row: _Unpriced, ltp: Decimal | None, index: int) -> Decimal | None:
 
 BASE_URL = "https://mis.kotaksecurities.com"  # login; positions go to the per-user baseUrl
 CREDENTIALS = ("access_token", "mobile_number", "ucc", "mpin", "totp_secret")
+# Checked when rules.yaml is loaded, so `check` refuses what login would.
+CREDENTIAL_CHECKS = {"totp_secret": totp.decode_secret}
 OPTIONS: Mapping[str, Option] = {}
 REQUESTS_PER_SECOND = 9  # the server allows 10 per user across all APIs: keep a margin
 QUOTES_PER_CALL = 100  # instruments per quotes URL, to keep it a sane length
@@ -289,7 +291,10 @@ class Client:
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
         self._secrets = connection.secrets
-        self._totp = pyotp.TOTP(connection.secrets["totp_secret"])
+        try:
+            self._totp_key = totp.decode_secret(connection.secrets["totp_secret"])
+        except ValueError as err:
+            raise ValueError(f"totp_secret: {err}") from None
         self._limiter = RateLimiter(REQUESTS_PER_SECOND)
         self._session: _Session | None = None
         self._quotes_not_before = 0.0  # monotonic time before which quotes are not asked for
@@ -313,7 +318,7 @@ class Client:
             {
                 "mobileNumber": self._secrets["mobile_number"],
                 "ucc": self._secrets["ucc"],
-                "totp": self._totp.now(),
+                "totp": totp.code(self._totp_key),
             },
         )
         trade = await self._token(

@@ -6,7 +6,7 @@ Imitates what the official SDK (github.com/Kotak-Neo/kotak-neo-python: ``service
 
 - ``POST /login/1.0/tradeApiLogin``: headers ``Authorization: <access token>`` (no "Bearer"),
   ``neo-fin-key: neotradeapi``; JSON ``{"mobileNumber", "ucc", "totp"}`` -> ``data.token`` (view
-  token) and ``data.sid``. The TOTP is checked with pyotp, one 30 s step either side.
+  token) and ``data.sid``. The TOTP is checked one 30 s step either side, as authenticators allow.
 - ``POST /login/1.0/tradeApiValidate``: headers ``sid`` and ``Auth`` from the step above (plus
   ``Authorization`` and ``neo-fin-key``, as the SDK sends); JSON ``{"mpin"}`` -> ``data.token``
   (trade token), ``data.sid`` and ``data.baseUrl``, the per-user host every later call goes to.
@@ -33,12 +33,13 @@ with a percent-encoded symbol list.
 from __future__ import annotations
 
 import itertools
+import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
 
-import pyotp
 from aiohttp import web
 
+from monitor.brokers import totp
 from tests.fakes.scripted import (
     Received,
     Reply,
@@ -142,7 +143,7 @@ class KotakNeoState:
         self.mobile_number = mobile_number
         self.ucc = ucc
         self.mpin = mpin
-        self.totp = pyotp.TOTP(totp_secret)
+        self.totp_key = totp.decode_secret(totp_secret)
         self.rows = rows if rows is not None else []
         self.ltps = dict(ltps or {})  # "exSeg|tok" -> last price as the API writes it
         self.rate_limit = rate_limit
@@ -185,6 +186,12 @@ _ENDPOINTS = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def totp_matches(key: bytes, code: str) -> bool:
+    """True when ``code`` is the TOTP of ``key`` for now or one step either side."""
+    now = time.time()
+    return any(totp.code(key, now + steps * totp.STEP) == code for steps in (-1, 0, 1))
 
 
 def make_app(state: KotakNeoState) -> web.Application:
@@ -231,7 +238,7 @@ def make_app(state: KotakNeoState) -> web.Application:
         if body["mobileNumber"] != state.mobile_number or body["ucc"] != state.ucc:
             # Status and code not public.
             return await send(error_reply(400, "10501", "Invalid mobile number or UCC"))
-        if not state.totp.verify(body["totp"], valid_window=1):
+        if not totp_matches(state.totp_key, body["totp"]):
             # Status and code for a wrong TOTP are not public.
             return await send(error_reply(400, "10524", "Invalid TOTP"))
         token, sid = state._issue("view")

@@ -16,13 +16,14 @@ import contextlib
 import re
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.scripted import Reply, json_reply, play
+from tests.fakes.scripted import Reply, json_reply, play, released_at_shutdown
 
 BOT_ID = 7000001
 USERNAME = "pm_test_bot"
@@ -39,7 +40,7 @@ class Sent:
     chat_id: str
     text: str
     parse_mode: str | None
-    at: float  # time.monotonic() on arrival
+    at: float  # the state's clock on arrival
 
 
 @dataclass
@@ -54,6 +55,7 @@ class TelegramState:
     faults: dict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
     down: bool = False  # every request's connection is reset
     updates: list[dict[str, Any]] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic  # what ``calls`` and ``sent`` are timed by
     confirmed: int = 0  # the highest offset getUpdates was called with
     _update_id: int = 100
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
@@ -140,17 +142,19 @@ def _parse_problem(text: str) -> str:
 
 def make_app(state: TelegramState) -> web.Application:
     """The fake Bot API as an aiohttp application."""
+    app = web.Application()
+    released = released_at_shutdown(app)  # slow scripted replies end with the test
 
     async def handle(request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
-        state.calls.append((method, time.monotonic()))
+        state.calls.append((method, state.clock()))
         if state.down:
             assert request.transport is not None
             request.transport.close()  # as if the API were unreachable
             return web.Response()
         if request.match_info["token"] != state.token:
             return _answer(error(401, "Unauthorized"))
-        scripted = await play(state.faults[method])
+        scripted = await play(state.faults[method], released)
         if scripted is not None:
             return scripted
         form = await request.post()
@@ -178,7 +182,7 @@ def make_app(state: TelegramState) -> web.Application:
         parse_mode = fields.get("parse_mode")
         if parse_mode == "HTML" and (problem := _parse_problem(text)):
             return _answer(error(400, f"Bad Request: can't parse entities: {problem}"))
-        state.sent.append(Sent(chat_id, text, parse_mode, time.monotonic()))
+        state.sent.append(Sent(chat_id, text, parse_mode, state.clock()))
         return _ok({"message_id": len(state.sent), "date": int(time.time()),
                     "chat": {"id": int(chat_id), "type": "private"}, "text": text})  # fmt: skip
 
@@ -194,7 +198,6 @@ def make_app(state: TelegramState) -> web.Application:
                 await asyncio.wait_for(state._new_update.wait(), timeout)
         return _ok([u for u in state.updates if u["update_id"] >= offset])
 
-    app = web.Application()
     app.router.add_route("*", "/bot{token}/{method}", handle)
     return app
 

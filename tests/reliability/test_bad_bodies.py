@@ -58,7 +58,11 @@ async def test_untrustworthy_bodies_fail_the_poll_with_a_clear_reason(harness: H
                   "127.0.0.1: body larger than 16777216 bytes"),
     }  # fmt: skip
     async with serve(portfolio.make_app(fake)) as base:
-        daemon = harness.daemon(harness.rules([portfolio_account(base)]))
+        # A request may take as long as it needs: on a busy machine 16 MiB can take longer to
+        # read than a 500 ms poll's default budget, and then the poll would be a timeout, not
+        # the cut this test is about.
+        account = portfolio_account(base, timeout="60s")
+        daemon = harness.daemon(harness.rules([account]))
         await daemon.started()
         await daemon.wait_event("baseline_taken")
         assert daemon.process is not None

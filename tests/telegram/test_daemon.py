@@ -116,6 +116,8 @@ def test_two_variables_switch_telegram_on_and_outages_lose_nothing(
     # One poll's alerts are one message, headed by its time: the times never go backwards.
     times = [re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", t)[0] for t in texts]  # type: ignore[index]
     assert times == sorted(times)
+    # Read back from the outbox, each alert's time still names the simulator's zone.
+    assert all(f"{time} IST" in text for time, text in zip(times, texts, strict=True))
     logs = "\n".join(first.log_lines + second.log_lines)
     assert TOKEN not in logs and TOKEN.split(":")[1] not in logs
     assert any(e.get("event") == "telegram_ready" for e in second.logs())

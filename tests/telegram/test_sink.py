@@ -8,6 +8,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import structlog
@@ -17,11 +18,13 @@ from monitor.backoff import Backoff
 from monitor.logs import configure_logging
 from monitor.metrics import Metrics
 from monitor.notify.outbox import Dispatcher
+from monitor.notify.telegram.pacing import PRIVATE_INTERVAL, Pacer
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.store import Store
 from tests.fakes.scripted import Reply
 from tests.fakes.telegram import TOKEN, TelegramState, error, retry_after
 from tests.telegram.conftest import AT, PRIVATE, commit, short
+from tests.telegram.test_pacing import VirtualClock
 
 FAST = Backoff(initial=0.05, cap=0.2)
 
@@ -73,7 +76,7 @@ async def test_retry_after_is_honoured(
     d, _ = dispatcher(store, TelegramChatSink("telegram:me", PRIVATE, bot))
 
     async def body() -> None:
-        await until(lambda: len(telegram.sent) == 1)
+        await until(lambda: len(telegram.sent) == 1, seconds=30)
 
     await running(d, body)
     attempts = [t for m, t in telegram.calls if m == "sendMessage"]
@@ -86,17 +89,18 @@ async def test_server_errors_and_timeouts_are_retried_without_duplicates(
     telegram: TelegramState, api_url: str, store: Store
 ) -> None:
     """A 500, a 502 and an answer slower than the request timeout: retried, sent once."""
-    bot = TelegramBot("t", TOKEN, api_url, redact=str, request_timeout=0.5, long_poll=1)
+    bot = TelegramBot("t", TOKEN, api_url, redact=str, request_timeout=3, long_poll=1)
     telegram.fail(
         "sendMessage",
         error(500, "Internal Server Error"),
         Reply(502, b"<html>Bad Gateway</html>", "text/html"),
-        Reply(200, None, delay=1.5),  # the bot gives up after 0.5 s
+        Reply(200, None, delay=600),  # held until the fake shuts down: the bot gives up at 3 s
     )
     commit(store, [short("A")], ["telegram:me"])
     d, metrics = dispatcher(store, TelegramChatSink("telegram:me", PRIVATE, bot))
     try:
-        await running(d, lambda: until(lambda: len(telegram.sent) == 1))
+        # Done once the dispatcher has recorded the delivery, not when the fake received it.
+        await running(d, lambda: until(lambda: store.outbox_depth() == {}, seconds=60))
     finally:
         await bot.close()
     results = {
@@ -141,16 +145,26 @@ async def test_an_unreachable_chat_is_refused_logged_once_and_blocks_no_one(
 
 
 async def test_messages_to_one_chat_are_a_second_apart(
-    telegram: TelegramState, bot: TelegramBot, store: Store
+    telegram: TelegramState, api_url: str, store: Store
 ) -> None:
-    """Four polls' alerts to one private chat: the fake never sees two in one second."""
+    """Four polls' alerts to one private chat: the fake never sees two in one second.
+
+    The pacer and the fake share a clock that moves only when the pacer sleeps, so the spacing
+    is what the pacer asked for, whatever the machine's load adds to each request."""
+    clock = VirtualClock()
+    telegram.clock = clock.monotonic
+    pacer = Pacer(monotonic=clock.monotonic, sleep=clock.sleep)
+    bot = TelegramBot("t", TOKEN, api_url, redact=str, pacer=pacer, long_poll=1)
     for i in range(4):
         commit(store, [short(f"S{i}", AT + timedelta(seconds=i))], ["telegram:me"])
     d, _ = dispatcher(store, TelegramChatSink("telegram:me", PRIVATE, bot))
-    await d.flush()
+    try:
+        await d.flush()
+    finally:
+        await bot.close()
     times = [s.at for s in telegram.sent]
     assert len(times) == 4
-    assert all(b - a >= 0.99 for a, b in itertools.pairwise(times))
+    assert [b - a for a, b in itertools.pairwise(times)] == [PRIVATE_INTERVAL] * 3
 
 
 async def test_telegram_down_then_back_loses_nothing_and_keeps_order(
@@ -165,18 +179,17 @@ async def test_telegram_down_then_back_loses_nothing_and_keeps_order(
             commit(store, [short(f"S{i}", AT + timedelta(seconds=i))], ["telegram:me"])
             d.wake()
             await asyncio.sleep(0.1)
-        await until(lambda: len(telegram.calls) >= 3)  # getMe and retries, all reset
+        await until(lambda: len(telegram.calls) >= 3, seconds=30)  # getMe and retries, reset
         assert telegram.sent == []
         assert store.outbox_depth() == {"telegram:me": 5}
         telegram.down = False
-        await until(lambda: len(telegram.sent) == 5, seconds=20)
+        await until(lambda: store.outbox_depth() == {}, seconds=60)
 
     await running(d, body)
     texts = telegram.texts()
     assert [next(f"S{i}" for i in range(5) if f"<b>S{i}</b>" in t) for t in texts] == [
         f"S{i}" for i in range(5)
     ]
-    assert store.outbox_depth() == {}
 
 
 async def test_a_split_group_that_fails_halfway_resends_only_the_rest(
@@ -187,7 +200,7 @@ async def test_a_split_group_that_fails_halfway_resends_only_the_rest(
     commit(store, alerts, ["telegram:desk"])
     telegram.fail("sendMessage", Reply(200), error(500, "Internal Server Error"))
     d, _ = dispatcher(store, TelegramChatSink("telegram:desk", PRIVATE, bot))
-    await running(d, lambda: until(lambda: store.outbox_depth() == {}, seconds=30))
+    await running(d, lambda: until(lambda: store.outbox_depth() == {}, seconds=60))
     joined = "\n".join(telegram.texts())
     for i in range(200):
         assert joined.count(f"<b>SYM{i:03d}</b>") == 1, f"SYM{i:03d}"
@@ -217,3 +230,27 @@ async def test_the_bot_token_never_reaches_the_logs(
     assert TOKEN not in output and secret not in output
     assert len(telegram.sent) == 1
     assert store.outbox_depth() == {"telegram:me": 1}, "a rejected token keeps the alert"
+
+
+async def test_two_ready_calls_at_once_make_one_get_me(
+    telegram: TelegramState, bot: TelegramBot
+) -> None:
+    """Chats and the command listener get ready together at start: one getMe between them."""
+    await asyncio.gather(bot.ready(), bot.ready(), bot.ready())
+    assert [m for m, _ in telegram.calls] == ["getMe"]
+
+
+async def test_a_reloaded_alert_is_headed_with_the_zone_name(
+    telegram: TelegramState, bot: TelegramBot, store: Store
+) -> None:
+    """An alert comes back from the outbox with a bare UTC offset; the header names the zone."""
+    ist = ZoneInfo("Asia/Kolkata")
+    commit(store, [short("A", AT.astimezone(ist))], ["telegram:me"])
+    (reloaded,) = store.pending("telegram:me", 10)
+    assert reloaded.alert.at.tzname() == "UTC+05:30", "the premise: the zone is lost on reload"
+    sink = TelegramChatSink("telegram:me", PRIVATE, bot, {"kotak-main": ist})
+    d, _ = dispatcher(store, sink)
+    await d.flush()
+    (sent,) = telegram.texts()
+    assert "2026-11-23 09:20:05 IST" in sent.splitlines()[0]
+    assert "UTC+" not in sent

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 from decimal import Decimal
 
 from monitor.model import Alert, DetailValue, Severity, format_money, format_qty
@@ -75,14 +76,17 @@ def alert_lines(alert: Alert) -> list[str]:
     return lines
 
 
-def group_messages(alerts: Sequence[Alert]) -> list[Message]:
+def group_messages(alerts: Sequence[Alert], zone: tzinfo | None = None) -> list[Message]:
     """The messages for one poll's alerts of one account, each within Telegram's limit.
 
-    A header names the account and the time in the account's zone once; alerts follow, packed
-    whole into as few messages as fit. An alert too long for one message is split at lines.
+    A header names the account and the time in ``zone`` (the account's) once; alerts follow,
+    packed whole into as few messages as fit. An alert too long for one message is split at
+    lines. An alert read back from the outbox carries only its UTC offset, which would print
+    as "UTC+05:30": the zone gives the header its name ("IST").
     """
     first = alerts[0]
-    when = first.at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    at = first.at if zone is None else first.at.astimezone(zone)
+    when = at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     count = f" · {len(alerts)} alerts" if len(alerts) > 1 else ""
     header = f"<b>{text(first.account)}</b> · {text(when)}{count}"
     messages: list[Message] = []

@@ -9,10 +9,11 @@ bot token is retried, since alerts must wait for a fixed token rather than be dr
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import Callable, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta, tzinfo
 
 import structlog
 from telegram import Bot, LinkPreviewOptions
@@ -74,13 +75,16 @@ class TelegramBot:
             get_updates_request=_request(1, request_timeout, long_poll + request_timeout),
         )
         self._initialized = False
+        # The chats' senders and the command listener all call ready() at start: one getMe.
+        self._initializing = asyncio.Lock()
 
     async def ready(self) -> None:
         """Call getMe once (PTB needs it before anything else); raises like a send would."""
-        if not self._initialized:
-            await self.bot.initialize()
-            self._initialized = True
-            log.info("telegram_ready", bot=self.name, username=self.bot.username)
+        async with self._initializing:
+            if not self._initialized:
+                await self.bot.initialize()
+                self._initialized = True
+                log.info("telegram_ready", bot=self.name, username=self.bot.username)
 
     async def send_html(self, chat_id: str, text: str) -> None:
         """Send one HTML message when the pacing allows; PTB errors propagate."""
@@ -115,10 +119,13 @@ def _request(pool: int, timeout: float, read: float) -> HTTPXRequest:
 class TelegramChatSink:
     """Delivers alert groups to one chat, one message per group unless it needs splitting."""
 
-    def __init__(self, name: str, chat_id: str, bot: TelegramBot) -> None:
+    def __init__(
+        self, name: str, chat_id: str, bot: TelegramBot, zones: Mapping[str, tzinfo] | None = None
+    ) -> None:
         self._name = name
         self.chat_id = chat_id
         self.bot = bot
+        self._zones = zones or {}  # account id -> the zone its message headers are written in
 
     @property
     def name(self) -> str:
@@ -128,7 +135,7 @@ class TelegramChatSink:
     async def send(self, alerts: Sequence[Alert]) -> None:
         """Send the group's messages in order; on failure say how many alerts went out."""
         complete = 0
-        for message in group_messages(alerts):
+        for message in group_messages(alerts, self._zones.get(alerts[0].account)):
             try:
                 await self.bot.send_html(self.chat_id, message.text)
             except ChatMigrated as err:
