@@ -7,6 +7,7 @@ import json
 import logging
 import warnings
 from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
 
 import pytest
 import structlog
@@ -169,7 +170,8 @@ def test_secrets_never_reach_the_json_stream_by_any_path() -> None:
     assert len(lines) == 7 + 4 * len(LIBRARY_LOGGERS)
     assert all(REDACTED in json.dumps(line) for line in lines)
     request = next(line for line in lines if line["event"] == "request")
-    assert request["headers"] == {"Authorization": "Bearer [redacted]", "x-session-token": REDACTED}
+    # Header fields named like credentials lose their whole value, scheme included.
+    assert request["headers"] == {"Authorization": REDACTED, "x-session-token": REDACTED}
     assert request["url"] == "https://api.telegram.org/bot[redacted]/sendMessage"
     crash = next(line for line in lines if line["event"] == "poll_crashed")
     assert "Traceback" in str(crash["exception"]) and "KeyError" in str(crash["exception"])
@@ -245,3 +247,26 @@ def test_a_library_warning_is_a_json_line() -> None:
     (line,) = _lines(stream)
     assert "Unclosed client session" in str(line["event"])
     assert line["logger"] == "py.warnings" and line["level"] == "warning"
+
+
+def test_credentials_nobody_configured_are_redacted_by_their_names() -> None:
+    """A session token a broker issued, in a field named like a credential, a query string or
+    a JSON body quoted in a message; and a configured secret percent-encoded in a URL."""
+    stream = io.StringIO()
+    spaced = "p@ss w0rd!"
+    configure_logging(secrets=[spaced], stream=stream, json_output=True)
+    issued = "issued-7f6e5d4c"
+    log = structlog.get_logger("monitor.test")
+    log.warning("login_reply", reply={"data": {"SessionToken": issued, "omsId": 7}}, sid=issued)
+    logging.getLogger("aiohttp.client").error("GET https://api/p?x=1&access_token=%s", issued)
+    log.error("bad_response", reason=f'body {{"Status": "Ok", "sessionToken": "{issued}"}}')
+    log.error("login_url", url=f"https://api/login?user=u&p={quote(spaced)}&q={quote_plus(spaced)}")
+    output = stream.getvalue()
+    for leak in (issued, quote(spaced), quote_plus(spaced), quote(spaced).lower()):
+        assert leak not in output
+    reply, query, body, url = _lines(stream)
+    assert reply["reply"] == {"data": {"SessionToken": REDACTED, "omsId": 7}}
+    assert reply["sid"] == REDACTED
+    assert query["event"] == f"GET https://api/p?x=1&access_token={REDACTED}"
+    assert body["reason"] == f'body {{"Status": "Ok", "sessionToken": "{REDACTED}"}}'
+    assert url["url"] == f"https://api/login?user=u&p={REDACTED}&q={REDACTED}"
