@@ -257,8 +257,9 @@ class Daemon:
         settings = self.settings
         try:
             self._runner, self.port = await serve(
-                make_app(self.registry, self.pollers), settings.host, settings.port
-            )
+                make_app(self.registry, self.pollers), settings.host, settings.port,
+                self.metrics.http_refused,
+            )  # fmt: skip
         except OSError as err:
             self.store.close()
             os.close(self._state_lock)

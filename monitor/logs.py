@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TextIO
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -29,6 +30,7 @@ _BEARER = re.compile(r"\b(bearer)\s+[A-Za-z0-9._~+/-]+=*", re.IGNORECASE)
 _META_KEYS = frozenset({"_record", "_from_structlog"})
 # Deeper structures are rendered by repr and scrubbed as text.
 _MAX_DEPTH = 16
+FLOOD_SECONDS = 60.0  # a repeated warning or error is logged at most once in this time
 # A field or query parameter holds a credential when a word of its name contains one of these
 # marks (accessToken, SessionToken, sessionid, api_key_secret, Password) or is one of these
 # words (sid, neo-fin-key, Auth, mpin); "omsid" and "Authenticated" are not credentials.
@@ -141,6 +143,78 @@ def _redact_member(match: re.Match[str]) -> str:
     return f'"{name}"{colon}"{REDACTED}"'
 
 
+class FloodGate(logging.Filter):
+    """Lets the first of a repeated warning or error through, then at most one a minute.
+
+    Repeats are those of one event (or library message) with the same exception type, account
+    and sink; the next one let through says how many were dropped since (``suppressed``). A
+    failure met by every one of a thousand clients, or by every turn of a loop, is thereby a
+    line a minute, not gigabytes of the same traceback. Our events are gated as a structlog
+    processor (before their exception is formatted), library records as a filter of the handler.
+    """
+
+    def __init__(
+        self, period: float = FLOOD_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._period = period
+        self._clock = clock
+        self._seen: dict[Hashable, tuple[float, int]] = {}  # key -> (let through at, dropped)
+
+    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+        record = event.get("_record")
+        if record is not None:  # a library's record, let through by ``filter``
+            if suppressed := getattr(record, "suppressed", 0):
+                event["suppressed"] = suppressed
+            return event
+        if method not in _GATED_METHODS:
+            return event
+        key = (event.get("logger"), event.get("event"), event.get("account"), event.get("sink"))
+        suppressed = self._admit((*key, _error_type(event.get("exc_info"))))
+        if suppressed is None:
+            raise structlog.DropEvent
+        if suppressed:
+            event["suppressed"] = suppressed
+        return event
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict) or record.levelno < logging.WARNING:
+            return True  # our events went through ``__call__``
+        message = str(record.msg).split("\n", 1)[0][:200]  # the template, not its arguments
+        error = record.exc_info[0] if record.exc_info else None
+        suppressed = self._admit((record.name, message, error))
+        if suppressed is None:
+            return False
+        record.suppressed = suppressed
+        return True
+
+    def _admit(self, key: Hashable) -> int | None:
+        """None: drop this one; else the number dropped since the last one let through."""
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self._period:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return None
+        if len(self._seen) >= _MAX_KEYS:  # messages that vary: forget the quiet ones
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self._period}
+        self._seen[key] = (now, 0)
+        return seen[1] if seen is not None else 0
+
+
+def _error_type(exc_info: object) -> object:
+    if exc_info is True:
+        return sys.exc_info()[0]
+    if isinstance(exc_info, BaseException):
+        return type(exc_info)
+    if isinstance(exc_info, tuple) and exc_info:
+        return exc_info[0]
+    return None
+
+
+_GATED_METHODS = frozenset({"warning", "warn", "error", "exception", "critical", "fatal"})
+_MAX_KEYS = 1024
+
+
 class _Handler(logging.StreamHandler[TextIO]):
     """A stream handler whose own error report never prints a record's raw arguments."""
 
@@ -162,10 +236,12 @@ def configure_logging(
     if json_output is None:
         json_output = not stream.isatty()
     redactor = Redactor(secrets)
+    gate = FloodGate()
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        gate,  # before the exception is formatted: its type is part of what repeats
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redactor,  # last before rendering: sees the formatted message and traceback text
@@ -187,6 +263,7 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     handler = _Handler(stream, redactor)
+    handler.addFilter(gate)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

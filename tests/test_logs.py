@@ -12,7 +12,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 import structlog
 
-from monitor.logs import REDACTED, Redactor, configure_logging
+from monitor.logs import FLOOD_SECONDS, REDACTED, FloodGate, Redactor, configure_logging
 
 # The stdlib loggers our libraries write to (DESIGN section 6): each must come out as our JSON.
 LIBRARY_LOGGERS = (
@@ -270,3 +270,56 @@ def test_credentials_nobody_configured_are_redacted_by_their_names() -> None:
     assert query["event"] == f"GET https://api/p?x=1&access_token={REDACTED}"
     assert body["reason"] == f'body {{"Status": "Ok", "sessionToken": "{REDACTED}"}}'
     assert url["url"] == f"https://api/login?user=u&p={REDACTED}&q={REDACTED}"
+
+
+def test_a_repeated_error_is_logged_once_not_a_thousand_times() -> None:
+    """A thousand crashes of one kind, ours and a library's, are a line each; a crash of
+    another kind, or of another account, is still logged; info events are never held back."""
+    stream = io.StringIO()
+    configure_logging(stream=stream, json_output=True)
+    log = structlog.get_logger("monitor.test")
+    server = logging.getLogger("aiohttp.server")
+    for n in range(1000):
+        try:
+            raise OSError(24, f"Too many open files ({n})")
+        except OSError:
+            log.exception("poll_crashed", account="a1")
+            server.exception("Error handling request from %s", f"127.0.0.1:{n}")
+        log.info("alerts_raised", count=n)
+    try:
+        raise ValueError("other")
+    except ValueError:
+        log.exception("poll_crashed", account="a1")
+    log.error("poll_crashed", account="a2")
+    events = [(line["event"], line.get("account")) for line in _lines(stream)]
+    assert events.count(("poll_crashed", "a1")) == 2  # the OSError once, the ValueError once
+    assert events.count(("poll_crashed", "a2")) == 1
+    assert events.count(("Error handling request from 127.0.0.1:0", None)) == 1
+    assert events.count(("alerts_raised", None)) == 1000
+    assert len(events) == 1004
+
+
+def test_the_next_repeat_after_a_minute_says_how_many_were_dropped() -> None:
+    """Within FLOOD_SECONDS repeats are dropped; the first after it carries the count."""
+    now = [0.0]
+    gate = FloodGate(clock=lambda: now[0])
+
+    def event() -> dict[str, object] | None:
+        try:
+            return gate(None, "error", {"event": "outbox_failed", "logger": "m", "sink": "s"})
+        except structlog.DropEvent:
+            return None
+
+    def record() -> bool:
+        line = logging.LogRecord("asyncio", logging.ERROR, "", 0, "accept failed", (), None)
+        return gate.filter(line) and getattr(line, "suppressed", 0) == (0 if now[0] == 0 else 7)
+
+    assert event() == {"event": "outbox_failed", "logger": "m", "sink": "s"}
+    assert record()
+    for _ in range(7):
+        now[0] += 1.0
+        assert event() is None
+        assert not gate.filter(logging.LogRecord("asyncio", 40, "", 0, "accept failed", (), None))
+    now[0] = FLOOD_SECONDS
+    assert event() == {"event": "outbox_failed", "logger": "m", "sink": "s", "suppressed": 7}
+    assert record()
