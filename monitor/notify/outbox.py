@@ -161,6 +161,7 @@ class Dispatcher:
             except Exception as err:
                 if len(sending) == 1:
                     failure = sink_bug(err, 0)
+                    failure.__cause__ = err  # its traceback is logged with it
                 else:
                     # A bug that does not say which alert it met: offer them one at a time.
                     ids = [item.id for item in sending]
