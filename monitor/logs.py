@@ -30,7 +30,7 @@ _BEARER = re.compile(r"\b(bearer)\s+[A-Za-z0-9._~+/-]+=*", re.IGNORECASE)
 _META_KEYS = frozenset({"_record", "_from_structlog"})
 # Deeper structures are rendered by repr and scrubbed as text.
 _MAX_DEPTH = 16
-FLOOD_SECONDS = 60.0  # a repeated warning or error is logged at most once in this time
+FLOOD_SECONDS = 60.0  # a repeated error is logged at most once in this time
 # A field or query parameter holds a credential when a word of its name contains one of these
 # marks (accessToken, SessionToken, sessionid, api_key_secret, Password) or is one of these
 # words (sid, neo-fin-key, Auth, mpin); "omsid" and "Authenticated" are not credentials.
@@ -144,13 +144,15 @@ def _redact_member(match: re.Match[str]) -> str:
 
 
 class FloodGate(logging.Filter):
-    """Lets the first of a repeated warning or error through, then at most one a minute.
+    """Lets the first of a repeated error through, then at most one a minute.
 
-    Repeats are those of one event (or library message) with the same exception type, account
-    and sink; the next one let through says how many were dropped since (``suppressed``). A
-    failure met by every one of a thousand clients, or by every turn of a loop, is thereby a
-    line a minute, not gigabytes of the same traceback. Our events are gated as a structlog
-    processor (before their exception is formatted), library records as a filter of the handler.
+    Gated are our events that carry an exception (a crash) and every warning or error of a
+    library; our other warnings are logged on a change of state only. Repeats are those of one
+    event (or library message) with the same exception type, account and sink; the next one
+    let through says how many were dropped since (``suppressed``). A failure met by every one
+    of a thousand clients, or by every turn of a loop, is thereby a line a minute, not
+    gigabytes of the same traceback. Our events are gated as a structlog processor (before
+    their exception is formatted), library records as a filter of the handler.
     """
 
     def __init__(
@@ -167,8 +169,8 @@ class FloodGate(logging.Filter):
             if suppressed := getattr(record, "suppressed", 0):
                 event["suppressed"] = suppressed
             return event
-        if method not in _GATED_METHODS:
-            return event
+        if method not in _GATED_METHODS or not event.get("exc_info"):
+            return event  # without a traceback: logged on a change of state, never a flood
         key = (event.get("logger"), event.get("event"), event.get("account"), event.get("sink"))
         suppressed = self._admit((*key, _error_type(event.get("exc_info"))))
         if suppressed is None:

@@ -274,7 +274,8 @@ def test_credentials_nobody_configured_are_redacted_by_their_names() -> None:
 
 def test_a_repeated_error_is_logged_once_not_a_thousand_times() -> None:
     """A thousand crashes of one kind, ours and a library's, are a line each; a crash of
-    another kind, or of another account, is still logged; info events are never held back."""
+    another kind, or of another account, is still logged; events without a traceback are
+    never held back."""
     stream = io.StringIO()
     configure_logging(stream=stream, json_output=True)
     log = structlog.get_logger("monitor.test")
@@ -290,13 +291,19 @@ def test_a_repeated_error_is_logged_once_not_a_thousand_times() -> None:
         raise ValueError("other")
     except ValueError:
         log.exception("poll_crashed", account="a1")
-    log.error("poll_crashed", account="a2")
+    try:
+        raise ValueError("other")
+    except ValueError:
+        log.exception("poll_crashed", account="a2")
+    for _ in range(2):
+        log.warning("poll_failed", account="a1")  # a change of state each time
     events = [(line["event"], line.get("account")) for line in _lines(stream)]
     assert events.count(("poll_crashed", "a1")) == 2  # the OSError once, the ValueError once
     assert events.count(("poll_crashed", "a2")) == 1
     assert events.count(("Error handling request from 127.0.0.1:0", None)) == 1
     assert events.count(("alerts_raised", None)) == 1000
-    assert len(events) == 1004
+    assert events.count(("poll_failed", "a1")) == 2
+    assert len(events) == 1006
 
 
 def test_the_next_repeat_after_a_minute_says_how_many_were_dropped() -> None:
@@ -304,9 +311,12 @@ def test_the_next_repeat_after_a_minute_says_how_many_were_dropped() -> None:
     now = [0.0]
     gate = FloodGate(clock=lambda: now[0])
 
+    crash = OSError(28, "No space left on device")
+    logged = {"event": "outbox_crashed", "logger": "m", "sink": "s", "exc_info": crash}
+
     def event() -> dict[str, object] | None:
         try:
-            return gate(None, "error", {"event": "outbox_failed", "logger": "m", "sink": "s"})
+            return gate(None, "error", dict(logged))
         except structlog.DropEvent:
             return None
 
@@ -314,12 +324,12 @@ def test_the_next_repeat_after_a_minute_says_how_many_were_dropped() -> None:
         line = logging.LogRecord("asyncio", logging.ERROR, "", 0, "accept failed", (), None)
         return gate.filter(line) and getattr(line, "suppressed", 0) == (0 if now[0] == 0 else 7)
 
-    assert event() == {"event": "outbox_failed", "logger": "m", "sink": "s"}
+    assert event() == logged
     assert record()
     for _ in range(7):
         now[0] += 1.0
         assert event() is None
         assert not gate.filter(logging.LogRecord("asyncio", 40, "", 0, "accept failed", (), None))
     now[0] = FLOOD_SECONDS
-    assert event() == {"event": "outbox_failed", "logger": "m", "sink": "s", "suppressed": 7}
+    assert event() == {**logged, "suppressed": 7}
     assert record()
