@@ -18,6 +18,7 @@ from monitor import __version__, config, daemon, replay
 from monitor.brokers.errors import BrokerError
 from monitor.logs import Redactor, configure_logging
 from monitor.model import ZERO, Alert, Snapshot, format_money, format_qty
+from monitor.recording import DEFAULT_MAX_BYTES
 from monitor.store import StoreError
 
 EXIT_OK = 0
@@ -52,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--record", type=Path, help="append every poll outcome to FILE in the replay format"
     )
+    run.add_argument(
+        "--record-max-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="N",
+        help="when the record FILE would pass N bytes, rename it FILE.1 (replacing the previous"
+        " one) and start a new FILE (default: 104857600, 100 MiB)",
+    )
     run.set_defaults(handler=_run)
 
     snap = commands.add_parser(
@@ -73,6 +82,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of bytes")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
     loaded = config.load(args.config)
     host, port = loaded.listen
@@ -88,8 +107,9 @@ def _run(args: argparse.Namespace) -> int:
     }
     notify = config.resolve_notify(loaded, os.environ)
     settings = daemon.Settings(
-        args.state or loaded.state_path, host, port, secrets, args.record, notify
-    )
+        args.state or loaded.state_path, host, port, secrets, args.record, notify=notify,
+        record_max_bytes=args.record_max_bytes,
+    )  # fmt: skip
     values = [v for account in secrets.values() for v in account.values()]
     configure_logging(secrets=[*values, *notify.tokens.values()])
     try:

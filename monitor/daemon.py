@@ -52,7 +52,7 @@ from monitor.notify.telegram.commands import Commands
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.notify.telegram.updates import CommandListener
 from monitor.poller import AccountPoller, AccountStatus
-from monitor.recording import Recorder
+from monitor.recording import DEFAULT_MAX_BYTES, Recorder
 from monitor.store import Store, StoreError
 
 log = structlog.get_logger(__name__)
@@ -76,6 +76,7 @@ class Settings:
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # by account id
     record: Path | None = None  # append every poll outcome here in the replay format
     notify: Notify | None = None  # resolved notify section; None: resolved from os.environ
+    record_max_bytes: int = DEFAULT_MAX_BYTES  # then the record file is rotated to FILE.1
 
 
 def make_broker(
@@ -235,7 +236,7 @@ class Daemon:
         self.recorder = None
         if settings.record is not None:
             try:
-                self.recorder = Recorder(settings.record, secrets)
+                self.recorder = Recorder(settings.record, secrets, settings.record_max_bytes)
             except OSError as err:
                 self.store.close()
                 os.close(self._state_lock)
@@ -278,8 +279,9 @@ class Daemon:
         settings = self.settings
         try:
             self._runner, self.port = await serve(
-                make_app(self.registry, self.pollers), settings.host, settings.port
-            )
+                make_app(self.registry, self.pollers), settings.host, settings.port,
+                self.metrics.http_refused,
+            )  # fmt: skip
         except OSError as err:
             self.store.close()
             os.close(self._state_lock)

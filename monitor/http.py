@@ -1,15 +1,29 @@
-"""The metrics and health endpoint: ``/metrics``, ``/healthz``, ``/readyz``."""
+"""The metrics and health endpoint: ``/metrics``, ``/healthz``, ``/readyz``.
+
+Bounded against slow or idle clients, since polling shares the process's file limit with it:
+a client has a few seconds to send a request (and to send the next one on a kept-alive
+connection), request lines and headers are small, and while a quarter of the file limit is
+taken by open connections a new one is closed at once and counted.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import resource
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from monitor.poller import AccountPoller
+
+IDLE_SECONDS = 5.0  # to send a request on a new or kept-alive connection
+MAX_CONNECTIONS = 1024
+BACKLOG = 32  # connections accepted per turn of the loop, so the cap is passed by few
+LINE_BYTES = 4096  # request line and each header; our requests are a path and a few headers
+MAX_HEADERS = 32
 
 
 def make_app(registry: CollectorRegistry, pollers: Sequence[AccountPoller]) -> web.Application:
@@ -31,11 +45,71 @@ def make_app(registry: CollectorRegistry, pollers: Sequence[AccountPoller]) -> w
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start serving; returns the runner (for cleanup) and the bound port."""
-    runner = web.AppRunner(app, access_log=None)
+def connection_cap() -> int:
+    """A quarter of the open-file limit, at most MAX_CONNECTIONS: the rest is for polls, the
+    state file and the bot."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(4, min(MAX_CONNECTIONS, soft // 4))
+
+
+async def serve(
+    app: web.Application, host: str, port: int, refused: Counter
+) -> tuple[web.AppRunner, int]:
+    """Start serving; returns the runner (for cleanup) and the bound port. Connections closed
+    at once for being over the cap are counted in ``refused``."""
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        keepalive_timeout=IDLE_SECONDS,
+        max_line_size=LINE_BYTES,
+        max_field_size=LINE_BYTES,
+        max_headers=MAX_HEADERS,
+        handler_cancellation=True,  # a client gone mid-request stops its handler
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = _CappedSite(runner, host, port, connection_cap(), refused)
     await site.start()
     bound: int = runner.addresses[0][1]
     return runner, bound
+
+
+class _CappedSite(web.BaseSite):
+    """A TCP site that closes a new connection at once while ``cap`` are open."""
+
+    __slots__ = ("_cap", "_host", "_port", "_refused")
+
+    def __init__(
+        self, runner: web.AppRunner, host: str, port: int, cap: int, refused: Counter
+    ) -> None:
+        super().__init__(runner, backlog=BACKLOG)
+        self._host = host
+        self._port = port
+        self._cap = cap
+        self._refused = refused
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._connection, self._host, self._port, backlog=self._backlog, reuse_address=True
+        )
+
+    def _connection(self) -> asyncio.BaseProtocol:
+        server = self._runner.server  # None once the runner is cleaned up
+        if server is None or len(server.connections) >= self._cap:
+            self._refused.inc()
+            return _Refused()
+        return server()
+
+
+class _Refused(asyncio.Protocol):
+    """Closes its connection as soon as it is made."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TextIO
+from urllib.parse import quote, quote_plus, unquote_plus
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -28,6 +30,18 @@ _BEARER = re.compile(r"\b(bearer)\s+[A-Za-z0-9._~+/-]+=*", re.IGNORECASE)
 _META_KEYS = frozenset({"_record", "_from_structlog"})
 # Deeper structures are rendered by repr and scrubbed as text.
 _MAX_DEPTH = 16
+FLOOD_SECONDS = 60.0  # a repeated error is logged at most once in this time
+# A field or query parameter holds a credential when a word of its name contains one of these
+# marks (accessToken, SessionToken, sessionid, api_key_secret, Password) or is one of these
+# words (sid, neo-fin-key, Auth, mpin); "omsid" and "Authenticated" are not credentials.
+_SECRET_MARKS = ("token", "passw", "secret", "session", "cookie", "apikey", "authoriz")
+_SECRET_WORDS = frozenset({"sid", "pin", "mpin", "otp", "totp", "pwd", "jwt", "auth", "key"})
+# The words of a name: "TwoFAToken" -> Two, FA, Token; "omsId" -> oms, Id (no "sid" in it).
+_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# `?name=value` / `&name=value` in a URL or a form body.
+_QUERY_PARAMETER = re.compile(r"([?&])([^=&\s#?]+)=([^&\s#\"'<>]*)")
+# `"name": value` of JSON quoted in text (an error message echoing a body).
+_JSON_MEMBER = re.compile(r'"([^"\\]{1,100})"(\s*:\s*)("(?:[^"\\]|\\.)*"|[-+.\w]+)')
 
 
 class Redactor:
@@ -43,8 +57,13 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str]) -> None:
         # Shorter values would redact ordinary words and numbers; longest first, so a secret
-        # that contains another is removed whole.
-        values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        # that contains another is removed whole. A secret in a URL or form body is
+        # percent-encoded, in upper- or lower-case hex.
+        values = sorted(
+            {form for s in secrets if len(s) >= 4 for form in _encoded_forms(s)},
+            key=len,
+            reverse=True,
+        )
         self._secrets = re.compile("|".join(map(re.escape, values))) if values else None
 
     def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
@@ -52,15 +71,22 @@ class Redactor:
             if name in _META_KEYS:
                 continue
             value = event.pop(name)
-            event[self.scrub(name)] = self._scrubbed(value, 0)
+            secret = is_secret_name(name)
+            event[self.scrub(name)] = secret_value(value) if secret else self._scrubbed(value, 0)
         return event
 
     def scrub(self, text: str) -> str:
-        """``text`` with every secret, bot token and bearer token replaced."""
+        """``text`` with every secret, bot token, bearer token, and the value of every query
+        parameter and quoted JSON member named like a credential, replaced."""
         if self._secrets is not None:
             text = self._secrets.sub(REDACTED, text)
         text = _BOT_TOKEN.sub(REDACTED, text)
-        return _BEARER.sub(rf"\1 {REDACTED}", text)
+        text = _BEARER.sub(rf"\1 {REDACTED}", text)
+        if "=" in text:
+            text = _QUERY_PARAMETER.sub(_redact_parameter, text)
+        if '"' in text:
+            text = _JSON_MEMBER.sub(_redact_member, text)
+        return text
 
     def _scrubbed(self, value: object, depth: int) -> object:
         if isinstance(value, str):
@@ -70,7 +96,9 @@ class Redactor:
         if depth < _MAX_DEPTH:
             if isinstance(value, Mapping):
                 return {
-                    self._scrubbed(k, depth + 1): self._scrubbed(v, depth + 1)
+                    self._scrubbed(k, depth + 1): secret_value(v)
+                    if isinstance(k, str) and is_secret_name(k)
+                    else self._scrubbed(v, depth + 1)
                     for k, v in value.items()
                 }
             if isinstance(value, list | tuple | set | frozenset):
@@ -79,6 +107,114 @@ class Redactor:
         text = repr(value)
         scrubbed = self.scrub(text)
         return value if scrubbed == text else scrubbed
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a field or parameter of this name holds a credential (``SessionToken``,
+    ``access_token``, ``neo-fin-key``, ``sid``), case aside."""
+    words = [word.lower() for word in _NAME_WORDS.findall(name)]
+    return any(w in _SECRET_WORDS or any(mark in w for mark in _SECRET_MARKS) for w in words)
+
+
+def secret_value(value: object) -> object:
+    """What stands for the value of a credential field: null and booleans say nothing."""
+    return value if value is None or isinstance(value, bool) else REDACTED
+
+
+def _encoded_forms(secret: str) -> set[str]:
+    forms = {secret, quote(secret, safe=""), quote_plus(secret, safe="")}
+    return forms | {_PERCENT.sub(lambda m: m[0].lower(), form) for form in forms}
+
+
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    separator, name, _ = match.groups()
+    if not is_secret_name(unquote_plus(name)):
+        return match[0]
+    return f"{separator}{name}={REDACTED}"
+
+
+def _redact_member(match: re.Match[str]) -> str:
+    name, colon, value = match.groups()
+    if not is_secret_name(name) or value in ("null", "true", "false"):
+        return match[0]
+    return f'"{name}"{colon}"{REDACTED}"'
+
+
+class FloodGate(logging.Filter):
+    """Lets the first of a repeated error through, then at most one a minute.
+
+    Gated are our events that carry an exception (a crash) and every warning or error of a
+    library; our other warnings are logged on a change of state only. Repeats are those of one
+    event (or library message) with the same exception type, account and sink; the next one
+    let through says how many were dropped since (``suppressed``). A failure met by every one
+    of a thousand clients, or by every turn of a loop, is thereby a line a minute, not
+    gigabytes of the same traceback. Our events are gated as a structlog processor (before
+    their exception is formatted), library records as a filter of the handler.
+    """
+
+    def __init__(
+        self, period: float = FLOOD_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._period = period
+        self._clock = clock
+        self._seen: dict[Hashable, tuple[float, int]] = {}  # key -> (let through at, dropped)
+
+    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+        record = event.get("_record")
+        if record is not None:  # a library's record, let through by ``filter``
+            if suppressed := getattr(record, "suppressed", 0):
+                event["suppressed"] = suppressed
+            return event
+        if method not in _GATED_METHODS or not event.get("exc_info"):
+            return event  # without a traceback: logged on a change of state, never a flood
+        key = (event.get("logger"), event.get("event"), event.get("account"), event.get("sink"))
+        suppressed = self._admit((*key, _error_type(event.get("exc_info"))))
+        if suppressed is None:
+            raise structlog.DropEvent
+        if suppressed:
+            event["suppressed"] = suppressed
+        return event
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict) or record.levelno < logging.WARNING:
+            return True  # our events went through ``__call__``
+        message = str(record.msg).split("\n", 1)[0][:200]  # the template, not its arguments
+        error = record.exc_info[0] if record.exc_info else None
+        suppressed = self._admit((record.name, message, error))
+        if suppressed is None:
+            return False
+        record.suppressed = suppressed
+        return True
+
+    def _admit(self, key: Hashable) -> int | None:
+        """None: drop this one; else the number dropped since the last one let through."""
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self._period:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return None
+        if len(self._seen) >= _MAX_KEYS:  # messages that vary: forget the quiet ones
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self._period}
+        self._seen[key] = (now, 0)
+        return seen[1] if seen is not None else 0
+
+
+def _error_type(exc_info: object) -> object:
+    if exc_info is True:
+        return sys.exc_info()[0]
+    if isinstance(exc_info, BaseException):
+        return type(exc_info)
+    if isinstance(exc_info, tuple) and exc_info:
+        return exc_info[0]
+    return None
+
+
+_GATED_METHODS = frozenset({"warning", "warn", "error", "exception", "critical", "fatal"})
+_MAX_KEYS = 1024
 
 
 class _Handler(logging.StreamHandler[TextIO]):
@@ -102,10 +238,12 @@ def configure_logging(
     if json_output is None:
         json_output = not stream.isatty()
     redactor = Redactor(secrets)
+    gate = FloodGate()
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        gate,  # before the exception is formatted: its type is part of what repeats
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redactor,  # last before rendering: sees the formatted message and traceback text
@@ -127,6 +265,7 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     handler = _Handler(stream, redactor)
+    handler.addFilter(gate)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

@@ -69,6 +69,15 @@ class Metrics:
             "outbox_depth", "Alerts waiting for delivery, by sink.",
             ["sink"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        self.record_failures = Counter(
+            "record_failures", "Poll outcomes run --record could not write to its file.",
+            namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
+        self.http_refused = Counter(
+            "http_refused_connections",
+            "Connections to the HTTP endpoint closed at once: too many open.",
+            namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
         Info("build", "Version of position-monitor.", namespace=NAMESPACE, registry=registry).info(
             {"version": __version__}
         )

@@ -227,10 +227,11 @@ class AccountPoller:
         self._not_before = self._monotonic() + delay
 
     def _record(self, at: datetime, error: BrokerError | None) -> None:
-        if self._recorder is not None:
-            self._recorder.record(
-                self.account.id, self.account.broker, at, self._broker.last_exchange, error
-            )
+        """Best effort: a line the recorder could not write is counted, the poll goes on."""
+        if self._recorder is not None and not self._recorder.record(
+            self.account.id, self.account.broker, at, self._broker.last_exchange, error
+        ):
+            self._metrics.record_failures.inc()
 
     def _watch_health(self, now: datetime, ok: bool) -> None:
         """Raise ``poll_failing`` once when good polls stop inside the window, and

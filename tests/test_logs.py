@@ -7,11 +7,12 @@ import json
 import logging
 import warnings
 from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
 
 import pytest
 import structlog
 
-from monitor.logs import REDACTED, Redactor, configure_logging
+from monitor.logs import FLOOD_SECONDS, REDACTED, FloodGate, Redactor, configure_logging
 
 # The stdlib loggers our libraries write to (DESIGN section 6): each must come out as our JSON.
 LIBRARY_LOGGERS = (
@@ -169,7 +170,8 @@ def test_secrets_never_reach_the_json_stream_by_any_path() -> None:
     assert len(lines) == 7 + 4 * len(LIBRARY_LOGGERS)
     assert all(REDACTED in json.dumps(line) for line in lines)
     request = next(line for line in lines if line["event"] == "request")
-    assert request["headers"] == {"Authorization": "Bearer [redacted]", "x-session-token": REDACTED}
+    # Header fields named like credentials lose their whole value, scheme included.
+    assert request["headers"] == {"Authorization": REDACTED, "x-session-token": REDACTED}
     assert request["url"] == "https://api.telegram.org/bot[redacted]/sendMessage"
     crash = next(line for line in lines if line["event"] == "poll_crashed")
     assert "Traceback" in str(crash["exception"]) and "KeyError" in str(crash["exception"])
@@ -245,3 +247,89 @@ def test_a_library_warning_is_a_json_line() -> None:
     (line,) = _lines(stream)
     assert "Unclosed client session" in str(line["event"])
     assert line["logger"] == "py.warnings" and line["level"] == "warning"
+
+
+def test_credentials_nobody_configured_are_redacted_by_their_names() -> None:
+    """A session token a broker issued, in a field named like a credential, a query string or
+    a JSON body quoted in a message; and a configured secret percent-encoded in a URL."""
+    stream = io.StringIO()
+    spaced = "p@ss w0rd!"
+    configure_logging(secrets=[spaced], stream=stream, json_output=True)
+    issued = "issued-7f6e5d4c"
+    log = structlog.get_logger("monitor.test")
+    log.warning("login_reply", reply={"data": {"SessionToken": issued, "omsId": 7}}, sid=issued)
+    logging.getLogger("aiohttp.client").error("GET https://api/p?x=1&access_token=%s", issued)
+    log.error("bad_response", reason=f'body {{"Status": "Ok", "sessionToken": "{issued}"}}')
+    log.error("login_url", url=f"https://api/login?user=u&p={quote(spaced)}&q={quote_plus(spaced)}")
+    output = stream.getvalue()
+    for leak in (issued, quote(spaced), quote_plus(spaced), quote(spaced).lower()):
+        assert leak not in output
+    reply, query, body, url = _lines(stream)
+    assert reply["reply"] == {"data": {"SessionToken": REDACTED, "omsId": 7}}
+    assert reply["sid"] == REDACTED
+    assert query["event"] == f"GET https://api/p?x=1&access_token={REDACTED}"
+    assert body["reason"] == f'body {{"Status": "Ok", "sessionToken": "{REDACTED}"}}'
+    assert url["url"] == f"https://api/login?user=u&p={REDACTED}&q={REDACTED}"
+
+
+def test_a_repeated_error_is_logged_once_not_a_thousand_times() -> None:
+    """A thousand crashes of one kind, ours and a library's, are a line each; a crash of
+    another kind, or of another account, is still logged; events without a traceback are
+    never held back."""
+    stream = io.StringIO()
+    configure_logging(stream=stream, json_output=True)
+    log = structlog.get_logger("monitor.test")
+    server = logging.getLogger("aiohttp.server")
+    for n in range(1000):
+        try:
+            raise OSError(24, f"Too many open files ({n})")
+        except OSError:
+            log.exception("poll_crashed", account="a1")
+            server.exception("Error handling request from %s", f"127.0.0.1:{n}")
+        log.info("alerts_raised", count=n)
+    try:
+        raise ValueError("other")
+    except ValueError:
+        log.exception("poll_crashed", account="a1")
+    try:
+        raise ValueError("other")
+    except ValueError:
+        log.exception("poll_crashed", account="a2")
+    for _ in range(2):
+        log.warning("poll_failed", account="a1")  # a change of state each time
+    events = [(line["event"], line.get("account")) for line in _lines(stream)]
+    assert events.count(("poll_crashed", "a1")) == 2  # the OSError once, the ValueError once
+    assert events.count(("poll_crashed", "a2")) == 1
+    assert events.count(("Error handling request from 127.0.0.1:0", None)) == 1
+    assert events.count(("alerts_raised", None)) == 1000
+    assert events.count(("poll_failed", "a1")) == 2
+    assert len(events) == 1006
+
+
+def test_the_next_repeat_after_a_minute_says_how_many_were_dropped() -> None:
+    """Within FLOOD_SECONDS repeats are dropped; the first after it carries the count."""
+    now = [0.0]
+    gate = FloodGate(clock=lambda: now[0])
+
+    crash = OSError(28, "No space left on device")
+    logged = {"event": "outbox_crashed", "logger": "m", "sink": "s", "exc_info": crash}
+
+    def event() -> dict[str, object] | None:
+        try:
+            return gate(None, "error", dict(logged))
+        except structlog.DropEvent:
+            return None
+
+    def record() -> bool:
+        line = logging.LogRecord("asyncio", logging.ERROR, "", 0, "accept failed", (), None)
+        return gate.filter(line) and getattr(line, "suppressed", 0) == (0 if now[0] == 0 else 7)
+
+    assert event() == logged
+    assert record()
+    for _ in range(7):
+        now[0] += 1.0
+        assert event() is None
+        assert not gate.filter(logging.LogRecord("asyncio", 40, "", 0, "accept failed", (), None))
+    now[0] = FLOOD_SECONDS
+    assert event() == {**logged, "suppressed": 7}
+    assert record()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -15,7 +16,8 @@ from prometheus_client import CollectorRegistry
 from monitor.backoff import Backoff
 from monitor.metrics import Metrics
 from monitor.model import Alert, Severity, Snapshot
-from monitor.notify.base import DeliveryFailed, Reason
+from monitor.notify.base import DeliveryFailed, Reason, sink_bug
+from monitor.notify.console import ConsoleSink
 from monitor.notify.outbox import MAX_CRASHES, Dispatcher
 from monitor.store import Store, StoreError
 
@@ -174,8 +176,90 @@ async def test_an_alert_that_keeps_crashing_a_sink_is_parked(tmp_path: Path) -> 
                 await asyncio.sleep(0.01)
     finally:
         task.cancel()
-    assert sink.poisoned == MAX_CRASHES
+    # Once with its neighbour (which crash was whose is not known), then MAX_CRASHES alone.
+    assert sink.poisoned == 1 + MAX_CRASHES
     assert store.outbox_depth() == {}
+    assert outcomes(tmp_path / "s.db") == {
+        "poison": ("failed", "sink_error: ValueError('cannot format this alert')"),
+        "b": ("delivered", None),
+    }
+
+
+def outcomes(path: Path) -> dict[str, tuple[str, str | None]]:
+    """Each alert's message -> how its delivery ended and the error it was parked with."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT json_extract(payload, '$.message'), delivered_at, failed_at, last_error"
+            " FROM alerts JOIN deliveries ON alert_id = id"
+        ).fetchall()
+    return {
+        message: ("delivered" if delivered else "failed" if failed else "pending", error)
+        for message, delivered, failed, error in rows
+    }
+
+
+async def drain_until_empty(store: Store, dispatcher: Dispatcher, sink: str) -> None:
+    """Run the dispatcher until the sink's outbox is empty."""
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(10):
+            while store.pending(sink):
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+
+
+async def test_a_sink_bug_is_charged_to_the_alert_it_met(tmp_path: Path) -> None:
+    """One poll's alerts a, poison, c; the sink sends a, then a bug meets poison: a is
+    recorded as sent once, poison alone is retried and parked with its own error, c goes out."""
+    store = Store(tmp_path / "s.db")
+    commit(store, ["a", "poison", "c"], ["buggy"])
+
+    class BugOnPoison(FlakySink):
+        async def send(self, alerts: Sequence[Alert]) -> None:
+            self.attempts += 1
+            for done, alert in enumerate(alerts):
+                if alert.message == "poison":
+                    raise sink_bug(ValueError("cannot format this alert"), done)
+                self.delivered.append(alert.message)
+
+    sink = BugOnPoison("buggy")
+    m = metrics()
+    dispatcher = Dispatcher(store, [sink], m, backoff=Backoff(initial=0.001, cap=0.002))
+    await drain_until_empty(store, dispatcher, "buggy")
+    assert sink.delivered == ["a", "c"]
+    assert sink.attempts == MAX_CRASHES + 1  # the group, then poison alone, then c alone
+    assert outcomes(tmp_path / "s.db") == {
+        "a": ("delivered", None),
+        "poison": ("failed", "sink_error: ValueError('cannot format this alert')"),
+        "c": ("delivered", None),
+    }
+    crashes = m.registry.get_sample_value(
+        "position_monitor_notifications_total", {"sink": "buggy", "result": "sink_error"}
+    )
+    assert crashes == MAX_CRASHES
+
+
+@pytest.mark.parametrize("output_format", ["text", "json"])
+async def test_an_alert_the_console_cannot_print_does_not_repeat_its_neighbours(
+    tmp_path: Path, output_format: str
+) -> None:
+    """Standard output that only takes ASCII and an alert with a rupee sign: its neighbours are
+    printed once each, and it is parked with the encoding error."""
+    store = Store(tmp_path / "s.db")
+    commit(store, ["a", "loss ₹5,000", "c"], ["console"])
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", write_through=True)
+    sink = ConsoleSink("console", output_format, stream)
+    dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002))
+    await drain_until_empty(store, dispatcher, "console")
+    printed = raw.getvalue().decode("ascii").splitlines()
+    assert len(printed) == 2
+    assert ("a" in printed[0], "c" in printed[1]) == (True, True)
+    outcome = outcomes(tmp_path / "s.db")
+    assert (outcome["a"], outcome["c"]) == (("delivered", None), ("delivered", None))
+    assert outcome["loss ₹5,000"][0] == "failed"
+    assert "UnicodeEncodeError" in (outcome["loss ₹5,000"][1] or "")
 
 
 async def test_an_alert_the_sink_took_is_not_sent_again_when_recording_it_failed(

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from monitor import config
 from monitor.brokers.errors import BadResponse, BrokerUnavailable
@@ -20,7 +21,8 @@ from tests.snapshots import T0
 # `main` configures the process's logging onto pytest's captured stream: undo it after each test.
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
-SEED = Path(__file__).parent / "brokers" / "fixtures" / "kotak_neo" / "positions.json"
+FIXTURES = Path(__file__).parent / "brokers" / "fixtures"
+SEED = FIXTURES / "kotak_neo" / "positions.json"
 
 
 def test_lines_replay_to_the_same_bytes_numbers_and_quotes(tmp_path: Path) -> None:
@@ -103,6 +105,87 @@ def test_secrets_are_removed_from_text_but_never_from_numbers(tmp_path: Path) ->
          "note": "[redacted]"}
     ]  # fmt: skip
     assert failed.error == "login said [redacted] is wrong"
+
+
+def test_credentials_the_broker_sent_never_reach_the_file(tmp_path: Path) -> None:
+    """A session token the broker issued is in no configuration: a field named like a
+    credential, at any depth, a credential in a query string, and a configured secret
+    percent-encoded (upper or lower case) are all removed; other fields are kept."""
+    path = tmp_path / "polls.jsonl"
+    recorder = Recorder(path, secrets=["p@ss/w0rd"])
+    body = json.dumps({
+        "SessionToken": "issued-9f8e7d", "omsId": 1, "Authenticated": True,
+        "data": [{"user": {"access_token": "issued-abc", "MPIN": 9182, "tok": "53179"}}],
+        "note": 'echo {"sid": "issued-sid-1"} of p%40ss%2Fw0rd and p%40ss%2fw0rd',
+    }).encode()  # fmt: skip
+    recorder.record("k1", "kotak_neo", T0, Exchange(401, body, {}), None)
+    failure = BrokerUnavailable("kotak_neo", "GET https://h/q?x=1&sessionToken=issued-qs got 502")
+    recorder.record("k1", "kotak_neo", T0, None, failure)
+    recorder.close()
+    text = path.read_text()
+    for leak in ("issued-", "p%40ss", "p@ss", "9182"):
+        assert leak not in text
+    recorded, failed = read_records(path)
+    kept = json.loads(recorded.body or b"")
+    assert (kept["omsId"], kept["Authenticated"], kept["data"][0]["user"]["tok"]) == (
+        1,
+        True,
+        "53179",
+    )
+    assert kept["SessionToken"] == kept["data"][0]["user"]["MPIN"] == "[redacted]"
+    assert failed.error == "GET https://h/q?x=1&sessionToken=[redacted] got 502"
+
+
+@pytest.mark.parametrize(
+    "fixture", sorted(FIXTURES.glob("*/*.json")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_every_broker_fixture_is_recorded_unchanged(tmp_path: Path, fixture: Path) -> None:
+    """No field a parser reads is taken for a credential: each broker body replays as sent."""
+    path = tmp_path / "polls.jsonl"
+    recorder = Recorder(path, secrets=[])
+    recorder.record("a1", fixture.parent.name, T0, Exchange(200, fixture.read_bytes(), {}), None)
+    recorder.close()
+    (recorded,) = read_records(path)
+    sent = fixture.read_bytes()
+    try:
+        document = json.loads(sent, parse_float=Decimal)
+    except ValueError:  # recorded as the text it is
+        assert recorded.body == sent
+    else:
+        assert json.loads(recorded.body or b"", parse_float=Decimal) == document
+
+
+def test_the_file_is_rotated_at_its_cap(tmp_path: Path) -> None:
+    """Lines go to FILE until the next would pass the cap; then FILE becomes FILE.1 (the older
+    FILE.1 is dropped) and a new FILE starts. Both replay, neither passes the cap."""
+    path = tmp_path / "polls.jsonl"
+    recorder = Recorder(path, secrets=[], max_bytes=1000)
+    for n in range(40):
+        reason = f"poll {n:02}: timed out"
+        assert recorder.record("k1", "kotak_neo", T0, None, BrokerUnavailable("kotak_neo", reason))
+    recorder.close()
+    rotated = path.with_name("polls.jsonl.1")
+    assert path.stat().st_size <= 1000 and rotated.stat().st_size <= 1000
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    errors = [r.error for r in (*read_records(rotated), *read_records(path))]
+    assert errors[-1] == "poll 39: timed out"
+    assert errors == [f"poll {n:02}: timed out" for n in range(40 - len(errors), 40)]
+    assert 10 < len(errors) < 40
+
+
+def test_a_full_device_costs_the_lines_not_the_caller(tmp_path: Path) -> None:
+    """Every write fails with ENOSPC: record says so (False) each time and logs it once."""
+    recorder = Recorder(Path("/dev/full"), secrets=[])
+    with capture_logs() as logs:
+        results = [
+            recorder.record("k1", "kotak_neo", T0, None, BrokerUnavailable("kotak_neo", "x"))
+            for _ in range(3)
+        ]
+    recorder.close()
+    assert results == [False, False, False]
+    assert [(e["event"], e["error"]) for e in logs] == [
+        ("record_failed", "No space left on device")
+    ]
 
 
 def test_snapshot_prints_the_positions_table(

@@ -17,7 +17,7 @@ class Reason(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     AUTH_ERROR = "auth_error"
     TRANSPORT_ERROR = "transport_error"
-    SINK_ERROR = "sink_error"  # the sink itself raised something unexpected
+    SINK_ERROR = "sink_error"  # the sink itself raised something unexpected (a bug)
 
 
 class DeliveryFailed(Exception):
@@ -44,6 +44,11 @@ class DeliveryFailed(Exception):
         self.retry_after = retry_after
 
 
+def sink_bug(err: Exception, delivered: int) -> DeliveryFailed:
+    """A sink's own bug, met while handling alert number ``delivered`` of its group."""
+    return DeliveryFailed(Reason.SINK_ERROR, repr(err), retryable=True, delivered=delivered)
+
+
 class Sink(Protocol):
     """Delivers alerts somewhere. Sinks never retry or sleep: the dispatcher does."""
 
@@ -54,6 +59,9 @@ class Sink(Protocol):
         """Deliver a group of alerts from one poll of one account, in order.
 
         Raise DeliveryFailed (with ``delivered`` set when some went out) or return when all did.
+        An unexpected error while handling an alert is a bug in the sink: raise it as
+        ``sink_bug(err, delivered)``, so the dispatcher charges it to that alert alone. Anything
+        else raised is taken to mean nothing of the group went out.
         """
         ...
 

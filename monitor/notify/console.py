@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from monitor.model import Alert
-from monitor.notify.base import DeliveryFailed, Reason
+from monitor.notify.base import DeliveryFailed, Reason, sink_bug
 
 
 class ConsoleSink:
@@ -28,14 +28,16 @@ class ConsoleSink:
     async def send(self, alerts: Sequence[Alert]) -> None:
         """Write each alert as one line and flush, so a pipe reader sees it at once."""
         for done, alert in enumerate(alerts):
-            line = alert.to_jsonl() if self._format == "json" else alert.to_line()
             try:
+                line = alert.to_jsonl() if self._format == "json" else alert.to_line()
                 self._stream.write(line + "\n")
                 self._stream.flush()
             except OSError as err:
                 raise DeliveryFailed(
                     Reason.TRANSPORT_ERROR, str(err), retryable=True, delivered=done
                 ) from err
+            except Exception as err:  # e.g. a character the stream cannot encode
+                raise sink_bug(err, done) from err
 
     async def close(self) -> None:
         """Standard output is not ours to close."""

@@ -5,6 +5,7 @@ keeps the alert at the head of that sink's queue and backs off (capped exponenti
 so order is kept and a broken sink never delays the others. A permanent failure parks the alert
 as undeliverable, logged once, and the queue moves on. Alerts of one poll are handed over
 together; a sink that delivered part of a group says how many, and only the rest is retried.
+A sink's bug is charged to the alert it met, never to that alert's neighbours.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import structlog
 from monitor.backoff import Backoff
 from monitor.metrics import Metrics
 from monitor.model import Alert
-from monitor.notify.base import DeliveryFailed, Reason, Sink
+from monitor.notify.base import DeliveryFailed, Reason, Sink, sink_bug
 from monitor.store import PendingAlert, Store, StoreError
 
 log = structlog.get_logger(__name__)
@@ -146,29 +147,43 @@ class Dispatcher:
         """Send one group; False when the sink must back off before the next.
 
         A permanent failure parks only the alert it stopped at; the rest of the group is
-        offered again at once, so one bad alert never takes its neighbours with it.
+        offered again at once, so one bad alert never takes its neighbours with it. A sink bug
+        is charged to the alert it met, which is parked after MAX_CRASHES of them.
         """
         name = sink.name
         while group:
+            # An alert that made the sink crash goes alone: its next crash is its own.
+            sending = group[:1] if (name, group[0].id) in self._crashes else group
             try:
-                await sink.send([item.alert for item in group])
+                await sink.send([item.alert for item in sending])
             except DeliveryFailed as err:
                 failure = err
-            except Exception as err:  # a sink bug: retried a few times, then parked
-                log.exception("delivery_crashed", sink=name, alert_id=group[0].id)
-                crashes = self._crashes.get((name, group[0].id), 0) + 1
-                self._crashes[(name, group[0].id)] = crashes
-                failure = DeliveryFailed(
-                    Reason.SINK_ERROR, repr(err), retryable=crashes < MAX_CRASHES
-                )
+            except Exception as err:
+                if len(sending) == 1:
+                    failure = sink_bug(err, 0)
+                    failure.__cause__ = err  # its traceback is logged with it
+                else:
+                    # A bug that does not say which alert it met: offer them one at a time.
+                    ids = [item.id for item in sending]
+                    log.exception("delivery_crashed", sink=name, alert_ids=ids)
+                    self._metrics.deliveries.labels(name, str(Reason.SINK_ERROR)).inc()
+                    for item in group:
+                        if not await self._deliver(sink, [item]):
+                            return False
+                    return True
             else:
-                self._delivered(name, group)
-                return True
+                self._delivered(name, sending)
+                group = group[len(sending) :]
+                continue
             self._delivered(name, group[: failure.delivered])
             group = group[failure.delivered :]
             self._metrics.deliveries.labels(name, str(failure.reason)).inc()
+            failed = group
+            if failure.reason is Reason.SINK_ERROR and group:
+                failure = self._crashed(name, group[0], failure)
+                failed = group[:1]  # the alerts behind it did not fail, they wait
             if failure.retryable:
-                for item in group:
+                for item in failed:
                     self._store.mark_attempt_failed(item.id, name, str(failure))
                 if not self._failures[name]:
                     log.warning("delivery_failing", sink=name, reason=str(failure))
@@ -185,6 +200,13 @@ class Dispatcher:
                 log.error("delivery_refused", sink=name, alert_id=refused.id, reason=str(failure))
             self._refusing[name] = True
         return True
+
+    def _crashed(self, name: str, item: PendingAlert, bug: DeliveryFailed) -> DeliveryFailed:
+        """Count a sink bug against the alert it met: retried a few times, then parked."""
+        log.error("delivery_crashed", sink=name, alert_id=item.id, exc_info=bug)
+        crashes = self._crashes.get((name, item.id), 0) + 1
+        self._crashes[(name, item.id)] = crashes
+        return DeliveryFailed(Reason.SINK_ERROR, bug.detail, retryable=crashes < MAX_CRASHES)
 
     def _record_unrecorded(self, name: str, group: list[PendingAlert]) -> list[PendingAlert]:
         """Record the alerts the sink already took; return the ones still to send."""

@@ -31,7 +31,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from monitor.model import Alert
-from monitor.notify.base import DeliveryFailed, Reason
+from monitor.notify.base import DeliveryFailed, Reason, sink_bug
 from monitor.notify.telegram.format import group_messages
 from monitor.notify.telegram.pacing import Pacer
 
@@ -157,6 +157,8 @@ class TelegramChatSink:
                 if failure.retry_after:
                     self.bot.pacer.hold(self.chat_id, failure.retry_after)
                 raise failure from err
+            except Exception as err:
+                raise sink_bug(err, complete) from err
             complete = message.complete
 
     def _failure(self, err: TelegramError, delivered: int) -> DeliveryFailed:
