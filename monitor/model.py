@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -141,8 +142,10 @@ class Alert:
         return printable(line)
 
     def to_jsonl(self) -> str:
-        """The alert JSON contract on one line."""
-        return json.dumps(self.to_json(), ensure_ascii=False, allow_nan=False)
+        """The alert JSON contract on one line, even for readers that also break lines at
+        DEL, C1 controls and U+2028/U+2029 (JSON allows them raw; they are escaped here)."""
+        text = json.dumps(self.to_json(), ensure_ascii=False, allow_nan=False)
+        return _LINE_BREAKING.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
     def to_json(self) -> dict[str, object]:
         """The alert JSON contract (DESIGN section 5), field order included."""
@@ -161,6 +164,9 @@ class Alert:
             "details": {name: json_number(value) for name, value in self.details.items()},
         }
 
+
+# Characters json.dumps leaves raw that some line readers (Python's splitlines) break at.
+_LINE_BREAKING = re.compile("[\x7f-\x9f\u2028\u2029]")
 
 # Figures up to this many integer digits print in full. The parsers bound every figure far
 # below it (README "Brokers"); anything larger keeps its exponent, because writing out (or
