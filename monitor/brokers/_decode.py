@@ -42,6 +42,12 @@ def echo(value: object) -> str:
     return text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 3] + "..."
 
 
+# README "Brokers", number bounds: no account holds 10^12 units of anything or 10^15 of any
+# currency, and the arithmetic keeps 28 digits. A figure past these is a broken or hostile
+# response; unbounded, "1e999999" took minutes of the event loop to print.
+MAX_DIGITS = 28
+
+
 def bounds(limit: int) -> Context:
     """The bounds of a kind of figure: magnitude below ``10**limit``, at most ``MAX_DIGITS``
     significant digits and decimal places. ``plus`` under it raises past any of them, and on a
@@ -52,10 +58,6 @@ def bounds(limit: int) -> Context:
     )
 
 
-# README "Brokers", number bounds: no account holds 10^12 units of anything or 10^15 of any
-# currency, and the arithmetic keeps 28 digits. A figure past these is a broken or hostile
-# response; unbounded, "1e999999" took minutes of the event loop to print.
-MAX_DIGITS = 28
 QUANTITY = bounds(12)
 MONEY = bounds(15)  # prices, amounts, P&L and the factors that scale them
 
