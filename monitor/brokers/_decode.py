@@ -83,6 +83,14 @@ def bounded(value: Decimal, bound: Context, broker: str, field: str) -> Decimal:
     raise BadResponse(broker, f"{field}: {unbounded_reason(value, bound)}")
 
 
+def bounded_sum(total: Decimal, bound: Context, broker: str, field: str) -> Decimal:
+    """``bounded`` for the sum of bounded figures, which has no more decimal places than they
+    and at most 28 digits (the arithmetic's precision): only its magnitude needs checking."""
+    if total.adjusted() <= bound.Emax:
+        return total
+    raise BadResponse(broker, f"{field}: {unbounded_reason(total, bound)}")
+
+
 def optional_bounded(
     value: Decimal | None, bound: Context, broker: str, field: str
 ) -> Decimal | None:

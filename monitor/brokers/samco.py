@@ -25,7 +25,14 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from monitor.brokers._decode import MONEY, QUANTITY, bounded, decode_json, echo, grouped_bounded
+from monitor.brokers._decode import (
+    MONEY,
+    QUANTITY,
+    bounded_sum,
+    decode_json,
+    echo,
+    grouped_bounded,
+)
 from monitor.brokers.errors import AuthExpired, BadResponse
 from monitor.brokers.options import Option, choice
 from monitor.brokers.transport import (
@@ -105,7 +112,7 @@ def parse(
         mtm = None
         if unrealized is not None:
             gain = (realized or ZERO) + unrealized
-            mtm = bounded(
+            mtm = bounded_sum(
                 gain, MONEY, BROKER, f"{where}: realizedGainAndLoss + unrealizedGainAndLoss"
             )
         positions[key] = Position(

@@ -13,7 +13,14 @@ from decimal import Decimal
 
 import msgspec
 
-from monitor.brokers._decode import MONEY, QUANTITY, bounded, decode_json, optional_bounded
+from monitor.brokers._decode import (
+    MONEY,
+    QUANTITY,
+    bounded,
+    bounded_sum,
+    decode_json,
+    optional_bounded,
+)
 from monitor.brokers.errors import BadResponse
 from monitor.brokers.options import Option
 from monitor.brokers.static_token import StaticTokenClient
@@ -78,7 +85,9 @@ def parse(
             ),
             realized=realized,
             unrealized=unrealized,
-            mtm=bounded(realized + unrealized, MONEY, BROKER, f"{where}: realised_profit + mtm"),
+            mtm=bounded_sum(
+                realized + unrealized, MONEY, BROKER, f"{where}: realised_profit + mtm"
+            ),
         )
     return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)
 
