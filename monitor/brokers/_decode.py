@@ -83,12 +83,13 @@ def bounded(value: Decimal, bound: Context, broker: str, field: str) -> Decimal:
     raise BadResponse(broker, f"{field}: {unbounded_reason(value, bound)}")
 
 
-def bounded_sum(total: Decimal, bound: Context, broker: str, field: str) -> Decimal:
-    """``bounded`` for the sum of bounded figures, which has no more decimal places than they
-    and at most 28 digits (the arithmetic's precision): only its magnitude needs checking."""
-    if total.adjusted() <= bound.Emax:
-        return total
-    raise BadResponse(broker, f"{field}: {unbounded_reason(total, bound)}")
+def bounded_result(value: Decimal, bound: Context, broker: str, field: str) -> Decimal:
+    """``bounded`` for a figure computed from bounded ones (a sum, a product): the arithmetic
+    keeps at most 28 digits, so only its magnitude needs checking. A product or a quotient may
+    carry more decimal places than any figure read; that is an exact result, not an error."""
+    if value.adjusted() <= bound.Emax:
+        return value
+    raise BadResponse(broker, f"{field}: {unbounded_reason(value, bound)}")
 
 
 def optional_bounded(

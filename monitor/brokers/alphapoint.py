@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from monitor.brokers._decode import MONEY, QUANTITY, bounded, echo
+from monitor.brokers._decode import MONEY, QUANTITY, bounded, bounded_result, echo
 from monitor.brokers.errors import AuthExpired, BadResponse, BrokerUnavailable, RateLimited
 from monitor.brokers.options import Option, integer, text
 from monitor.brokers.transport import (
@@ -116,7 +116,9 @@ def build(
         elif price is None:
             mtm = None
         else:
-            mtm = bounded(balance.amount * price, MONEY, BROKER, f"[{index}]: amount * price")
+            mtm = bounded_result(
+                balance.amount * price, MONEY, BROKER, f"[{index}]: amount * price"
+            )
         positions[key] = Position(
             key=key,
             symbol=balance.symbol,

@@ -27,6 +27,7 @@ from yarl import URL
 from monitor.brokers._decode import (
     MONEY,
     QUANTITY,
+    bounded_result,
     decode_json,
     grouped_bounded,
     row_arithmetic_error,
@@ -148,8 +149,8 @@ _QUANTITY_FIELDS = ("fl_buy_qty", "fl_sell_qty", "cf_buy_qty", "cf_sell_qty")
 
 def _unpriced(key: PositionKey, row: Row, index: int) -> _Unpriced:
     """The price-free part of the formula; NaN or Infinity raise ArithmeticError."""
-    # Every figure within its bound, even those that cancel out; only magnitudes need checking
-    # here, since the sums below keep 28 digits and are bounded themselves.
+    # Every figure within its bound, even those that cancel out. Their magnitudes are checked
+    # here; the sums below, checked in full, catch figures with too many decimal places.
     if (
         max(
             row.fl_buy_qty.adjusted(), row.fl_sell_qty.adjusted(),
@@ -180,6 +181,9 @@ def _unpriced(key: PositionKey, row: Row, index: int) -> _Unpriced:
     except ArithmeticError as err:
         # Only a price makes this an error: without one the row stands with an unknown MTM.
         return _Unpriced(key, row.trd_sym, net_qty, cash, None, _factor_error(err, row, index))
+    if factor.adjusted() > MONEY.Emax:  # tiny divisors; bounded, no product can overflow
+        reason = f"data[{index}]: price factor: {unbounded_reason(factor, MONEY)}"
+        return _Unpriced(key, row.trd_sym, net_qty, cash, None, reason)
     return _Unpriced(key, row.trd_sym, net_qty, cash, factor)
 
 
@@ -245,10 +249,9 @@ def _mtm(row: _Unpriced, ltp: Decimal | None, index: int) -> Decimal | None:
     if row.factor is None:
         raise BadResponse(BROKER, row.unpriceable or f"data[{index}]: no price factor")
     # Bounded figures cannot overflow the arithmetic; their product can still exceed the bound.
-    mtm = row.cash + row.net_qty * ltp * row.factor
-    if not within(mtm, MONEY):
-        raise _sum_out_of_range(index, "MTM", mtm, MONEY)
-    return mtm
+    return bounded_result(
+        row.cash + row.net_qty * ltp * row.factor, MONEY, BROKER, f"data[{index}]: MTM"
+    )
 
 
 # -- live client ------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import msgspec
 from monitor.brokers._decode import (
     MONEY,
     QUANTITY,
-    bounded_sum,
+    bounded_result,
     decode_json,
     echo,
     grouped_bounded,
@@ -112,7 +112,7 @@ def parse(
         mtm = None
         if unrealized is not None:
             gain = (realized or ZERO) + unrealized
-            mtm = bounded_sum(
+            mtm = bounded_result(
                 gain, MONEY, BROKER, f"{where}: realizedGainAndLoss + unrealizedGainAndLoss"
             )
         positions[key] = Position(

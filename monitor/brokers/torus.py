@@ -17,7 +17,7 @@ from monitor.brokers._decode import (
     MONEY,
     QUANTITY,
     bounded,
-    bounded_sum,
+    bounded_result,
     decode_json,
     optional_bounded,
 )
@@ -85,7 +85,7 @@ def parse(
             ),
             realized=realized,
             unrealized=unrealized,
-            mtm=bounded_sum(
+            mtm=bounded_result(
                 realized + unrealized, MONEY, BROKER, f"{where}: realised_profit + mtm"
             ),
         )

@@ -251,3 +251,13 @@ def test_huge_last_traded_price_is_bad_response(price):
         alphapoint.last_price(body, 1)
 
     assert str(info.value).startswith("alphapoint: GetLevel1.LastTradedPx: out of range: ")
+
+
+def test_value_with_more_decimal_places_than_any_figure_is_exact_not_an_error():
+    """1e-18 of a coin at 1e-14 is worth 1e-32: a product, not a figure read, so no bound on
+    its decimal places applies."""
+    raw = b'[{"omsId": 1, "productSymbol": "BTC", "productId": 1, "amount": 1e-18}]'
+
+    position = parse(raw, {"BTC": Decimal("1e-14")}).positions[BTC]
+
+    assert position.mtm == Decimal("1e-32")

@@ -293,3 +293,27 @@ def test_mtm_of_bounded_figures_past_the_bound_is_bad_response():
         parse(raw, {"nse_fo:53179": Decimal("999999999999999")})
 
     assert str(info.value).startswith("kotak_neo: data[0]: MTM: out of range: ")
+
+
+def test_price_factor_from_tiny_divisors_is_bad_response_not_an_overflow():
+    """genDen 1e-999998 gives a finite factor whose product with any price would overflow the
+    arithmetic: the factor is out of range and the priced row a BadResponse naming it."""
+    raw = seed_with_row(flBuyQty="50", genDen="1e-999998")
+
+    assert parse(raw).positions[NRML].mtm is None  # no price: the row stands, MTM unknown
+    with pytest.raises(BadResponse) as info:
+        parse(raw, QUOTE)
+
+    assert str(info.value).startswith("kotak_neo: data[0]: price factor: out of range: ")
+
+
+def test_mtm_with_more_decimal_places_than_any_figure_is_exact_not_an_error():
+    """genNum/genDen 1/21 prices to an MTM with 29 decimal places: a result, not a bad figure."""
+    raw = seed_with_row(
+        flBuyQty="1", flSellQty="0", buyAmt="0", sellAmt="0", genNum="1", genDen="21"
+    )
+
+    position = parse(raw, {"nse_fo:53179": Decimal("0.05")}).positions[NRML]
+
+    assert position.mtm == Decimal("0.05") * (Decimal(1) / Decimal(21))
+    assert position.mtm.adjusted() == -3
