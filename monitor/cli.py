@@ -18,6 +18,7 @@ from monitor import __version__, config, daemon, replay
 from monitor.brokers.errors import BrokerError
 from monitor.logs import Redactor, configure_logging
 from monitor.model import ZERO, Alert, Snapshot, format_money, format_qty
+from monitor.printable import printable
 from monitor.recording import DEFAULT_MAX_BYTES
 from monitor.store import StoreError
 
@@ -146,9 +147,9 @@ def positions_table(snapshot: Snapshot) -> str:
     header = ("SYMBOL", "SEGMENT", "PRODUCT", "NET QTY", "LTP", "MTM")
     rows = [
         (
-            p.symbol,
-            p.key.exchange_segment,
-            p.key.product or "-",
+            printable(p.symbol),  # broker text: a newline would print a fake row
+            printable(p.key.exchange_segment),
+            printable(p.key.product) or "-",
             format_qty(p.net_qty),
             "-" if p.ltp is None else format_money(p.ltp),
             "unknown" if p.mtm is None else format_money(p.mtm),

@@ -19,6 +19,8 @@ from urllib.parse import quote, quote_plus, unquote_plus
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from monitor.printable import printable, printable_lines
+
 REDACTED = "[redacted]"
 
 # A Telegram bot token is the bot's numeric id, a colon and a 35-character secret; httpx logs it
@@ -28,6 +30,8 @@ _BOT_TOKEN = re.compile(r"\d{6,}:[A-Za-z0-9_-]{30,}")
 _BEARER = re.compile(r"\b(bearer)\s+[A-Za-z0-9._~+/-]+=*", re.IGNORECASE)
 # ProcessorFormatter's own entries: the LogRecord and a flag, removed before rendering.
 _META_KEYS = frozenset({"_record", "_from_structlog"})
+# Event fields whose text has lines of its own.
+_MULTILINE_KEYS = frozenset({"exception", "stack"})
 # Deeper structures are rendered by repr and scrubbed as text.
 _MAX_DEPTH = 16
 FLOOD_SECONDS = 60.0  # a repeated error is logged at most once in this time
@@ -217,6 +221,20 @@ _GATED_METHODS = frozenset({"warning", "warn", "error", "exception", "critical",
 _MAX_KEYS = 1024
 
 
+def printable_event(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    """The message and traceback with control characters written out, for the console renderer,
+    which prints them raw (its ``repr_native_str`` escapes the other fields): a broker's text
+    cannot forge a log line or recolour the terminal. A traceback keeps its line breaks."""
+    message = event.get("event")
+    if isinstance(message, str):
+        event["event"] = printable(message)
+    for name in _MULTILINE_KEYS:
+        text = event.get(name)
+        if isinstance(text, str):
+            event[name] = printable_lines(text)
+    return event
+
+
 class _Handler(logging.StreamHandler[TextIO]):
     """A stream handler whose own error report never prints a record's raw arguments."""
 
@@ -253,6 +271,7 @@ def configure_logging(
         if json_output
         else structlog.dev.ConsoleRenderer(
             colors=stream.isatty(),
+            repr_native_str=True,  # every field's string quoted and escaped, not only some
             # The traceback is already text (and redacted); a pretty formatter would re-render
             # it from the live exception, secrets included.
             exception_formatter=structlog.dev.plain_traceback,
@@ -269,7 +288,11 @@ def configure_logging(
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *(() if json_output else (printable_event,)),  # JSON escapes them already
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,8 @@ from decimal import Decimal
 from typing import overload
 
 import msgspec
+
+from monitor.printable import printable
 
 ZERO = Decimal(0)
 
@@ -132,13 +135,17 @@ class Alert:
     details: Mapping[str, DetailValue]
 
     def to_line(self) -> str:
-        """The one-line human form: time, severity, rule, account, message."""
+        """The one-line human form: time, severity, rule, account, message. A control character
+        in a broker's text (a newline in a symbol) is written out, so it cannot start a line."""
         when = self.at.isoformat()
-        return f"{when} {self.severity.upper():8} {self.rule} [{self.account}] {self.message}"
+        line = f"{when} {self.severity.upper():8} {self.rule} [{self.account}] {self.message}"
+        return printable(line)
 
     def to_jsonl(self) -> str:
-        """The alert JSON contract on one line."""
-        return json.dumps(self.to_json(), ensure_ascii=False)
+        """The alert JSON contract on one line, even for readers that also break lines at
+        DEL, C1 controls and U+2028/U+2029 (JSON allows them raw; they are escaped here)."""
+        text = json.dumps(self.to_json(), ensure_ascii=False, allow_nan=False)
+        return _LINE_BREAKING.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
     def to_json(self) -> dict[str, object]:
         """The alert JSON contract (DESIGN section 5), field order included."""
@@ -158,18 +165,39 @@ class Alert:
         }
 
 
+# Characters json.dumps leaves raw that some line readers (Python's splitlines) break at.
+_LINE_BREAKING = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+# Figures up to this many integer digits print in full. The parsers bound every figure far
+# below it (README "Brokers"); anything larger keeps its exponent, because writing out (or
+# converting to int) "1E+999999" takes minutes.
+_PLAIN_DIGITS = 30
+
+
+def _plain(value: Decimal) -> bool:
+    return value.is_finite() and value.adjusted() < _PLAIN_DIGITS
+
+
 def json_number(value: DetailValue) -> object:
-    """Render a Decimal as a JSON number: an int when integral, else a float."""
+    """Render a Decimal as a JSON number: an int when integral, else a float; a figure beyond
+    what prints plainly (or NaN, Infinity) as its text, a JSON string."""
     if isinstance(value, Decimal):
+        if not _plain(value):
+            return str(value)
         return int(value) if value == value.to_integral_value() else float(value)
     return value
 
 
 def format_qty(qty: Decimal) -> str:
     """Quantities print without a trailing '.0' when whole: 25, -25, 0.5."""
-    return str(int(qty)) if qty == qty.to_integral_value() else f"{qty.normalize():f}"
+    if not qty:
+        return "0"  # also -0 and 0E-40
+    if not _plain(qty) or qty.adjusted() < -_PLAIN_DIGITS:
+        return str(qty)  # 1E+40, 1E-40: the exponent, not forty zeros
+    whole = qty.to_integral_value()
+    return f"{whole:f}" if qty == whole else f"{qty.normalize():f}"
 
 
 def format_money(amount: Decimal) -> str:
     """Money prints with grouping and two decimals: 12,500.00."""
-    return f"{amount:,.2f}"
+    return f"{amount:,.2f}" if _plain(amount) else str(amount)

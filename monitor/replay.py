@@ -17,12 +17,20 @@ from pathlib import Path
 import msgspec
 
 from monitor.brokers import FORMATS
-from monitor.brokers._decode import reject_duplicate_keys, reject_duplicate_top_level_keys
+from monitor.brokers._decode import (
+    MONEY,
+    echo,
+    reject_duplicate_keys,
+    reject_duplicate_top_level_keys,
+    unbounded_reason,
+    within,
+)
 from monitor.brokers.errors import BadResponse, BrokerError, BrokerUnavailable, error_for_status
 from monitor.brokers.transport import MAX_BODY_BYTES
 from monitor.config import Config, open_regular
 from monitor.engine import Engine
 from monitor.model import Alert, Snapshot
+from monitor.printable import printable
 from monitor.store import Store
 
 
@@ -144,11 +152,12 @@ def _quotes(raw: object) -> dict[str, Decimal]:
         try:
             if isinstance(price, bool) or not isinstance(price, str | int | Decimal):
                 raise InvalidOperation
-            value = Decimal(str(price))
-            if not value.is_finite():
-                raise InvalidOperation
+            value = Decimal(price)
         except InvalidOperation:
-            raise ReplayLineError(f"quotes.{instrument}: not a price: {price!r}") from None
+            raise ReplayLineError(f"quotes.{instrument}: not a price: {echo(price)}") from None
+        if not within(value, MONEY):
+            reason = unbounded_reason(value, MONEY)
+            raise ReplayLineError(f"quotes.{instrument}: not a price: {reason}")
         quotes[instrument] = value
     return quotes
 
@@ -182,7 +191,9 @@ def replay(
             try:
                 snapshot = outcome(record)
             except BrokerError as err:
-                warn(f"{path}:{record.line}: account {record.account}: poll failed: {err}")
+                # The account and the broker's reason come from the file: one line each.
+                failure = f"account {record.account}: poll failed: {err}"
+                warn(f"{path}:{record.line}: {printable(failure)}")
                 continue
             evaluation = engine.ingest(snapshot, config.timezone_for(record.broker))
             for alert in evaluation.alerts:

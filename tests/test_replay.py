@@ -350,3 +350,66 @@ def test_console_script_exit_code_and_streams() -> None:
     err = result.stderr.splitlines()
     assert len(err) == 1
     assert err[0].startswith(f"{path}:3: not valid JSON (")
+
+
+def test_hostile_numbers_are_failed_polls_and_replay_goes_on() -> None:
+    """netQty "-1e999999" and a pnl of 1E+1000000 (a JSON number) are failed polls naming the
+    field; the next line still alerts and replay exits 0. In a subprocess with a timeout, as
+    printing such a figure once took minutes."""
+    script = Path(sys.executable).parent / "position-monitor"
+    path = REPLAY / "hostile_numbers.jsonl"
+    result = subprocess.run(
+        [str(script), "replay", str(path), "--rules", str(RULES), "--output", "text"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr.splitlines()) == (
+        0,
+        [
+            f"{path}:2: account pf-desk: poll failed: portfolio: data[0].netQty: out of range: "
+            "'-1E+999999' is not below 10^12 in magnitude",
+            f"{path}:3: account pf-desk: poll failed: portfolio: data[0].pnl: out of range: "
+            "'1E+1000000' is not below 10^15 in magnitude",
+        ],
+    )
+    assert result.stdout.splitlines() == [
+        "2026-11-23T09:19:00+05:30 WARNING  fresh-short [pf-desk] New short RELIANCE-EQ "
+        "(nse_cm): net qty 10 -> -5"
+    ]
+
+
+def test_hostile_quote_stops_replay(capsys: pytest.CaptureFixture[str]) -> None:
+    """A quote past 10^15 is a malformed line: FILE:LINE and the reason, exit 2."""
+    code, out, err = replay(capsys, "hostile_quote.jsonl")
+    assert (code, out) == (2, [])
+    assert err == [
+        f"{REPLAY / 'hostile_quote.jsonl'}:1: quotes.nse_cm:2885: not a price: out of range: "
+        "'1E+1000000' is not below 10^15 in magnitude"
+    ]
+
+
+@pytest.mark.parametrize("output", ["text", "jsonl"])
+def test_control_characters_cannot_forge_lines(
+    capsys: pytest.CaptureFixture[str], output: str
+) -> None:
+    """A symbol carrying a newline and a whole fake alert, and a broker message carrying a fake
+    line, print as one line each, their control characters written out."""
+    code, out, err = replay(capsys, "hostile_text.jsonl", output=output)
+    assert code == 0
+    assert err == [
+        f"{REPLAY / 'hostile_text.jsonl'}:2: account pf-desk: poll failed: portfolio: Status "
+        "Failed, errorCode 500: bad\\n2026-11-23T09:17:00+05:30 WARNING fake"
+    ]
+    (line,) = out
+    symbol = "RELIANCE-EQ\n2026-11-23T09:16:00+05:30 CRITICAL desk-drawdown [pf-desk] MTM fell "
+    symbol += "\u202e1 \x1b[2J"
+    if output == "jsonl":
+        assert json.loads(line)["symbol"] == symbol
+    else:
+        assert line == (
+            "2026-11-23T09:17:00+05:30 WARNING  fresh-short [pf-desk] New short "
+            "RELIANCE-EQ\\n2026-11-23T09:16:00+05:30 CRITICAL desk-drawdown [pf-desk] MTM fell "
+            "\\u202e1 \\x1b[2J (nse_cm): net qty 10 -> -5"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Clamped, Context, Decimal, Inexact, InvalidOperation, Overflow, Rounded
 from typing import TypeVar
 
 import msgspec
@@ -194,8 +194,79 @@ def echo(value: object) -> str:
     return text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 3] + "..."
 
 
-def grouped_decimal(raw: str | int | float, broker: str, field: str) -> Decimal | None:
-    """Parse numbers such as "1,550.00" or "1,55,000"; "--" and "" mean empty (None)."""
+# README "Brokers", number bounds: no account holds 10^12 units of anything or 10^15 of any
+# currency, and the arithmetic keeps 28 digits. A figure past these is a broken or hostile
+# response; unbounded, "1e999999" took minutes of the event loop to print.
+MAX_DIGITS = 28
+
+
+def bounds(limit: int) -> Context:
+    """The bounds of a kind of figure: magnitude below ``10**limit``, at most ``MAX_DIGITS``
+    significant digits and decimal places. ``plus`` under it raises past any of them, and on a
+    zero written with a huge exponent ("0E-999999")."""
+    # Etiny, the smallest exponent kept, is Emin - prec + 1: -MAX_DIGITS decimal places.
+    return Context(
+        prec=MAX_DIGITS, Emax=limit - 1, Emin=-1, traps=[Inexact, Rounded, Overflow, Clamped]
+    )
+
+
+QUANTITY = bounds(12)
+MONEY = bounds(15)  # prices, amounts, P&L and the factors that scale them
+
+
+def within(value: Decimal, bound: Context) -> bool:
+    """Whether ``value`` is finite and within ``bound`` (QUANTITY or MONEY)."""
+    try:
+        bound.plus(value)  # one C call checks magnitude and digits; the copy is dropped
+    except ArithmeticError:
+        return False
+    return value.is_finite()
+
+
+def bounded(value: Decimal, bound: Context, broker: str, field: str) -> Decimal:
+    """``value`` if finite and within ``bound``, else a BadResponse naming ``field``."""
+    try:
+        bound.plus(value)  # ``within``, inline: this runs for nearly every figure of a body
+    except ArithmeticError:
+        pass
+    else:
+        if value.is_finite():
+            return value
+    raise BadResponse(broker, f"{field}: {unbounded_reason(value, bound)}")
+
+
+def bounded_result(value: Decimal, bound: Context, broker: str, field: str) -> Decimal:
+    """``bounded`` for a figure computed from bounded ones (a sum, a product): the arithmetic
+    keeps at most 28 digits, so only its magnitude needs checking. A product or a quotient may
+    carry more decimal places than any figure read; that is an exact result, not an error."""
+    if value.adjusted() <= bound.Emax:
+        return value
+    raise BadResponse(broker, f"{field}: {unbounded_reason(value, bound)}")
+
+
+def optional_bounded(
+    value: Decimal | None, bound: Context, broker: str, field: str
+) -> Decimal | None:
+    """``bounded`` for a field that may be absent."""
+    return None if value is None else bounded(value, bound, broker, field)
+
+
+def unbounded_reason(value: Decimal, bound: Context) -> str:
+    """Why ``value`` is outside ``bound``; only runs on the failure path."""
+    if not value.is_finite():
+        return f"not a finite number: {value}"
+    if value.adjusted() > bound.Emax:
+        return f"out of range: {echo(str(value))} is not below 10^{bound.Emax + 1} in magnitude"
+    if not value:
+        return f"out of range: {echo(str(value))}: a zero with an exponent beyond the bounds"
+    return f"too precise: {echo(str(value))} has more than {MAX_DIGITS} digits or decimal places"
+
+
+def grouped_bounded(
+    raw: str | int | float, bound: Context, broker: str, field: str
+) -> Decimal | None:
+    """Parse numbers such as "1,550.00" or "1,55,000" within ``bound``; "--" and "" mean
+    empty (None)."""
     if isinstance(raw, str):
         text = raw.strip().replace(",", "")
         if text in ("", "--"):
@@ -208,19 +279,7 @@ def grouped_decimal(raw: str | int | float, broker: str, field: str) -> Decimal 
         value = Decimal(text)
     except InvalidOperation as err:
         raise BadResponse(broker, f"{field}: not a number: {echo(raw)}") from err
-    return require_finite(value, broker, field)
-
-
-def require_finite(value: Decimal, broker: str, field: str) -> Decimal:
-    """Reject NaN and Infinity, which Decimal parses but no position can hold."""
-    if not value.is_finite():
-        raise BadResponse(broker, f"{field}: not a finite number: {value}")
-    return value
-
-
-def optional_finite(value: Decimal | None, broker: str, field: str) -> Decimal | None:
-    """``require_finite`` for a field that may be absent."""
-    return None if value is None else require_finite(value, broker, field)
+    return bounded(value, bound, broker, field)
 
 
 def row_arithmetic_error(

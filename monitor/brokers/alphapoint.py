@@ -29,10 +29,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from monitor.brokers._decode import (
+    MONEY,
+    QUANTITY,
     DuplicateKey,
+    bounded,
+    bounded_result,
     duplicate_key_error,
     echo,
-    require_finite,
     unique_object,
 )
 from monitor.brokers.errors import AuthExpired, BadResponse, BrokerUnavailable, RateLimited
@@ -122,11 +125,9 @@ def build(
         elif price is None:
             mtm = None
         else:
-            where = f"[{index}].amount"
-            try:
-                mtm = require_finite(balance.amount * price, BROKER, where)
-            except ArithmeticError as err:
-                raise BadResponse(BROKER, f"{where}: number out of range") from err
+            mtm = bounded_result(
+                balance.amount * price, MONEY, BROKER, f"[{index}]: amount * price"
+            )
         positions[key] = Position(
             key=key,
             symbol=balance.symbol,
@@ -179,7 +180,7 @@ def last_price(body: bytes, instrument_id: int) -> Decimal | None:
     value = row.get("lasttradedpx")
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise BadResponse(BROKER, f"GetLevel1.LastTradedPx: expected a number, got {echo(value)}")
-    price = require_finite(Decimal(value), BROKER, "GetLevel1.LastTradedPx")
+    price = bounded(Decimal(value), MONEY, BROKER, "GetLevel1.LastTradedPx")
     return price if price > 0 else None
 
 
@@ -224,7 +225,7 @@ def _amount(row: Mapping[str, object], where: str) -> Decimal:
     value = row.get("amount")
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise BadResponse(BROKER, f"{where}.amount: expected a number, got {echo(value)}")
-    return require_finite(Decimal(value), BROKER, f"{where}.amount")
+    return bounded(Decimal(value), QUANTITY, BROKER, f"{where}.amount")
 
 
 # -- live client ------------------------------------------------------------------------------

@@ -17,19 +17,24 @@ import time
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, DivisionByZero, DivisionUndefined, InvalidOperation
+from decimal import Context, Decimal, DivisionByZero, DivisionUndefined, InvalidOperation
 
 import msgspec
 from yarl import URL
 
 from monitor.brokers import totp
 from monitor.brokers._decode import (
+    MONEY,
+    QUANTITY,
+    bounded_result,
     decode_json,
     decode_json_envelope,
-    grouped_decimal,
+    grouped_bounded,
     reject_duplicate_keys,
     row_arithmetic_error,
+    unbounded_reason,
     validation_error,
+    within,
 )
 from monitor.brokers.errors import (
     AuthExpired,
@@ -165,12 +170,34 @@ def _reject_duplicate_keys(rows: list[bytes], checked: Set[bytes]) -> None:
         raise
 
 
+_QUANTITY_FIELDS = ("fl_buy_qty", "fl_sell_qty", "cf_buy_qty", "cf_sell_qty")
+
+
 def _unpriced(key: PositionKey, row: Row, index: int) -> _Unpriced:
     """The price-free part of the formula; NaN or Infinity raise ArithmeticError."""
+    # Every figure within its bound, even those that cancel out. Their magnitudes are checked
+    # here; the sums below, checked in full, catch figures with too many decimal places.
+    if (
+        max(
+            row.fl_buy_qty.adjusted(), row.fl_sell_qty.adjusted(),
+            row.cf_buy_qty.adjusted(), row.cf_sell_qty.adjusted(),
+        ) > QUANTITY.Emax
+        or max(
+            row.buy_amt.adjusted(), row.sell_amt.adjusted(),
+            row.cf_buy_amt.adjusted(), row.cf_sell_amt.adjusted(),
+            row.multiplier.adjusted(), row.gen_num.adjusted(), row.gen_den.adjusted(),
+            row.prc_num.adjusted(), row.prc_den.adjusted(),
+        ) > MONEY.Emax
+    ):  # fmt: skip
+        raise _out_of_range(row, index)
     net_qty = (row.fl_buy_qty + row.cf_buy_qty) - (row.fl_sell_qty + row.cf_sell_qty)
     cash = (row.sell_amt + row.cf_sell_amt) - (row.buy_amt + row.cf_buy_amt)
     if not (net_qty.is_finite() and cash.is_finite()):
         raise InvalidOperation
+    if not within(net_qty, QUANTITY):
+        raise _sum_out_of_range(index, "net quantity", net_qty, QUANTITY)
+    if not within(cash, MONEY):
+        raise _sum_out_of_range(index, "sell amounts - buy amounts", cash, MONEY)
     if not net_qty:
         return _Unpriced(key, row.trd_sym, net_qty, cash, None)  # flat: MTM is the cash
     try:
@@ -180,7 +207,25 @@ def _unpriced(key: PositionKey, row: Row, index: int) -> _Unpriced:
     except ArithmeticError as err:
         # Only a price makes this an error: without one the row stands with an unknown MTM.
         return _Unpriced(key, row.trd_sym, net_qty, cash, None, _factor_error(err, row, index))
+    if factor.adjusted() > MONEY.Emax:  # tiny divisors; bounded, no product can overflow
+        reason = f"data[{index}]: price factor: {unbounded_reason(factor, MONEY)}"
+        return _Unpriced(key, row.trd_sym, net_qty, cash, None, reason)
     return _Unpriced(key, row.trd_sym, net_qty, cash, factor)
+
+
+def _out_of_range(row: Row, index: int) -> BadResponse:
+    """The BadResponse naming the first figure of ``row`` past its bound (failure path only)."""
+    for field in row.__struct_fields__[4:]:  # after the key and symbol strings
+        value = getattr(row, field)
+        bound = QUANTITY if field in _QUANTITY_FIELDS else MONEY
+        if value.adjusted() > bound.Emax:
+            name = row.__struct_encode_fields__[row.__struct_fields__.index(field)]
+            return BadResponse(BROKER, f"data[{index}].{name}: {unbounded_reason(value, bound)}")
+    return BadResponse(BROKER, f"data[{index}]: number out of range")
+
+
+def _sum_out_of_range(index: int, what: str, value: Decimal, bound: Context) -> BadResponse:
+    return BadResponse(BROKER, f"data[{index}]: {what}: {unbounded_reason(value, bound)}")
 
 
 def _factor_error(err: ArithmeticError, row: Row, index: int) -> str:
@@ -229,15 +274,10 @@ def _mtm(row: _Unpriced, ltp: Decimal | None, index: int) -> Decimal | None:
         return None
     if row.factor is None:
         raise BadResponse(BROKER, row.unpriceable or f"data[{index}]: no price factor")
-    try:
-        mtm = row.cash + row.net_qty * ltp * row.factor
-        if not mtm.is_finite():
-            raise InvalidOperation
-    except ArithmeticError as err:
-        raise BadResponse(
-            BROKER, f"data[{index}]: number out of range ({type(err).__name__})"
-        ) from err
-    return mtm
+    # Bounded figures cannot overflow the arithmetic; their product can still exceed the bound.
+    return bounded_result(
+        row.cash + row.net_qty * ltp * row.factor, MONEY, BROKER, f"data[{index}]: MTM"
+    )
 
 
 # -- live client ------------------------------------------------------------------------------
@@ -394,7 +434,7 @@ class Client:
                     limiter=self._limiter,
                 )  # fmt: skip
                 for quote in decode_json(require_success(BROKER, response), list[_Quote], BROKER):
-                    price = grouped_decimal(quote.ltp, BROKER, "quotes[].ltp")
+                    price = grouped_bounded(quote.ltp, MONEY, BROKER, "quotes[].ltp")
                     if price is not None:
                         quotes[f"{quote.exchange}:{quote.exchange_token}"] = price
             except RateLimited as err:

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import msgspec
 
-from monitor.brokers._decode import decode_json, optional_finite, require_finite
+from monitor.brokers._decode import MONEY, QUANTITY, bounded, decode_json, optional_bounded
 from monitor.brokers.errors import AuthExpired, BadResponse
 from monitor.brokers.options import Option
 from monitor.brokers.static_token import StaticTokenClient
@@ -62,12 +62,12 @@ def parse(
         positions[key] = Position(
             key=key,
             symbol=row.ts,
-            net_qty=require_finite(row.net_qty, BROKER, f"data[{index}].netQty"),
-            avg_price=optional_finite(row.avg_price, BROKER, f"data[{index}].avgPrice"),
-            ltp=optional_finite(row.ltp, BROKER, f"data[{index}].ltp"),
+            net_qty=bounded(row.net_qty, QUANTITY, BROKER, f"data[{index}].netQty"),
+            avg_price=optional_bounded(row.avg_price, MONEY, BROKER, f"data[{index}].avgPrice"),
+            ltp=optional_bounded(row.ltp, MONEY, BROKER, f"data[{index}].ltp"),
             realized=None,
             unrealized=None,
-            mtm=require_finite(row.pnl, BROKER, f"data[{index}].pnl"),
+            mtm=bounded(row.pnl, MONEY, BROKER, f"data[{index}].pnl"),
         )
     return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)
 

@@ -25,7 +25,14 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from monitor.brokers._decode import decode_json, echo, grouped_decimal
+from monitor.brokers._decode import (
+    MONEY,
+    QUANTITY,
+    bounded_result,
+    decode_json,
+    echo,
+    grouped_bounded,
+)
 from monitor.brokers.errors import AuthExpired, BadResponse
 from monitor.brokers.options import Option, choice
 from monitor.brokers.transport import (
@@ -84,31 +91,31 @@ def parse(
         key = PositionKey(account, row.exchange, row.trading_symbol, row.product_code)
         if key in positions:
             raise BadResponse(BROKER, f"{where}: duplicate position {'|'.join(key[1:])}")
-        net_qty = grouped_decimal(row.net_quantity, BROKER, f"{where}.netQuantity")
+        net_qty = grouped_bounded(row.net_quantity, QUANTITY, BROKER, f"{where}.netQuantity")
         if net_qty is None:
             raise BadResponse(BROKER, f"{where}.netQuantity: empty")
         if net_qty > 0 and row.transaction_type.upper() == "SELL":
             net_qty = -net_qty
-        realized = grouped_decimal(
-            row.realized_gain_and_loss, BROKER, f"{where}.realizedGainAndLoss"
+        realized = grouped_bounded(
+            row.realized_gain_and_loss, MONEY, BROKER, f"{where}.realizedGainAndLoss"
         )
-        unrealized = grouped_decimal(
-            row.unrealized_gain_and_loss, BROKER, f"{where}.unrealizedGainAndLoss"
+        unrealized = grouped_bounded(
+            row.unrealized_gain_and_loss, MONEY, BROKER, f"{where}.unrealizedGainAndLoss"
         )
         if unrealized is None and not net_qty:
             unrealized = ZERO
-        try:
-            mtm = None if unrealized is None else (realized or ZERO) + unrealized
-        except ArithmeticError as err:
-            raise BadResponse(
-                BROKER, f"{where}: number out of range ({type(err).__name__})"
-            ) from err
+        mtm = None
+        if unrealized is not None:
+            gain = (realized or ZERO) + unrealized
+            mtm = bounded_result(
+                gain, MONEY, BROKER, f"{where}: realizedGainAndLoss + unrealizedGainAndLoss"
+            )
         positions[key] = Position(
             key=key,
             symbol=row.trading_symbol,
             net_qty=net_qty,
-            avg_price=grouped_decimal(row.average_price, BROKER, f"{where}.averagePrice"),
-            ltp=grouped_decimal(row.last_traded_price, BROKER, f"{where}.lastTradedPrice"),
+            avg_price=grouped_bounded(row.average_price, MONEY, BROKER, f"{where}.averagePrice"),
+            ltp=grouped_bounded(row.last_traded_price, MONEY, BROKER, f"{where}.lastTradedPrice"),
             realized=realized,
             unrealized=unrealized,
             mtm=mtm,

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import msgspec
 
-from monitor.brokers._decode import decode_json, optional_finite, row_arithmetic_error
+from monitor.brokers._decode import (
+    MONEY,
+    QUANTITY,
+    bounded,
+    bounded_result,
+    decode_json,
+    optional_bounded,
+)
 from monitor.brokers.errors import BadResponse
 from monitor.brokers.options import Option
 from monitor.brokers.static_token import StaticTokenClient
@@ -62,13 +69,9 @@ def parse(
         if key in positions:
             raise BadResponse(BROKER, f"data[{index}]: duplicate position {'|'.join(key[1:])}")
         where = f"data[{index}]"
-        try:
-            mtm = row.realised_profit + row.mtm
-            if not (mtm.is_finite() and row.net_qty.is_finite()):
-                raise InvalidOperation
-        except ArithmeticError as err:
-            raise row_arithmetic_error(err, row, BROKER, where) from err
-        net_qty = row.net_qty
+        net_qty = bounded(row.net_qty, QUANTITY, BROKER, f"{where}.net_qty")
+        realized = bounded(row.realised_profit, MONEY, BROKER, f"{where}.realised_profit")
+        unrealized = bounded(row.mtm, MONEY, BROKER, f"{where}.mtm")
         avg_price, avg_field = (
             (row.buy_avg, "buy_avg") if net_qty > 0 else (row.sell_avg, "sell_avg")
         )
@@ -76,11 +79,15 @@ def parse(
             key=key,
             symbol=row.symbol,
             net_qty=net_qty,
-            avg_price=optional_finite(avg_price, BROKER, f"{where}.{avg_field}"),
-            ltp=optional_finite(row.last_traded_price, BROKER, f"{where}.last_traded_price"),
-            realized=row.realised_profit,
-            unrealized=row.mtm,
-            mtm=mtm,
+            avg_price=optional_bounded(avg_price, MONEY, BROKER, f"{where}.{avg_field}"),
+            ltp=optional_bounded(
+                row.last_traded_price, MONEY, BROKER, f"{where}.last_traded_price"
+            ),
+            realized=realized,
+            unrealized=unrealized,
+            mtm=bounded_result(
+                realized + unrealized, MONEY, BROKER, f"{where}: realised_profit + mtm"
+            ),
         )
     return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)
 

@@ -209,3 +209,55 @@ def test_overflowing_amount_is_bad_response():
 
     with pytest.raises(BadResponse):
         parse(raw, {"BTC": Decimal("2")})
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason"),
+    [
+        pytest.param(b"-1e999999", "out of range", id="exponent"),
+        pytest.param(b"1E+1000000", "out of range", id="exponent-plus"),
+        pytest.param(b"1" * 1_000_000 + b".5", "out of range", id="million-digits"),
+        pytest.param(b"0." + b"1" * 1_000_000, "too precise", id="million-decimals"),
+        pytest.param(b"1000000000000", "out of range", id="at-bound"),
+    ],
+)
+def test_amounts_beyond_the_bounds_are_bad_response(amount, reason):
+    """An amount no account holds, however written, is a BadResponse naming the field."""
+    raw = b'[{"omsId": 1, "productSymbol": "BTC", "productId": 1, "amount": ' + amount + b"}]"
+
+    with pytest.raises(BadResponse) as info:
+        parse(raw, {"BTC": Decimal("2")})
+
+    assert str(info.value).startswith(f"alphapoint: [0].amount: {reason}: ")
+    assert len(str(info.value)) < 200
+
+
+def test_value_of_bounded_amount_and_price_past_the_bound_is_bad_response():
+    """amount * price, each within its bound, can exceed 10^15: a BadResponse naming both."""
+    raw = rows(row(amount=900_000_000_000))
+
+    with pytest.raises(BadResponse) as info:
+        parse(raw, {"BTC": Decimal("900000000000000")})
+
+    assert str(info.value).startswith("alphapoint: [0]: amount * price: out of range: ")
+
+
+@pytest.mark.parametrize("price", [b"1e999999", b"1" * 1_000_000 + b".5"])
+def test_huge_last_traded_price_is_bad_response(price):
+    """GetLevel1's LastTradedPx past 10^15 is a BadResponse naming it."""
+    body = b'{"InstrumentId": 1, "LastTradedPx": ' + price + b"}"
+
+    with pytest.raises(BadResponse) as info:
+        alphapoint.last_price(body, 1)
+
+    assert str(info.value).startswith("alphapoint: GetLevel1.LastTradedPx: out of range: ")
+
+
+def test_value_with_more_decimal_places_than_any_figure_is_exact_not_an_error():
+    """1e-18 of a coin at 1e-14 is worth 1e-32: a product, not a figure read, so no bound on
+    its decimal places applies."""
+    raw = b'[{"omsId": 1, "productSymbol": "BTC", "productId": 1, "amount": 1e-18}]'
+
+    position = parse(raw, {"BTC": Decimal("1e-14")}).positions[BTC]
+
+    assert position.mtm == Decimal("1e-32")

@@ -248,3 +248,72 @@ def test_lower_case_ok_stat_is_accepted():
     document = json.loads(body("positions.json"))
     document["stat"] = "ok"
     assert len(parse(json.dumps(document).encode()).positions) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        pytest.param("flBuyQty", "-1e999999", "out of range", id="qty-exponent"),
+        pytest.param("buyAmt", "1E+1000000", "out of range", id="amount-exponent"),
+        pytest.param("multiplier", "1" * 1_000_000, "out of range", id="million-digits"),
+        pytest.param("cfSellQty", "1e12", "out of range", id="qty-at-bound"),
+        pytest.param("genDen", "1e15", "out of range", id="factor-at-bound"),
+    ],
+)
+def test_numbers_beyond_the_bounds_are_bad_response(field, value, reason):
+    """A figure no account holds is a BadResponse naming the field, open row or flat."""
+    with pytest.raises(BadResponse) as info:
+        parse(seed_with_row(**{field: value}), QUOTE)
+
+    assert str(info.value).startswith(f"kotak_neo: data[0].{field}: {reason}: ")
+    assert len(str(info.value)) < 200
+
+
+def test_huge_figures_that_cancel_out_are_still_bad_response():
+    """flBuyQty and flSellQty of 1e999999 net to 0, but no account holds either."""
+    with pytest.raises(BadResponse) as info:
+        parse(seed_with_row(flBuyQty="1e999999", flSellQty="1e999999"))
+
+    assert str(info.value).startswith("kotak_neo: data[0].flBuyQty: out of range: ")
+
+
+def test_million_decimal_quantity_is_bad_response():
+    """A quantity written with a million decimals nets to a figure with too many digits."""
+    with pytest.raises(BadResponse) as info:
+        parse(seed_with_row(flBuyQty="0." + "0" * 999_999 + "1", flSellQty="0"))
+
+    assert str(info.value).startswith("kotak_neo: data[0]: net quantity: too precise: ")
+
+
+def test_mtm_of_bounded_figures_past_the_bound_is_bad_response():
+    """Quantity and price each within bounds can still price past 10^15: MTM names the row."""
+    raw = seed_with_row(flBuyQty="999999999999", flSellQty="0")
+
+    with pytest.raises(BadResponse) as info:
+        parse(raw, {"nse_fo:53179": Decimal("999999999999999")})
+
+    assert str(info.value).startswith("kotak_neo: data[0]: MTM: out of range: ")
+
+
+def test_price_factor_from_tiny_divisors_is_bad_response_not_an_overflow():
+    """genDen 1e-999998 gives a finite factor whose product with any price would overflow the
+    arithmetic: the factor is out of range and the priced row a BadResponse naming it."""
+    raw = seed_with_row(flBuyQty="50", genDen="1e-999998")
+
+    assert parse(raw).positions[NRML].mtm is None  # no price: the row stands, MTM unknown
+    with pytest.raises(BadResponse) as info:
+        parse(raw, QUOTE)
+
+    assert str(info.value).startswith("kotak_neo: data[0]: price factor: out of range: ")
+
+
+def test_mtm_with_more_decimal_places_than_any_figure_is_exact_not_an_error():
+    """genNum/genDen 1/21 prices to an MTM with 29 decimal places: a result, not a bad figure."""
+    raw = seed_with_row(
+        flBuyQty="1", flSellQty="0", buyAmt="0", sellAmt="0", genNum="1", genDen="21"
+    )
+
+    position = parse(raw, {"nse_fo:53179": Decimal("0.05")}).positions[NRML]
+
+    assert position.mtm == Decimal("0.05") * (Decimal(1) / Decimal(21))
+    assert position.mtm.adjusted() == -3

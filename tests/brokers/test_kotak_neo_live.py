@@ -602,3 +602,19 @@ async def test_without_a_recorder_no_exchange_is_kept():
 
     assert list(snapshot.positions) == [FO, FLAT, CM]
     assert client.last_exchange is None
+
+
+async def test_a_quote_past_the_price_bound_leaves_its_batch_unpriced():
+    """A last price of 1e999999 is not a price: the positions stand, their MTM unknown, rather
+    than the poll failing on an MTM no account can have."""
+    state = make_state()
+    state.ltps = {**LTPS, "nse_fo|53179": "1e999999"}
+    async with live(state) as client:
+        snapshot = await client.fetch()
+
+    assert endpoints(state) == ["login", "validate", "positions", "quotes"]
+    assert [(p.ltp, p.mtm) for p in (snapshot.positions[FO], snapshot.positions[CM])] == [
+        (None, None),
+        (None, None),
+    ]
+    assert snapshot.positions[FLAT].mtm == Decimal("50.00")

@@ -144,3 +144,44 @@ def test_non_finite_price_is_bad_response(field):
     """A NaN ltp/avgPrice must not reach the snapshot as Decimal('NaN')."""
     with pytest.raises(BadResponse):
         parse(seed_with_row(**{field: "NaN"}))
+
+
+# A figure no account can hold, or written with more digits than any holds: each would take
+# the event loop for most of a minute to print, so the parser refuses it and names the field.
+MILLION_DIGITS = "1" * 1_000_000
+MILLION_DECIMALS = "0." + "1" * 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        pytest.param("netQty", "-1e999999", "out of range", id="qty-exponent"),
+        pytest.param("pnl", "1E+1000000", "out of range", id="pnl-exponent"),
+        pytest.param("ltp", MILLION_DIGITS, "out of range", id="ltp-million-digits"),
+        pytest.param("avgPrice", MILLION_DECIMALS, "too precise", id="avg-million-decimals"),
+        pytest.param("netQty", "1e12", "out of range", id="qty-at-bound"),
+        pytest.param("pnl", "-1e15", "out of range", id="pnl-at-bound"),
+        pytest.param("pnl", "1e-999999", "too precise", id="pnl-tiny"),
+        pytest.param("netQty", "0E-999999", "out of range", id="zero-huge-exponent"),
+    ],
+)
+def test_numbers_beyond_the_bounds_are_bad_response(field, value, reason):
+    """Huge exponents, a million digits, a zero written with a huge exponent: BadResponse."""
+    with pytest.raises(BadResponse) as info:
+        parse(seed_with_row(**{field: value}))
+
+    assert str(info.value).startswith(f"portfolio: data[0].{field}: {reason}: ")
+    assert len(str(info.value)) < 200
+
+
+def test_numbers_just_within_the_bounds_parse():
+    """Below 10^12 units, below 10^15 of money, 28 decimal places: all accepted as written."""
+    raw = seed_with_row(
+        netQty="-999999999999", pnl="999999999999999.99", ltp="0.0000000000000000000000000001"
+    )
+
+    position = parse(raw).positions[RELIANCE]
+
+    assert position.net_qty == Decimal("-999999999999")
+    assert position.mtm == Decimal("999999999999999.99")
+    assert str(position.ltp) == "1E-28"

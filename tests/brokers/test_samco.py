@@ -209,3 +209,39 @@ def test_overflowing_gain_and_loss_is_bad_response():
 
     with pytest.raises(BadResponse):
         parse(raw)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        pytest.param("netQuantity", "-1e999999", "out of range", id="qty-exponent"),
+        pytest.param("realizedGainAndLoss", "1E+1000000", "out of range", id="pnl-exponent"),
+        pytest.param("lastTradedPrice", "1" * 1_000_000, "out of range", id="million-digits"),
+        pytest.param("averagePrice", "0." + "1" * 1_000_000, "too precise", id="million-decimals"),
+        pytest.param(
+            "unrealizedGainAndLoss", "1,000,000,000,000,000.00", "out of range", id="grouped"
+        ),
+        pytest.param("netQuantity", 1e300, "out of range", id="json-number"),
+    ],
+)
+def test_numbers_beyond_the_bounds_are_bad_response(field, value, reason):
+    """Figures no account holds, however written, are a BadResponse naming the field."""
+    with pytest.raises(BadResponse) as info:
+        parse(seed_with_row(**{field: value}))
+
+    assert str(info.value).startswith(f"samco: {ROW}.{field}: {reason}: ")
+    assert len(str(info.value)) < 200
+
+
+def test_mtm_of_bounded_parts_past_the_bound_is_bad_response():
+    """Realised and unrealised P&L each below 10^15 can still sum past it."""
+    raw = seed_with_row(
+        realizedGainAndLoss="900,000,000,000,000", unrealizedGainAndLoss="900,000,000,000,000"
+    )
+
+    with pytest.raises(BadResponse) as info:
+        parse(raw)
+
+    assert str(info.value).startswith(
+        f"samco: {ROW}: realizedGainAndLoss + unrealizedGainAndLoss: out of range: "
+    )

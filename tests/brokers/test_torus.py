@@ -185,3 +185,51 @@ def test_non_finite_price_is_bad_response(field):
     """A NaN price field must not reach the snapshot as Decimal('NaN')."""
     with pytest.raises(BadResponse):
         parse(seed_with_row(**{field: "NaN"}))
+
+
+# JSON numbers no account can hold, or with more digits than any holds: BadResponse naming the
+# field, never a figure that takes minutes to print.
+NUMBERS = '"net_qty": {net_qty}, "realised_profit": {realised}, "mtm": {mtm}'
+
+
+@pytest.mark.parametrize(
+    ("numbers", "field", "reason"),
+    [
+        pytest.param({"net_qty": "-1e999999"}, "net_qty", "out of range", id="qty-exponent"),
+        pytest.param({"realised": "1E+1000000"}, "realised_profit", "out of range", id="pnl"),
+        pytest.param({"mtm": "1" * 1_000_000}, "mtm", "out of range", id="million-digits"),
+        pytest.param({"mtm": "0." + "1" * 1_000_000}, "mtm", "too precise", id="million-decimals"),
+        pytest.param({"net_qty": "1e12"}, "net_qty", "out of range", id="qty-at-bound"),
+    ],
+)
+def test_numbers_beyond_the_bounds_are_bad_response(numbers, field, reason):
+    """Exponent forms and a million digits, as JSON numbers: BadResponse naming the field."""
+    fields = NUMBERS.format(**{"net_qty": "10", "realised": "0", "mtm": "0", **numbers})
+
+    with pytest.raises(BadResponse) as info:
+        parse(raw_row(fields))
+
+    assert str(info.value).startswith(f"torus: data[0].{field}: {reason}: ")
+    assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("field", ["last_traded_price", "buy_avg"])
+def test_huge_price_is_bad_response(field):
+    """A price past 10^15 names its field."""
+    with pytest.raises(BadResponse) as info:
+        parse(raw_row(f'{NUMBERS.format(net_qty=10, realised=0, mtm=0)}, "{field}": 1e999999'))
+
+    assert str(info.value).startswith(f"torus: data[0].{field}: out of range: ")
+
+
+def test_mtm_of_bounded_parts_past_the_bound_is_bad_response():
+    """realised_profit + mtm, each below 10^15, can sum past it: a BadResponse, not a figure."""
+    fields = NUMBERS.format(net_qty=10, realised="900000000000000", mtm="900000000000000")
+
+    with pytest.raises(BadResponse) as info:
+        parse(raw_row(fields))
+
+    assert str(info.value) == (
+        "torus: data[0]: realised_profit + mtm: out of range: '1800000000000000' is not below "
+        "10^15 in magnitude"
+    )

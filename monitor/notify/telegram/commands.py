@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from monitor.model import ZERO, Snapshot, format_money, format_qty
 from monitor.notify.telegram.format import MESSAGE_LIMIT, text, utf16_len
 from monitor.poller import AccountStatus
+from monitor.printable import printable
 from monitor.store import Store
 
 PAGE_ROWS = 25
@@ -219,10 +220,13 @@ def positions_page(snapshot: Snapshot, page: int) -> str:
     shown = rows[(page - 1) * PAGE_ROWS : page * PAGE_ROWS]
     lines = [f"{'SYMBOL':<{_SYMBOL_WIDTH}} {'SEG':<7} {'PROD':<5} {'QTY':>7} {'MTM':>13}"]
     for p in shown:
-        symbol = p.symbol if len(p.symbol) <= _SYMBOL_WIDTH else p.symbol[: _SYMBOL_WIDTH - 1] + "…"
+        symbol = printable(p.symbol)  # a newline in a symbol would start a fake row
+        if len(symbol) > _SYMBOL_WIDTH:
+            symbol = symbol[: _SYMBOL_WIDTH - 1] + "…"
+        segment, product = printable(p.key.exchange_segment)[:7], printable(p.key.product)[:5]
         mtm = "unknown" if p.mtm is None else format_money(p.mtm)
         lines.append(
-            f"{symbol:<{_SYMBOL_WIDTH}} {p.key.exchange_segment[:7]:<7} {p.key.product[:5]:<5}"
+            f"{symbol:<{_SYMBOL_WIDTH}} {segment:<7} {product:<5}"
             f" {format_qty(p.net_qty):>7} {mtm:>13}"
         )
     table = "\n".join(lines)  # fields are cut to width, so no per-field cap here

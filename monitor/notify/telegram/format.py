@@ -1,6 +1,7 @@
 """Alerts as Telegram HTML messages: pure functions, no I/O.
 
-Every user-derived string (symbols like ``M&M``, account ids, broker error text) is escaped and
+Every user-derived string (symbols like ``M&M``, account ids, broker error text) has its control
+characters written out (a newline in a symbol cannot start a fake alert line), is escaped and
 capped in length before it goes into a line, and every line opens and closes its own tags, so a
 message split at a line boundary never breaks an entity.
 """
@@ -14,6 +15,7 @@ from datetime import tzinfo
 from decimal import Decimal
 
 from monitor.model import Alert, DetailValue, Severity, format_money, format_qty
+from monitor.printable import printable
 
 # Telegram's limit on a message's text (https://core.telegram.org/bots/api#sendmessage),
 # counted in UTF-16 code units; measuring the HTML source over-counts, which is the safe side.
@@ -33,8 +35,9 @@ class Message:
 
 
 def text(value: object) -> str:
-    """A user-derived value, capped and escaped for HTML parse mode."""
-    raw = str(value)
+    """A user-derived value, its control characters written out, capped and escaped for HTML
+    parse mode."""
+    raw = printable(str(value))
     if len(raw) > _FIELD_LIMIT:
         raw = raw[: _FIELD_LIMIT - 1] + "…"
     return html.escape(raw, quote=False)
