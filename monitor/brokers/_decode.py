@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Clamped, Context, Decimal, Inexact, InvalidOperation, Overflow, Rounded
 from typing import TypeVar
 
@@ -21,14 +22,8 @@ _MAX_ECHO = 40
 def decode_json(body: bytes, into: type[T], broker: str) -> T:
     """Decode ``body`` straight into typed structs; any mismatch names the JSON path, and a key
     that appears twice in one object is an error, not the last one winning."""
-    try:
+    with _decoding(broker):
         value = msgspec.json.decode(body, type=into)
-    except msgspec.ValidationError as err:
-        raise validation_error(err, broker) from err
-    except msgspec.DecodeError as err:
-        raise BadResponse(broker, f"body: not valid JSON ({err})") from err
-    except RecursionError as err:
-        raise BadResponse(broker, "body: nested too deeply") from err
     reject_duplicate_keys(body, broker)
     return value
 
@@ -36,17 +31,24 @@ def decode_json(body: bytes, into: type[T], broker: str) -> T:
 def decode_json_envelope(body: bytes, into: type[T], broker: str) -> T:
     """``decode_json`` that checks only the top-level keys for duplicates: for a body whose
     nested objects the caller checks itself (one row at a time)."""
-    try:
+    with _decoding(broker):
         value = msgspec.json.decode(body, type=into)
         top = _TOP_LEVEL.decode(body)
+    reject_duplicate_top_level_keys(body, top, broker)
+    return value
+
+
+@contextlib.contextmanager
+def _decoding(broker: str) -> Iterator[None]:
+    """Turns msgspec's errors, and a body nested past the interpreter's depth, into BadResponse."""
+    try:
+        yield
     except msgspec.ValidationError as err:
         raise validation_error(err, broker) from err
     except msgspec.DecodeError as err:
         raise BadResponse(broker, f"body: not valid JSON ({err})") from err
     except RecursionError as err:
         raise BadResponse(broker, "body: nested too deeply") from err
-    reject_duplicate_top_level_keys(body, top, broker)
-    return value
 
 
 _TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
