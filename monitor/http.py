@@ -27,7 +27,7 @@ MAX_HEADERS = 32
 
 
 def make_app(registry: CollectorRegistry, health: Sequence[HealthTracker]) -> web.Application:
-    """The aiohttp application serving metrics and health (``health``: one tracker an account)."""
+    """The aiohttp application serving metrics and health (``health``: one tracker per account)."""
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -192,8 +192,7 @@ class AccountPoller:
         self, now: datetime, outcome: PollOutcome, reason: str, *, status: int | None = None
     ) -> Alert | None:
         health_alert = self.health.failed(now, self._redact(reason))
-        first = self.health.failed_polls == 1
-        report = self._log.warning if first else self._log.debug
+        report = self._log.warning if self.health.failed_polls == 1 else self._log.debug
         report("poll_failed", outcome=str(outcome), status=status, reason=reason)
         return health_alert
 
