@@ -41,6 +41,7 @@ from monitor.config import (
     simulator_account,
 )
 from monitor.engine import Engine
+from monitor.health import AccountStatus, PollOutcome
 from monitor.http import make_app, serve
 from monitor.logs import Redactor
 from monitor.metrics import Metrics
@@ -51,7 +52,7 @@ from monitor.notify.outbox import Dispatcher
 from monitor.notify.telegram.commands import Commands
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.notify.telegram.updates import CommandListener
-from monitor.poller import AccountPoller, AccountStatus
+from monitor.poller import AccountPoller
 from monitor.recording import DEFAULT_MAX_BYTES, Recorder
 from monitor.store import Store, StoreError
 
@@ -175,7 +176,7 @@ class _View:
         self._rules = tuple(rules)
 
     def statuses(self) -> list[AccountStatus]:
-        return [poller.status() for poller in self._pollers]
+        return [poller.health.status() for poller in self._pollers]
 
     def snapshot(self, account: str) -> Snapshot | None:
         return self._engine.last_snapshot(account)
@@ -278,17 +279,17 @@ class Daemon:
         """Listen, schedule every account's polls and start delivering."""
         settings = self.settings
         try:
+            app = make_app(self.registry, [poller.health for poller in self.pollers])
             self._runner, self.port = await serve(
-                make_app(self.registry, self.pollers), settings.host, settings.port,
-                self.metrics.http_refused,
-            )  # fmt: skip
+                app, settings.host, settings.port, self.metrics.http_refused
+            )
         except OSError as err:
             self.store.close()
             os.close(self._state_lock)
             raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {err}") from err
 
         def skipped(event: JobSubmissionEvent) -> None:
-            self.metrics.polls.labels(event.job_id, "skipped_busy").inc()
+            self.metrics.polls.labels(event.job_id, PollOutcome.SKIPPED_BUSY).inc()
 
         self.scheduler.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
         now = datetime.now(UTC)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from monitor.config import SinkConfig
+from monitor.health import failing_key
 from monitor.model import Alert, Snapshot
 from monitor.pipeline import Evaluation, evaluate_poll
 from monitor.rules.base import Rule
@@ -94,16 +95,16 @@ class Engine:
             )  # fmt: skip
         return evaluation
 
-    def raise_health_alert(self, alert: Alert, *, failing: bool) -> None:
-        """Commit ``poll_failing`` (failing) or ``poll_recovered`` to the outbox, with the
-        account's failing flag, so a restart neither repeats the one nor forgets the other."""
-        self._store.commit_alerts(
-            [(alert, self._routes(alert))], {_failing_key(alert.account): "1" if failing else ""}
-        )
+    def commit_health(self, alert: Alert, *, failing: bool) -> None:
+        """Queue ``poll_failing`` or ``poll_recovered`` with the account's failing flag, in one
+        transaction, so a restart neither repeats the one nor forgets the other."""
+        flag = {failing_key(alert.account): "1" if failing else ""}
+        self._store.commit_alerts([(alert, self._routes(alert))], flag)
 
     def poll_failing_raised(self, account: str) -> bool:
-        """Whether ``poll_failing`` of ``account`` stands unanswered by ``poll_recovered``."""
-        return bool(self._store.get_meta(_failing_key(account)))
+        """Whether the stored failing flag says ``poll_failing`` of ``account`` stands
+        unanswered by ``poll_recovered``."""
+        return bool(self._store.get_meta(failing_key(account)))
 
     def _routes(self, alert: Alert) -> list[str]:
         return [sink.name for sink in self._sinks if sink.accepts(alert)]
@@ -130,7 +131,3 @@ class Engine:
                 state = _AccountState(stored.snapshot, stored.trading_day, states)
             self._accounts[account] = state
         return state
-
-
-def _failing_key(account: str) -> str:
-    return f"health:{account}:poll_failing"

@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from monitor.poller import AccountPoller
+from monitor.health import HealthTracker
 
 IDLE_SECONDS = 5.0  # to send a request on a new or kept-alive connection
 MAX_CONNECTIONS = 1024
@@ -26,15 +26,15 @@ LINE_BYTES = 4096  # request line and each header; our requests are a path and a
 MAX_HEADERS = 32
 
 
-def make_app(registry: CollectorRegistry, pollers: Sequence[AccountPoller]) -> web.Application:
-    """The aiohttp application serving metrics and health."""
+def make_app(registry: CollectorRegistry, health: Sequence[HealthTracker]) -> web.Application:
+    """The aiohttp application serving metrics and health (``health``: one tracker per account)."""
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
         now = datetime.now(UTC)
-        stale = [p.account.id for p in pollers if not p.ready(now)]
+        stale = [h.account.id for h in health if not h.ready(now)]
         status = 503 if stale else 200
         return web.json_response({"ready": not stale, "stale_accounts": stale}, status=status)
 

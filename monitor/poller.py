@@ -1,8 +1,9 @@
-"""One account's poll loop body: fetch, evaluate, commit, count, and log transitions only.
+"""One account's polls, coordinated: fetch, classify the outcome, count it, log transitions.
 
 A failed poll never reaches the engine, so it cannot produce position alerts and the last good
 snapshot stays the baseline. Failures are counted every time but logged once when polling
-turns from good to failing, and once more when it recovers.
+turns from good to failing, and once more when it recovers. Whether an account has been
+failing long enough to alert is the health tracker's call; the poller commits what it raises.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -22,8 +22,9 @@ from monitor.brokers import Broker
 from monitor.brokers.errors import AuthExpired, BrokerError, BrokerUnavailable, RateLimited
 from monitor.config import AccountConfig
 from monitor.engine import Engine
+from monitor.health import POLL_FAILING, HealthTracker, PollOutcome
 from monitor.metrics import Metrics
-from monitor.model import Alert, DetailValue, Severity, Snapshot
+from monitor.model import Alert, Snapshot
 from monitor.pipeline import Evaluation
 from monitor.recording import Recorder
 from monitor.store import StoreError
@@ -32,17 +33,6 @@ log = structlog.get_logger(__name__)
 
 MAX_BACKOFF = 300.0  # seconds: an unavailable broker is still tried every five minutes
 POLL_REQUESTS = 4  # a poll may log in (two steps), fetch positions and prices
-
-
-@dataclass(frozen=True, slots=True)
-class AccountStatus:
-    """How an account's polling stands, for the bot's /status."""
-
-    account: AccountConfig
-    last_success: datetime | None
-    failed_polls: int  # since the last good poll
-    last_reason: str  # of the last failure, redacted
-    failing: bool  # poll_failing has been raised and not yet recovered
 
 
 class AccountPoller:
@@ -68,7 +58,7 @@ class AccountPoller:
         metrics.track_account(account.id, account.broker)
         # Series every good poll touches, looked up once.
         self._duration = metrics.poll_duration.labels(account.broker)
-        self._polls_ok = metrics.polls.labels(account.id, "ok")
+        self._polls_ok = metrics.polls.labels(account.id, PollOutcome.OK)
         self._last_success = metrics.last_success.labels(account.id)
         self._positions = metrics.positions.labels(account.id)
         self._on_alerts = on_alerts
@@ -79,21 +69,18 @@ class AccountPoller:
         self._monotonic = monotonic
         self._holidays = holidays
         self._now = clock or (lambda: datetime.now(account.timezone))
-        self._started = self._now()
         self._last_attempt: datetime | None = None
         try:  # a poll_failing raised before a restart still waits for its poll_recovered
-            self._failing_alerted = engine.poll_failing_raised(account.id)
+            failing = engine.poll_failing_raised(account.id)
         except StoreError:
-            self._failing_alerted = False
-        self._last_reason = ""
+            failing = False
+        self.health = HealthTracker(account, self._now(), failing=failing, holidays=holidays)
         self._redact = redact  # broker error text may echo a credential back
         self._task: asyncio.Task[Any] | None = None
         # A poll is several requests (login, positions, prices): bound the whole of it too.
         self._deadline = POLL_REQUESTS * account.request_timeout.total_seconds()
         self._lock = asyncio.Lock()
         self._log = log.bind(account=account.id, broker=account.broker)
-        self.last_success: datetime | None = None
-        self.failed_polls = 0
         self._resumed = False
 
     async def poll(self) -> None:
@@ -109,36 +96,24 @@ class AccountPoller:
             if closed is None or (self._last_attempt is not None and self._last_attempt >= closed):
                 return
         if self._monotonic() < self._not_before:
-            self._metrics.polls.labels(self.account.id, "deferred").inc()
+            self._count(PollOutcome.DEFERRED)
             return
         async with self._lock:
             self._last_attempt = now
             started = time.perf_counter()
             self._task = asyncio.current_task()
             try:
-                outcome = await self._poll_once()
+                outcome, health_alert = await self._refresh(now)
             except asyncio.CancelledError:
                 # Shutdown outlasted this poll: nothing of it was committed, say so quietly.
                 self._log.info("poll_cancelled")
                 return
             finally:
                 self._task = None
-            self._watch_health(now, outcome == "ok")
-            if outcome == "ok":
-                self._polls_ok.inc()
-            else:
-                self._metrics.polls.labels(self.account.id, outcome).inc()
+            if health_alert is not None:
+                self._raise(health_alert)
+            self._count(outcome)
             self._duration.observe(time.perf_counter() - started)
-
-    def status(self) -> AccountStatus:
-        """The account's polling health as of now."""
-        return AccountStatus(
-            self.account,
-            self.last_success,
-            self.failed_polls,
-            self._redact(self._last_reason),
-            self._failing_alerted,
-        )
 
     async def wait_idle(self) -> None:
         """Return once no poll of this account is in flight."""
@@ -152,7 +127,8 @@ class AccountPoller:
             task.cancel()
             await asyncio.wait([task], timeout=1.0)
 
-    async def _poll_once(self) -> str:
+    async def _refresh(self, now: datetime) -> tuple[PollOutcome, Alert | None]:
+        """Fetch, evaluate and commit one poll; how it went, and the health alert it raises."""
         try:
             async with asyncio.timeout(self._deadline):
                 snapshot = await self._broker.fetch()
@@ -166,25 +142,24 @@ class AccountPoller:
                 else BrokerUnavailable(self.account.broker, f"poll took over {self._deadline:g}s")
             )
             self._record(self._now(), err)
-            self._failed(err.outcome, err.reason, status=err.status)
+            outcome = PollOutcome(err.outcome)
+            health_alert = self._failed(now, outcome, err.reason, status=err.status)
             self._defer(err)
-            return err.outcome
+            return outcome, health_alert
         except StoreError as err:
             self._metrics.state_failures.inc()
-            self._failed("state_error", str(err))
-            return "state_error"
+            return PollOutcome.STATE_ERROR, self._failed(now, PollOutcome.STATE_ERROR, str(err))
         except Exception as err:  # the loop edge: a bug must not stop the account's polling
             self._log.exception("poll_crashed")
-            self._failed("error", type(err).__name__)
-            return "error"
-        self._succeeded(snapshot, before, evaluation)
-        return "ok"
+            return PollOutcome.ERROR, self._failed(now, PollOutcome.ERROR, type(err).__name__)
+        return PollOutcome.OK, self._succeeded(now, snapshot, before, evaluation)
 
     def _succeeded(
-        self, snapshot: Snapshot, before: Snapshot | None, evaluation: Evaluation
-    ) -> None:
+        self, now: datetime, snapshot: Snapshot, before: Snapshot | None, evaluation: Evaluation
+    ) -> Alert | None:
         account = self.account.id
-        self.last_success = snapshot.taken_at
+        failed_polls = self.health.failed_polls
+        recovered = self.health.succeeded(now, snapshot.taken_at)
         self._last_success.set(snapshot.taken_at.timestamp())
         self._positions.set(len(snapshot.positions))
         if evaluation.changes:
@@ -192,9 +167,8 @@ class AccountPoller:
                 self._metrics.changes.labels(account, str(kind)).inc(count)
         if any(p.mtm is None for p in snapshot.positions.values()):
             self._metrics.mtm_unknown.labels(account).inc()
-        if self.failed_polls:
-            self._log.info("poll_recovered", failed_polls=self.failed_polls)
-            self.failed_polls = 0
+        if failed_polls:
+            self._log.info("poll_recovered", failed_polls=failed_polls)
         if evaluation.baseline:
             self._log.info("baseline_taken", positions=len(snapshot.positions))
         elif not self._resumed and before is not None:
@@ -212,6 +186,15 @@ class AccountPoller:
                 self._metrics.alerts.labels(alert.rule, str(alert.severity)).inc()
             self._log.info("alerts_raised", count=len(evaluation.alerts))
             self._on_alerts()
+        return recovered
+
+    def _failed(
+        self, now: datetime, outcome: PollOutcome, reason: str, *, status: int | None = None
+    ) -> Alert | None:
+        health_alert = self.health.failed(now, self._redact(reason))
+        report = self._log.warning if self.health.failed_polls == 1 else self._log.debug
+        report("poll_failed", outcome=str(outcome), status=status, reason=reason)
+        return health_alert
 
     def _defer(self, err: BrokerError) -> None:
         """Hold off the next polls after a rate limit, an outage or refused credentials."""
@@ -221,7 +204,7 @@ class AccountPoller:
             delay = min(err.retry_after, MAX_BACKOFF)
         elif isinstance(err, RateLimited | BrokerUnavailable | AuthExpired):
             # Resending credentials the broker just refused, every interval, risks a lockout.
-            delay = self._backoff.delay(self.failed_polls)
+            delay = self._backoff.delay(self.health.failed_polls)
         else:
             return  # a bad response: the next scheduled poll tries again
         self._not_before = self._monotonic() + delay
@@ -233,84 +216,21 @@ class AccountPoller:
         ):
             self._metrics.record_failures.inc()
 
-    def _watch_health(self, now: datetime, ok: bool) -> None:
-        """Raise ``poll_failing`` once when good polls stop inside the window, and
-        ``poll_recovered`` once when they return: a silent monitor is the worst failure."""
-        if ok:
-            if self._failing_alerted:
-                recovered = health_alert(
-                    self.account, "poll_recovered", now, self.last_success, 0, ""
-                )
-                self._failing_alerted = not self._raise(recovered, failing=False)
-            return
-        if self._failing_alerted or not self.account.window.is_open(now, self._holidays):
-            return
-        # Only time inside today's window counts: a failure at the open is not a night's outage.
-        since = self.last_success or self._started
-        opened = self.account.window.opened_at(now)
-        if opened is not None:
-            since = max(since, opened)
-        if now - since >= self.account.failing_after:
-            alert = health_alert(
-                self.account, "poll_failing", now, self.last_success, self.failed_polls,
-                self._redact(self._last_reason),
-            )  # fmt: skip
-            # Marked raised only once stored: a failed write is tried again on the next poll.
-            self._failing_alerted = self._raise(alert, failing=True)
-
-    def _raise(self, alert: Alert, *, failing: bool) -> bool:
-        """Queue a health alert; False when the state file refused it."""
+    def _raise(self, alert: Alert) -> None:
+        """Queue a health alert; the tracker counts it raised only once it is stored."""
         try:
-            self._engine.raise_health_alert(alert, failing=failing)
+            self._engine.commit_health(alert, failing=alert.rule == POLL_FAILING)
         except StoreError as err:
             self._metrics.state_failures.inc()
             self._log.error("alert_not_stored", rule=alert.rule, error=str(err))
-            return False
+            return
+        self.health.raised(alert)
         self._metrics.alerts.labels(alert.rule, str(alert.severity)).inc()
         self._log.info("alerts_raised", count=1, rule=alert.rule)
         self._on_alerts()
-        return True
 
-    def _failed(self, outcome: str, reason: str, *, status: int | None = None) -> None:
-        self._last_reason = reason
-        self.failed_polls += 1
-        if self.failed_polls == 1:
-            self._log.warning("poll_failed", outcome=outcome, status=status, reason=reason)
+    def _count(self, outcome: PollOutcome) -> None:
+        if outcome is PollOutcome.OK:
+            self._polls_ok.inc()
         else:
-            self._log.debug("poll_failed", outcome=outcome, status=status, reason=reason)
-
-    def ready(self, now: datetime) -> bool:
-        """True outside the trading window, or when the last good poll is at most three poll
-        intervals old."""
-        if not self.account.window.is_open(now.astimezone(self.account.timezone), self._holidays):
-            return True
-        last = self.last_success
-        return last is not None and now - last <= 3 * self.account.poll_every
-
-
-def health_alert(
-    account: AccountConfig,
-    rule: str,
-    now: datetime,
-    last_success: datetime | None,
-    failed_polls: int,
-    reason: str,
-) -> Alert:
-    """The daemon's own alert about an account's polling (``poll_failing``/``poll_recovered``)."""
-    last = last_success.isoformat() if last_success is not None else "never"
-    if rule == "poll_failing":
-        severity = Severity.CRITICAL
-        message = (
-            f"No good poll of account {account.id} ({account.broker}) since {last}: "
-            f"{failed_polls} failed polls, the last: {reason}"
-        )
-    else:
-        severity = Severity.INFO
-        message = f"Polling of account {account.id} ({account.broker}) recovered at {last}"
-    details: dict[str, DetailValue] = {
-        "failed_polls": failed_polls,
-        "last_success": None if last_success is None else last_success.isoformat(),
-    }
-    if reason:
-        details["reason"] = reason
-    return Alert(rule, rule, severity, account.id, None, None, now, message, details)
+            self._metrics.polls.labels(self.account.id, outcome).inc()

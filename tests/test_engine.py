@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import SinkConfig
+from monitor.config import AccountConfig, SinkConfig
 from monitor.engine import Engine
+from monitor.health import HealthTracker
 from monitor.model import Severity
 from monitor.rules.base import PositionFilter, Rule
 from monitor.rules.mtm_drawdown import MtmDrawdown, Peak, Scope
 from monitor.rules.new_short import NewShort
 from monitor.rules.squared_off import SquaredOff
 from monitor.store import Store, StoredAccount, StoreError
-from tests.snapshots import IST, T0, pos, snap
+from tests.snapshots import ACCOUNT, IST, T0, pos, snap
 
 DAY = date(2026, 11, 23)  # the trading day of T0 in Asia/Kolkata
 
@@ -165,6 +166,26 @@ def test_warning_threshold_includes_critical(tmp_path: Path) -> None:
         ]
     finally:
         daemon.store.close()
+
+
+def test_health_alerts_are_routed_and_their_flag_survives_a_restart(daemon: Daemon) -> None:
+    """poll_failing goes to every sink that takes it, with the failing flag in the same commit;
+    after a restart the flag still stands until poll_recovered clears it."""
+    account = AccountConfig(ACCOUNT, "kotak_neo", timedelta(seconds=5), IST)
+    health = HealthTracker(account, T0)
+    failing = health.failed(minutes(5), "HTTP 503: broker unavailable")
+    assert failing is not None
+    daemon.engine.commit_health(failing, failing=True)
+    assert [p.alert for p in daemon.store.pending("pager")] == [failing]
+    daemon.restart()
+    assert daemon.engine.poll_failing_raised(ACCOUNT)
+    health = HealthTracker(account, minutes(6), failing=True)
+    recovered = health.succeeded(minutes(7), minutes(7))
+    assert recovered is not None
+    daemon.engine.commit_health(recovered, failing=False)
+    assert [p.alert for p in daemon.store.pending("console")] == [failing, recovered]
+    daemon.restart()
+    assert not daemon.engine.poll_failing_raised(ACCOUNT)
 
 
 def test_store_failure_leaves_engine_and_store_unchanged(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ async def test_failures_between_good_polls_keep_the_baseline(
     store = Store(tmp_path / "state.db")
     [closed] = [a for a in store.alerts() if a.rule == "closed"]
     assert (closed.key, closed.at) == (pos("1").key, later)
-    assert account.last_success == later + timedelta(seconds=5)
+    assert account.health.last_success == later + timedelta(seconds=5)
 
 
 async def test_a_bug_in_a_broker_is_contained(tmp_path: Path, metrics: Metrics) -> None:

@@ -13,12 +13,12 @@ import pytest
 import structlog
 
 from monitor.config import AccountConfig
+from monitor.health import AccountStatus
 from monitor.model import Position, PositionKey, Snapshot
 from monitor.notify.telegram.commands import PAGE_ROWS, Commands, pack, parse_duration
 from monitor.notify.telegram.format import MESSAGE_LIMIT, utf16_len
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.notify.telegram.updates import CommandListener, parse_command
-from monitor.poller import AccountStatus
 from monitor.store import Store
 from tests.fakes.telegram import USERNAME, TelegramState, _parse_problem
 from tests.telegram.conftest import AT, GROUP, PRIVATE, commit, short

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from monitor.health import AccountStatus
 from monitor.model import ZERO, Snapshot, format_money, format_qty
 from monitor.notify.telegram.format import MESSAGE_LIMIT, text, utf16_len
-from monitor.poller import AccountStatus
 from monitor.printable import printable
 from monitor.store import Store
 
