@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from monitor.model import Alert, Change, ChangeKind, Position, PositionKey, Severity, Snapshot
+from monitor.model import Alert, Change, ChangeKind, Position, PositionKey, Snapshot
 
 SCHEMA_VERSION = "1"
 
@@ -363,7 +363,7 @@ class Store:
         pending = []
         for alert_id, payload in rows:
             try:
-                alert = alert_from_json(json.loads(payload))
+                alert = Alert.from_json(json.loads(payload))
             except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as err:
                 # A row no release could have written (a damaged or hand-edited file): parked,
                 # said and counted, so the queue behind it moves.
@@ -460,7 +460,7 @@ class Store:
     def alerts(self) -> list[Alert]:
         """Every alert ever committed, oldest first."""
         rows = self._query("SELECT payload FROM alerts ORDER BY id", ())
-        return [alert_from_json(json.loads(payload)) for (payload,) in rows]
+        return [Alert.from_json(json.loads(payload)) for (payload,) in rows]
 
     def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
         try:
@@ -477,32 +477,6 @@ class Store:
     def _write_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         with self._transaction():
             self._db.executemany(sql, rows)
-
-
-def alert_from_json(data: Mapping[str, object]) -> Alert:
-    """Rebuild an alert from its stored JSON (the contract form of ``Alert.to_json``)."""
-    segment, token, product = data["exchange_segment"], data["token"], data["product"]
-    account = str(data["account"])
-    key = None
-    if segment is not None:
-        key = PositionKey(account, str(segment), str(token), str(product))
-    details = data["details"]
-    if not isinstance(details, dict):
-        raise TypeError("details must be an object")
-    return Alert(
-        rule=str(data["rule"]),
-        kind=str(data["kind"]),
-        severity=Severity(str(data["severity"])),
-        account=account,
-        key=key,
-        symbol=None if data["symbol"] is None else str(data["symbol"]),
-        at=datetime.fromisoformat(str(data["at"])),
-        message=str(data["message"]),
-        details={
-            name: Decimal(str(v)) if isinstance(v, int | float) and not isinstance(v, bool) else v
-            for name, v in details.items()
-        },
-    )
 
 
 def _text(value: Decimal | None) -> str | None:
