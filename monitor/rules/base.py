@@ -102,6 +102,13 @@ class Rule(Protocol):
         """The inverse of ``dump_state``, for the account that owns the stored state."""
         ...
 
+    def dump_entries(self, before: Any, after: Any) -> Mapping[str, object | None] | None:
+        """None for a state the store keeps whole (``dump_state``). A state kept one entry per
+        position gives the entries of ``after`` that differ from ``before`` (every entry when
+        ``before`` is None), by entry name, and None for an entry no longer kept: a poll then
+        writes only the entries that moved."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class StatelessRule:
@@ -116,6 +123,9 @@ class StatelessRule:
 
     def load_state(self, account: str, data: object) -> None:
         """Nothing to restore."""
+
+    def dump_entries(self, before: None, after: None) -> None:
+        """Not kept entry by entry."""
 
 
 def reject_options(kind: str, options: Mapping[str, object]) -> None:

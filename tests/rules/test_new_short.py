@@ -136,6 +136,7 @@ def test_decimal_quantities_render_as_json_ints_or_floats() -> None:
 
 
 def test_stateless() -> None:
-    """The rule keeps no state: dump and load both give None."""
+    """The rule keeps no state: dump and load both give None, and no entries are kept."""
     assert RULE.dump_state(None) is None
     assert RULE.load_state("kotak-main", None) is None
+    assert RULE.dump_entries(None, None) is None
