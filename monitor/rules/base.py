@@ -110,30 +110,6 @@ class Rule(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class StatelessRule:
-    """The fields every rule has, for kinds that remember nothing between polls."""
-
-    name: str
-    severity: Severity
-    filter: PositionFilter
-
-    def dump_state(self, state: None) -> None:
-        """Nothing to store."""
-
-    def load_state(self, account: str, data: object) -> None:
-        """Nothing to restore."""
-
-    def dump_entries(self, before: None, after: None) -> None:
-        """Not kept entry by entry."""
-
-
-def reject_options(kind: str, options: Mapping[str, object]) -> None:
-    """Raise for the first option of a kind that takes none."""
-    for field in options:
-        raise RuleConfigError(field, f"unknown field for kind {kind}")
-
-
 def position_alert(
     rule: Rule, poll: Poll, position: Position, message: str, details: Mapping[str, DetailValue]
 ) -> Alert:
