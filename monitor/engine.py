@@ -60,14 +60,12 @@ class Engine:
             if rule.name not in evaluation.states:
                 continue
             state, before = evaluation.states[rule.name], known.rule_states.get(rule.name)
-            # A rule with a state per position (mtm_drawdown) stores the entries that changed.
-            dump_entries = getattr(rule, "dump_entries", None)
-            if dump_entries is None:
+            written = known.entries_written
+            entries = rule.dump_entries(before if written else None, state)
+            if entries is None:  # a state kept whole
                 if state != before:
                     changed_states[rule.name] = rule.dump_state(state)
                 continue
-            written = known.entries_written
-            entries = dump_entries(before if written else None, state)
             if entries or not written:
                 changed_entries[rule.name] = EntryWrite(entries, replace=not written)
         routed = [(alert, self._routes(alert)) for alert in evaluation.alerts]

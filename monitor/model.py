@@ -147,8 +147,31 @@ class Alert:
         text = json.dumps(self.to_json(), ensure_ascii=False, allow_nan=False)
         return _LINE_BREAKING.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Alert:
+        """Rebuild an alert from the contract form of ``to_json`` (as the outbox stores it)."""
+        segment, token, product = data["exchange_segment"], data["token"], data["product"]
+        account = str(data["account"])
+        key = None
+        if segment is not None:
+            key = PositionKey(account, str(segment), str(token), str(product))
+        details = data["details"]
+        if not isinstance(details, dict):
+            raise TypeError("details must be an object")
+        return cls(
+            rule=str(data["rule"]),
+            kind=str(data["kind"]),
+            severity=Severity(str(data["severity"])),
+            account=account,
+            key=key,
+            symbol=None if data["symbol"] is None else str(data["symbol"]),
+            at=datetime.fromisoformat(str(data["at"])),
+            message=str(data["message"]),
+            details={name: _detail_value(value) for name, value in details.items()},
+        )
+
     def to_json(self) -> dict[str, object]:
-        """The alert JSON contract (DESIGN section 5), field order included."""
+        """The alert JSON contract (README "Replay files and alert JSON"), field order included."""
         key = self.key
         return {
             "rule": self.rule,
@@ -176,6 +199,13 @@ _PLAIN_DIGITS = 30
 
 def _plain(value: Decimal) -> bool:
     return value.is_finite() and value.adjusted() < _PLAIN_DIGITS
+
+
+def _detail_value(value: DetailValue) -> DetailValue:
+    """A JSON number read back as the Decimal it was written from; anything else as it is."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Decimal(str(value))
+    return value
 
 
 def json_number(value: DetailValue) -> object:

@@ -17,85 +17,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 
-from monitor.model import Alert, Change, ChangeKind, Position, PositionKey, Severity, Snapshot
-
-SCHEMA_VERSION = "1"
-
-T = TypeVar("T")
+from monitor.model import Alert, Change, ChangeKind, Snapshot
+from monitor.store_codec import BadValue, decode_account, position_row
+from monitor.store_schema import StateFileRefused, open_state_file
 
 log = structlog.get_logger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS accounts (
-    account TEXT PRIMARY KEY,
-    broker TEXT NOT NULL,
-    taken_at TEXT NOT NULL,
-    trading_day TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS positions (
-    account TEXT NOT NULL,
-    exchange_segment TEXT NOT NULL,
-    token TEXT NOT NULL,
-    product TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    net_qty TEXT NOT NULL,
-    avg_price TEXT,
-    ltp TEXT,
-    realized TEXT,
-    unrealized TEXT,
-    mtm TEXT,
-    PRIMARY KEY (account, exchange_segment, token, product)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rule_states (
-    account TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    state TEXT NOT NULL,
-    PRIMARY KEY (account, rule)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rule_entries (
-    account TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    entry TEXT NOT NULL,
-    state TEXT NOT NULL,
-    PRIMARY KEY (account, rule, entry)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    account TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    alert_id INTEGER NOT NULL REFERENCES alerts (id),
-    sink TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    delivered_at TEXT,
-    failed_at TEXT,
-    muted_at TEXT,
-    last_error TEXT,
-    PRIMARY KEY (alert_id, sink)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, alert_id)
-    WHERE delivered_at IS NULL AND failed_at IS NULL AND muted_at IS NULL;
-CREATE TABLE IF NOT EXISTS mutes (
-    sink TEXT NOT NULL,
-    target TEXT NOT NULL,
-    until TEXT NOT NULL,
-    PRIMARY KEY (sink, target)
-) WITHOUT ROWID;
-"""
 
 
 class StoreError(Exception):
@@ -133,7 +68,12 @@ class PendingAlert:
 
 
 class Store:
-    """The state file. Synchronous: each call is one short transaction on the loop thread."""
+    """The state file. Synchronous: each call is one short transaction on the loop thread.
+
+    One class for polls, outbox, mutes and meta values, longer than most: they share one
+    connection, and one poll's rows, rule states and alerts must commit in one transaction.
+    Opening the file lives in ``monitor.store_schema``, row decoding in ``monitor.store_codec``.
+    """
 
     def __init__(
         self, path: Path | str, *, on_unreadable: Callable[[str], None] = lambda sink: None
@@ -143,63 +83,9 @@ class Store:
         self.path = str(path)
         self._on_unreadable = on_unreadable
         try:
-            if self.path != ":memory:" and not os.path.exists(self.path):
-                # Positions and alerts are private: create the file owner-only before SQLite.
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout = 5000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            damage = self._damage()
-            if damage is None:
-                self._db.executescript(_SCHEMA)
-                version = self._schema_version()
-        except (OSError, sqlite3.Error) as err:
+            self._db = open_state_file(self.path)
+        except (OSError, sqlite3.Error, StateFileRefused) as err:
             raise StoreError(f"state file {self.path}: {err}") from err
-        if damage is not None:
-            self._db.close()
-            raise StoreError(
-                f"state file {self.path}: damaged ({damage}); restore it from a backup, or move"
-                " it away to start from a fresh baseline"
-            )
-        if version != SCHEMA_VERSION:
-            self._db.close()
-            raise StoreError(
-                f"state file {self.path}: schema version {version}, this release reads"
-                f" {SCHEMA_VERSION}"
-            )
-        try:
-            # SQLite quietly opens a file it may not write read-only, and then every poll
-            # would fail to commit: one no-op write proves now that polls can be stored.
-            self._db.execute("UPDATE meta SET value = value WHERE key = 'schema'")
-        except sqlite3.Error as err:
-            self._db.close()
-            raise StoreError(f"state file {self.path}: cannot write: {err}") from err
-
-    def _damage(self) -> str | None:
-        """The first problem SQLite's quick_check finds in the file, or None if it is sound.
-
-        Checked once at start, so a damaged file stops the daemon with its name instead of
-        failing poll after poll wherever the damage happens to lie.
-        """
-        try:
-            problems = [str(row[0]) for row in self._db.execute("PRAGMA quick_check(1)")]
-        except sqlite3.DatabaseError as err:
-            if err.sqlite_errorcode != sqlite3.SQLITE_CORRUPT:
-                raise
-            return str(err)  # damage in the pages the check itself reads
-        if problems == ["ok"]:
-            return None
-        # One line: SQLite's report spans lines and opens with a banner naming the schema.
-        return " ".join(problems[0].replace("*** in database main ***", "").split())
-
-    def _schema_version(self) -> str:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            return SCHEMA_VERSION
-        return str(row[0])
 
     def close(self) -> None:
         """Close the connection; the WAL is checkpointed into the main file."""
@@ -234,9 +120,12 @@ class Store:
         except sqlite3.Error as err:
             raise StoreError(f"state file {self.path}: {err}") from err
         try:
-            return _decode_account(account, row, position_rows, state_rows, entry_rows)
-        except _BadValue as err:
+            snapshot, trading_day, states = decode_account(
+                account, row, position_rows, state_rows, entry_rows
+            )
+        except BadValue as err:
             raise StoreError(f"state file {self.path}: {err}") from None
+        return StoredAccount(snapshot, trading_day, states)
 
     def commit_poll(
         self,
@@ -262,10 +151,7 @@ class Store:
             else:
                 p = change.after
                 assert p is not None  # noqa: S101 - type narrowing: added and changed rows have an after  # nosec B101
-                upserts.append(
-                    (*p.key, p.symbol, str(p.net_qty), _text(p.avg_price), _text(p.ltp),
-                     _text(p.realized), _text(p.unrealized), _text(p.mtm))
-                )  # fmt: skip
+                upserts.append(position_row(p))
         with self._transaction():
             self._db.execute(
                 "INSERT INTO accounts VALUES (?, ?, ?, ?) ON CONFLICT (account) DO UPDATE"
@@ -363,7 +249,7 @@ class Store:
         pending = []
         for alert_id, payload in rows:
             try:
-                alert = alert_from_json(json.loads(payload))
+                alert = Alert.from_json(json.loads(payload))
             except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as err:
                 # A row no release could have written (a damaged or hand-edited file): parked,
                 # said and counted, so the queue behind it moves.
@@ -460,7 +346,7 @@ class Store:
     def alerts(self) -> list[Alert]:
         """Every alert ever committed, oldest first."""
         rows = self._query("SELECT payload FROM alerts ORDER BY id", ())
-        return [alert_from_json(json.loads(payload)) for (payload,) in rows]
+        return [Alert.from_json(json.loads(payload)) for (payload,) in rows]
 
     def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
         try:
@@ -477,109 +363,3 @@ class Store:
     def _write_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         with self._transaction():
             self._db.executemany(sql, rows)
-
-
-def alert_from_json(data: Mapping[str, object]) -> Alert:
-    """Rebuild an alert from its stored JSON (the contract form of ``Alert.to_json``)."""
-    segment, token, product = data["exchange_segment"], data["token"], data["product"]
-    account = str(data["account"])
-    key = None
-    if segment is not None:
-        key = PositionKey(account, str(segment), str(token), str(product))
-    details = data["details"]
-    if not isinstance(details, dict):
-        raise TypeError("details must be an object")
-    return Alert(
-        rule=str(data["rule"]),
-        kind=str(data["kind"]),
-        severity=Severity(str(data["severity"])),
-        account=account,
-        key=key,
-        symbol=None if data["symbol"] is None else str(data["symbol"]),
-        at=datetime.fromisoformat(str(data["at"])),
-        message=str(data["message"]),
-        details={
-            name: Decimal(str(v)) if isinstance(v, int | float) and not isinstance(v, bool) else v
-            for name, v in details.items()
-        },
-    )
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-class _BadValue(Exception):
-    """A stored value that does not decode; the message says where it is and why."""
-
-
-def _decode_account(
-    account: str,
-    row: Sequence[Any],
-    position_rows: Iterable[Sequence[Any]],
-    state_rows: Iterable[Sequence[Any]],
-    entry_rows: Iterable[Sequence[Any]],
-) -> StoredAccount:
-    where = f"account {account!r}"
-    broker = _decoded(row[0], str, "accounts.broker", where)
-    taken_at = _decoded(row[1], _aware_time, "accounts.taken_at", where)
-    trading_day = _decoded(row[2], date.fromisoformat, "accounts.trading_day", where)
-    positions = {}
-    for seg, tok, prod, symbol, *numbers in position_rows:
-        at = f"{where}, position {seg!r} {tok!r} {prod!r}"
-        parts = (
-            _decoded(value, str, f"positions.{column}", at)
-            for value, column in ((seg, "exchange_segment"), (tok, "token"), (prod, "product"))
-        )
-        key = PositionKey(account, *parts)
-        name = _decoded(symbol, str, "positions.symbol", at)
-        net_qty, avg, ltp, realized, unrealized, mtm = (
-            None if value is None else _decoded(value, _number, f"positions.{column}", at)
-            for value, column in zip(numbers, _NUMBER_COLUMNS, strict=True)
-        )
-        if net_qty is None:
-            raise _BadValue(f"positions.net_qty of {at}: missing")
-        positions[key] = Position(key, name, net_qty, avg, ltp, realized, unrealized, mtm)
-    states: dict[str, object] = {
-        rule: _decoded(state, json.loads, "rule_states.state", f"{where}, rule {rule!r}")
-        for rule, state in state_rows
-    }
-    # A state kept as entries reads back as the list of its entries.
-    entries: dict[str, list[object]] = {}
-    for rule, entry, state in entry_rows:
-        at = f"{where}, rule {rule!r}, entry {entry!r}"
-        entries.setdefault(rule, []).append(_decoded(state, json.loads, "rule_entries.state", at))
-    states.update(entries)
-    snapshot = Snapshot(account, broker, taken_at, positions)
-    return StoredAccount(snapshot, trading_day, states)
-
-
-_NUMBER_COLUMNS = ("net_qty", "avg_price", "ltp", "realized", "unrealized", "mtm")
-
-
-def _decoded(value: object, decode: Callable[[str], T], column: str, row: str) -> T:
-    """``decode(value)`` of a text column, or a _BadValue naming the column, row and value."""
-    try:
-        if not isinstance(value, str):
-            raise TypeError(f"not text but {type(value).__name__}")
-        return decode(value)
-    except (ValueError, TypeError, ArithmeticError, RecursionError) as err:
-        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
-        raise _BadValue(f"{column} of {row}: {shown} does not decode ({err})") from None
-
-
-def _number(text: str) -> Decimal:
-    try:
-        number = Decimal(text)
-    except ArithmeticError:
-        raise ValueError("not a number") from None
-    if not number.is_finite():
-        raise ValueError("not a finite number")
-    return number
-
-
-def _aware_time(text: str) -> datetime:
-    at = datetime.fromisoformat(text)
-    if at.tzinfo is None:
-        raise ValueError("no UTC offset")
-    return at

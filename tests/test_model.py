@@ -87,3 +87,13 @@ def test_alert_json_line_is_one_line_for_every_line_reader() -> None:
 
     assert line.splitlines() == [line]
     assert json.loads(line)["symbol"] == symbol
+
+
+def test_alert_read_back_from_its_json_is_the_same_alert() -> None:
+    """from_json inverts to_json, the form the outbox stores: figures come back as Decimals."""
+    written = alert(qty=Decimal("-25"), mtm=Decimal("-12500.50"))
+
+    read = Alert.from_json(json.loads(json.dumps(written.to_json())))
+
+    assert read == written
+    assert read.details == {"qty": Decimal("-25"), "mtm": Decimal("-12500.5")}

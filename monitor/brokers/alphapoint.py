@@ -39,15 +39,9 @@ from monitor.brokers._decode import (
     unique_object,
 )
 from monitor.brokers.errors import AuthExpired, BadResponse, BrokerUnavailable, RateLimited
-from monitor.brokers.options import Option, integer, text
-from monitor.brokers.transport import (
-    Connection,
-    Exchange,
-    HttpResponse,
-    RateLimiter,
-    require_success,
-    with_relogin,
-)
+from monitor.brokers.options import Option, integer, non_empty_string
+from monitor.brokers.session import SessionClient
+from monitor.brokers.transport import Connection, HttpResponse, RateLimiter, require_success
 from monitor.model import ZERO, Position, PositionKey, Snapshot
 
 BROKER = "alphapoint"
@@ -235,7 +229,7 @@ CREDENTIALS = ("api_key", "api_secret", "user_id")
 OPTIONS: Mapping[str, Option] = {
     "account_id": integer(),
     "oms_id": integer(default=1),
-    "quote_currency": text(default="USD"),
+    "quote_currency": non_empty_string(default="USD"),
 }
 # No public per-user limit found in AlphaPoint's or its venues' docs: stay well below any
 # plausible one (a poll is 2 + one GetLevel1 per open product).
@@ -243,7 +237,7 @@ REQUESTS_PER_SECOND = 5
 _MAX_REASON = 120
 
 
-class Client:
+class Client(SessionClient):
     """Logs in with an HMAC-signed API key, then polls balances and prices the open ones.
 
     Prices: GetInstruments (cached for the session) maps each productSymbol to the instrument
@@ -252,7 +246,7 @@ class Client:
     """
 
     def __init__(self, connection: Connection) -> None:
-        self._conn = connection
+        super().__init__(connection, RateLimiter(1, 1 / REQUESTS_PER_SECOND))
         options = connection.options
         account_id = options["account_id"]
         oms_id = options.get("oms_id", OPTIONS["oms_id"].default)
@@ -264,19 +258,12 @@ class Client:
         self._account_id = account_id
         self._oms_id = oms_id
         self._quote = quote.upper()
-        self._limiter = RateLimiter(1, 1 / REQUESTS_PER_SECOND)
         self._token: str | None = None
         self._instruments: dict[str, int] | None = None
         self._nonce = 0
-        self.last_exchange: Exchange | None = None
 
-    async def fetch(self) -> Snapshot:
-        """One poll; an expired session is renewed once within it."""
-        self.last_exchange = None
-        return await with_relogin(self._token is not None, self._login, self._poll)
-
-    async def close(self) -> None:
-        """The shared HTTP session is closed by the daemon."""
+    def _logged_in(self) -> bool:
+        return self._token is not None
 
     async def _login(self) -> None:
         self._token = None
@@ -345,7 +332,7 @@ class Client:
 
     async def _call(self, function: str, payload: Mapping[str, object]) -> HttpResponse:
         token = self._token
-        assert token is not None  # noqa: S101 - type narrowing: with_relogin logs in first  # nosec B101
+        assert token is not None  # noqa: S101 - type narrowing: fetch logs in first  # nosec B101
         return await self._conn.call(
             BROKER, "POST", self._conn.url(f"/AP/{function}"), headers={"aptoken": token},
             json_body=payload, limiter=self._limiter,

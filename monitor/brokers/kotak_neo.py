@@ -43,13 +43,8 @@ from monitor.brokers.errors import (
     RateLimited,
 )
 from monitor.brokers.options import Option
-from monitor.brokers.transport import (
-    Connection,
-    Exchange,
-    RateLimiter,
-    require_success,
-    with_relogin,
-)
+from monitor.brokers.session import SessionClient
+from monitor.brokers.transport import Connection, RateLimiter, require_success
 from monitor.model import Position, PositionKey, Snapshot
 
 BROKER = "kotak_neo"
@@ -325,29 +320,22 @@ class _Session:
     base_url: str
 
 
-class Client:
+class Client(SessionClient):
     """Logs in with TOTP and MPIN, then polls positions and prices their open rows."""
 
     def __init__(self, connection: Connection) -> None:
-        self._conn = connection
+        super().__init__(connection, RateLimiter(REQUESTS_PER_SECOND))
         self._secrets = connection.secrets
         try:
             self._totp_key = totp.decode_secret(connection.secrets["totp_secret"])
         except ValueError as err:
             raise ValueError(f"totp_secret: {err}") from None
-        self._limiter = RateLimiter(REQUESTS_PER_SECOND)
         self._session: _Session | None = None
         self._quotes_not_before = 0.0  # monotonic time before which quotes are not asked for
         self._decoded: _Decoded | None = None  # of the last positions body
-        self.last_exchange: Exchange | None = None
 
-    async def fetch(self) -> Snapshot:
-        """One poll; an expired session is renewed once within it."""
-        self.last_exchange = None
-        return await with_relogin(self._session is not None, self._login, self._poll)
-
-    async def close(self) -> None:
-        """The shared HTTP session is closed by the daemon."""
+    def _logged_in(self) -> bool:
+        return self._session is not None
 
     async def _login(self) -> None:
         self._session = None
@@ -392,7 +380,7 @@ class Client:
 
     async def _poll(self) -> Snapshot:
         session = self._session
-        assert session is not None  # noqa: S101 - type narrowing: with_relogin logs in first  # nosec B101
+        assert session is not None  # noqa: S101 - type narrowing: fetch logs in first  # nosec B101
         response = await self._conn.call(
             BROKER, "GET", f"{session.base_url}/quick/user/positions",
             headers={"Auth": session.token, "Sid": session.sid, "neo-fin-key": _FIN_KEY},

@@ -43,7 +43,7 @@ def integer(default: object = _REQUIRED) -> Option:
     return Option(read, default)
 
 
-def text(default: object = _REQUIRED) -> Option:
+def non_empty_string(default: object = _REQUIRED) -> Option:
     """A non-empty string."""
 
     def read(raw: object) -> str:

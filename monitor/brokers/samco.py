@@ -35,14 +35,8 @@ from monitor.brokers._decode import (
 )
 from monitor.brokers.errors import AuthExpired, BadResponse
 from monitor.brokers.options import Option, choice
-from monitor.brokers.transport import (
-    Connection,
-    Exchange,
-    HttpResponse,
-    RateLimiter,
-    require_success,
-    with_relogin,
-)
+from monitor.brokers.session import SessionClient
+from monitor.brokers.transport import Connection, HttpResponse, RateLimiter, require_success
 from monitor.model import ZERO, Position, PositionKey, Snapshot
 
 BROKER = "samco"
@@ -141,28 +135,20 @@ class _Login(msgspec.Struct, rename="camel"):
     error_code: str | None = None
 
 
-class Client:
+class Client(SessionClient):
     """Trades the API key and secret for a session token (``POST /session/token``), then polls."""
 
     def __init__(self, connection: Connection) -> None:
-        self._conn = connection
+        super().__init__(connection, RateLimiter(1, 1 / REQUESTS_PER_SECOND))
         default = OPTIONS["position_type"].default
         self._position_type = str(connection.options.get("position_type", default))
         self._token: str | None = None
         self._expires: datetime | None = None
         self._fresh = False  # the token was issued for the attempt about to run
         self._failure_survives_login = False  # a fresh token got the same Failure: not a session
-        self._limiter = RateLimiter(1, 1 / REQUESTS_PER_SECOND)
-        self.last_exchange: Exchange | None = None
 
-    async def fetch(self) -> Snapshot:
-        """One poll; an expired session is renewed once within it."""
-        self.last_exchange = None
-        logged_in = self._expires is not None and self._conn.clock() < self._expires
-        return await with_relogin(logged_in, self._login, self._poll)
-
-    async def close(self) -> None:
-        """The shared HTTP session is closed by the daemon."""
+    def _logged_in(self) -> bool:
+        return self._expires is not None and self._conn.clock() < self._expires
 
     async def _login(self) -> None:
         self._token = self._expires = None
@@ -191,7 +177,7 @@ class Client:
 
     async def _poll(self) -> Snapshot:
         token = self._token
-        assert token is not None  # noqa: S101 - type narrowing: with_relogin logs in first  # nosec B101
+        assert token is not None  # noqa: S101 - type narrowing: fetch logs in first  # nosec B101
         fresh, self._fresh = self._fresh, False
         response = await self._conn.call(
             BROKER, "GET",

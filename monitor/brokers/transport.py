@@ -9,19 +9,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
 
 import aiohttp
 from yarl import URL
 
-from monitor.brokers.errors import AuthExpired, BadResponse, BrokerUnavailable, error_for_status
-
-T = TypeVar("T")
+from monitor.brokers.errors import BadResponse, BrokerUnavailable, error_for_status
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a 10,000-row Kotak body is about 9 MB
 
@@ -197,17 +194,3 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-async def with_relogin(
-    logged_in: bool, login: Callable[[], Awaitable[None]], attempt: Callable[[], Awaitable[T]]
-) -> T:
-    """Run ``attempt``, logging in first if needed, and once more if the session expired."""
-    if not logged_in:
-        await login()
-        return await attempt()
-    try:
-        return await attempt()
-    except AuthExpired:
-        await login()
-        return await attempt()

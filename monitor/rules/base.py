@@ -102,26 +102,12 @@ class Rule(Protocol):
         """The inverse of ``dump_state``, for the account that owns the stored state."""
         ...
 
-
-@dataclass(frozen=True, slots=True)
-class StatelessRule:
-    """The fields every rule has, for kinds that remember nothing between polls."""
-
-    name: str
-    severity: Severity
-    filter: PositionFilter
-
-    def dump_state(self, state: None) -> None:
-        """Nothing to store."""
-
-    def load_state(self, account: str, data: object) -> None:
-        """Nothing to restore."""
-
-
-def reject_options(kind: str, options: Mapping[str, object]) -> None:
-    """Raise for the first option of a kind that takes none."""
-    for field in options:
-        raise RuleConfigError(field, f"unknown field for kind {kind}")
+    def dump_entries(self, before: Any, after: Any) -> Mapping[str, object | None] | None:
+        """None for a state the store keeps whole (``dump_state``). A state kept one entry per
+        position gives the entries of ``after`` that differ from ``before`` (every entry when
+        ``before`` is None), by entry name, and None for an entry no longer kept: a poll then
+        writes only the entries that moved."""
+        ...
 
 
 def position_alert(

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from monitor.model import Severity
-from monitor.rules import mtm_drawdown, new_short, squared_off
+from monitor.rules import mtm_drawdown
 from monitor.rules.base import PositionFilter, Rule
+from monitor.rules.new_short import NewShort
+from monitor.rules.squared_off import SquaredOff
 
 
 class Builder(Protocol):
@@ -20,6 +22,6 @@ class Builder(Protocol):
 
 RULE_KINDS: Mapping[str, Builder] = {
     mtm_drawdown.KIND: mtm_drawdown.build,
-    new_short.KIND: new_short.build,
-    squared_off.KIND: squared_off.build,
+    NewShort.kind: NewShort.build,
+    SquaredOff.kind: SquaredOff.build,
 }

@@ -94,7 +94,8 @@ def test_one_alert_per_new_short_in_change_order() -> None:
 
 
 def test_alert_json_contract() -> None:
-    """to_json() has exactly the DESIGN section 5 fields in order, details as JSON ints."""
+    """to_json() has exactly the alert JSON fields in order (README "Replay files and alert
+    JSON"), details as JSON ints."""
     _, [alert] = run(0, -25)
     data = alert.to_json()
     assert data == {
@@ -135,6 +136,7 @@ def test_decimal_quantities_render_as_json_ints_or_floats() -> None:
 
 
 def test_stateless() -> None:
-    """The rule keeps no state: dump and load both give None."""
+    """The rule keeps no state: dump and load both give None, and no entries are kept."""
     assert RULE.dump_state(None) is None
     assert RULE.load_state("kotak-main", None) is None
+    assert RULE.dump_entries(None, None) is None

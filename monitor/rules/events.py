@@ -1,0 +1,58 @@
+"""What the event kinds share: one alert per change that is an event of the kind, no state.
+
+An event kind (``new_short``, ``squared_off``) is a subclass that names its ``kind`` and says
+in ``alert_for`` whether one change is its event. Nothing fires on the silent baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+from monitor.model import Alert, Change, Severity
+from monitor.rules.base import Poll, PositionFilter, RuleConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class EventRule:
+    """The fields every rule has, and the evaluation of a kind that remembers nothing."""
+
+    kind: ClassVar[str]  # the rule kind string used in rules.yaml and alerts
+
+    name: str
+    severity: Severity
+    filter: PositionFilter
+
+    @classmethod
+    def build(
+        cls, name: str, severity: Severity, filter: PositionFilter, options: Mapping[str, object]
+    ) -> Self:
+        """Make the rule from its rules.yaml entry; an event kind takes no options of its own."""
+        for field in options:
+            raise RuleConfigError(field, f"unknown field for kind {cls.kind}")
+        return cls(name, severity, filter)
+
+    def evaluate(self, state: None, poll: Poll) -> tuple[None, list[Alert]]:
+        """One alert for every change of this poll that is an event of the kind."""
+        if poll.baseline:
+            return None, []
+        alerts = []
+        for change in poll.changes:
+            alert = self.alert_for(change, poll)
+            if alert is not None:
+                alerts.append(alert)
+        return None, alerts
+
+    def alert_for(self, change: Change, poll: Poll) -> Alert | None:
+        """The alert when ``change`` is an event of the kind and passes the filters."""
+        raise NotImplementedError
+
+    def dump_state(self, state: None) -> None:
+        """Nothing to store."""
+
+    def load_state(self, account: str, data: object) -> None:
+        """Nothing to restore."""
+
+    def dump_entries(self, before: None, after: None) -> None:
+        """Not kept entry by entry."""

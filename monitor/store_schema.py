@@ -1,0 +1,141 @@
+"""The state file's tables, and opening it: created owner-only, checked sound, of this schema.
+
+What a file holds is described in the docstring of ``monitor.store``; this module only makes
+sure the file is one this release can read and write before the first poll is stored.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS accounts (
+    account TEXT PRIMARY KEY,
+    broker TEXT NOT NULL,
+    taken_at TEXT NOT NULL,
+    trading_day TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS positions (
+    account TEXT NOT NULL,
+    exchange_segment TEXT NOT NULL,
+    token TEXT NOT NULL,
+    product TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    net_qty TEXT NOT NULL,
+    avg_price TEXT,
+    ltp TEXT,
+    realized TEXT,
+    unrealized TEXT,
+    mtm TEXT,
+    PRIMARY KEY (account, exchange_segment, token, product)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rule_states (
+    account TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (account, rule)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rule_entries (
+    account TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (account, rule, entry)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    alert_id INTEGER NOT NULL REFERENCES alerts (id),
+    sink TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    delivered_at TEXT,
+    failed_at TEXT,
+    muted_at TEXT,
+    last_error TEXT,
+    PRIMARY KEY (alert_id, sink)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, alert_id)
+    WHERE delivered_at IS NULL AND failed_at IS NULL AND muted_at IS NULL;
+CREATE TABLE IF NOT EXISTS mutes (
+    sink TEXT NOT NULL,
+    target TEXT NOT NULL,
+    until TEXT NOT NULL,
+    PRIMARY KEY (sink, target)
+) WITHOUT ROWID;
+"""
+
+
+class StateFileRefused(Exception):
+    """The file opened but cannot be used: damaged, of another schema, or not writable."""
+
+
+def open_state_file(path: str) -> sqlite3.Connection:
+    """Open (or create) the state file with its tables; raises OSError or sqlite3.Error when
+    it cannot be opened, and StateFileRefused when it opened but cannot be used."""
+    if path != ":memory:" and not os.path.exists(path):
+        # Positions and alerts are private: create the file owner-only before SQLite.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        _check(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _check(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA busy_timeout = 5000")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    damage = _damage(db)
+    if damage is not None:
+        raise StateFileRefused(
+            f"damaged ({damage}); restore it from a backup, or move it away to start from a"
+            " fresh baseline"
+        )
+    db.executescript(SCHEMA)
+    version = _schema_version(db)
+    if version != SCHEMA_VERSION:
+        raise StateFileRefused(f"schema version {version}, this release reads {SCHEMA_VERSION}")
+    try:
+        # SQLite quietly opens a file it may not write read-only, and then every poll
+        # would fail to commit: one no-op write proves now that polls can be stored.
+        db.execute("UPDATE meta SET value = value WHERE key = 'schema'")
+    except sqlite3.Error as err:
+        raise StateFileRefused(f"cannot write: {err}") from err
+
+
+def _damage(db: sqlite3.Connection) -> str | None:
+    """The first problem SQLite's quick_check finds in the file, or None if it is sound.
+
+    Checked once at start, so a damaged file stops the daemon with its name instead of
+    failing poll after poll wherever the damage happens to lie.
+    """
+    try:
+        problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(1)")]
+    except sqlite3.DatabaseError as err:
+        if err.sqlite_errorcode != sqlite3.SQLITE_CORRUPT:
+            raise
+        return str(err)  # damage in the pages the check itself reads
+    if problems == ["ok"]:
+        return None
+    # One line: SQLite's report spans lines and opens with a banner naming the schema.
+    return " ".join(problems[0].replace("*** in database main ***", "").split())
+
+
+def _schema_version(db: sqlite3.Connection) -> str:
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if row is None:
+        db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        return SCHEMA_VERSION
+    return str(row[0])
