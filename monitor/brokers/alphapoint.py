@@ -1,5 +1,5 @@
-"""AlphaPoint: ``{base}/AP/GetAccountPositions {AccountId, OMSId}`` (seed:
-alphapoint-getaccountpositions.md).
+"""AlphaPoint: ``{base}/AP/GetAccountPositions {AccountId, OMSId}`` (its published
+GetAccountPositions document).
 
 The response is a bare JSON array of balances, one per product; the trading day runs from UTC
 midnight to UTC midnight. Field names are matched case-insensitively (the gateway answers

@@ -1,4 +1,4 @@
-"""Kotak Neo Trade API v2: ``GET {baseUrl}/quick/user/positions`` (seed: kotak-neo-positions.md).
+"""Kotak Neo Trade API v2: ``GET {baseUrl}/quick/user/positions``, as its positions document has it.
 
 Every number arrives as a decimal string. The positions call carries no last price; prices come
 from the quotes call and reach the parser as ``quotes`` keyed ``"<exSeg>:<tok>"``.
@@ -8,6 +8,10 @@ from the quotes call and reach the parser as ``quotes`` keyed ``"<exSeg>:<tok>"`
               + net_qty * ltp * multiplier * (genNum / genDen) * (prcNum / prcDen)
 
 A flat position (net_qty 0) needs no price: its MTM is the realised cash difference.
+
+The longest broker module, and kept whole: its parts (a two-step TOTP + MPIN login, a positions
+call, a batched quotes call under one rate limit, and the decode cache of an unchanged body)
+are one client's, and each is short.
 """
 
 from __future__ import annotations
@@ -125,7 +129,7 @@ def decode_rows(
     """``decode``, skipping the duplicate-key check for rows in ``checked`` (raw rows already
     found free of them); also returns this body's raw rows, all checked now."""
     envelope = decode_json_envelope(body, _Envelope, BROKER)
-    if envelope.stat.lower() != "ok":  # the seed says "Ok", newer SDK docs "ok"
+    if envelope.stat.lower() != "ok":  # the positions document says "Ok", newer SDK docs "ok"
         code = str(envelope.st_code)
         message = envelope.err_msg or envelope.emsg or ""
         if code == NO_DATA_CODE and message.strip().lower() == NO_DATA_MESSAGE:

@@ -1,7 +1,7 @@
 """Portfolio positions API: ``POST {base}/Portfolio/1.0/portfolio/v1/positions``.
 
-Seed: portfolio-positions-api.md (the only public description of this API). Numbers arrive as
-decimal strings; ``pnl`` is the broker's own P&L for the row, so ``mtm = pnl`` and
+Implemented exactly as its published document describes it (the only public description).
+Numbers arrive as decimal strings; ``pnl`` is the broker's own P&L for the row, so ``mtm = pnl`` and
 ``net_qty = netQty``. The key has no product: (``es``, ``tok``, "").
 """
 

@@ -1,4 +1,4 @@
-"""Samco: ``GET {base}/position/getPositions?positionType=DAY`` (seed: samco-positions.md).
+"""Samco: ``GET {base}/position/getPositions?positionType=DAY`` (its published positions document).
 
 Numbers are strings that may carry thousands separators ("1,550.00"); "--" means empty.
 Samco reports a short as a positive ``netQuantity`` with ``transactionType: SELL``, so:

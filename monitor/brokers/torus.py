@@ -1,4 +1,4 @@
-"""Torus: ``POST {base}/api/v1/holdings/netposition`` (seed: torus-netposition.md).
+"""Torus: ``POST {base}/api/v1/holdings/netposition`` (its published document).
 
 Numbers are JSON numbers, decoded exactly into Decimal. ``net_qty`` is already signed;
 ``mtm`` is the unrealised part, so ``mtm = realised_profit + mtm``. The key is
@@ -113,7 +113,7 @@ class Client(StaticTokenClient):
     renew = _RENEW
 
     def headers(self, token: str) -> Mapping[str, str]:
-        """A Bearer token, and the Accept header the seed's curl example sends."""
+        """A Bearer token, and the Accept header the document's curl example sends."""
         return {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
