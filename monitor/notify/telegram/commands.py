@@ -16,7 +16,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from monitor.model import ZERO, Snapshot, format_money, format_qty
-from monitor.notify.telegram.format import MESSAGE_LIMIT, text, utf16_len
+from monitor.notify.telegram.format import pack, text
 from monitor.poller import AccountStatus
 from monitor.printable import printable
 from monitor.store import Store
@@ -69,7 +69,8 @@ class Commands:
     def answer(self, command: str, args: Sequence[str], chat: Chat, now: datetime) -> list[str]:
         """The reply to ``/command args...``; unknown commands get the help text."""
         if command == "status":
-            return pack(self._status(chat, now).split("\n"))
+            lines = self._status(chat, now).split("\n")
+            return [message.text for message in pack([[line] for line in lines])]
         if command == "positions":
             return [self._positions(args)]
         if command == "mute":
@@ -185,22 +186,6 @@ class Commands:
         for destination in chat.destinations:
             mutes.update(self._store.mutes(destination, now))
         return mutes
-
-
-def pack(lines: Sequence[str]) -> list[str]:
-    """Lines joined into as few messages as fit Telegram's limit (each line is whole HTML)."""
-    messages: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in lines:
-        length = utf16_len(line) + 1
-        if current and size + length > MESSAGE_LIMIT:
-            messages.append("\n".join(current))
-            current, size = [], 0
-        current.append(line)
-        size += length
-    messages.append("\n".join(current))
-    return messages
 
 
 def parse_duration(raw: str) -> timedelta | None:
