@@ -88,7 +88,7 @@ async def chat_bot(telegram: TelegramState, bot: TelegramBot, store: Store) -> A
     ]
     view = View()
     listener = CommandListener(
-        bot, sinks, Commands(view, store), store, IST, clock=lambda: datetime.now(UTC)
+        bot, sinks, Commands(view, store, store), store, IST, clock=lambda: datetime.now(UTC)
     )
     task = asyncio.create_task(listener.run())
     try:
