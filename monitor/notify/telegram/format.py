@@ -3,8 +3,8 @@
 Every user-derived string (symbols like ``M&M``, account ids, broker error text) has its control
 characters written out (a newline in a symbol cannot start a fake alert line), is escaped and
 capped in length before it goes into a line, and every line opens and closes its own tags, so a
-message split at a line boundary never breaks an entity. ``pack`` is the one place lines become
-messages within Telegram's limit, for alerts and command replies alike.
+message split at a line boundary never breaks an entity. Alert groups and command replies alike
+become messages within Telegram's limit through ``pack``.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ def group_messages(alerts: Sequence[Alert], zone: tzinfo | None = None) -> list[
     when = at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     count = f" · {len(alerts)} alerts" if len(alerts) > 1 else ""
     header = f"<b>{text(first.account)}</b> · {text(when)}{count}"
-    return pack([["", *alert_lines(alert)] for alert in alerts], header)  # blank line between
+    blocks = [["", *alert_lines(alert)] for alert in alerts]  # a blank line between alerts
+    return pack(blocks, header)
 
 
 def pack(blocks: Sequence[Sequence[str]], header: str | None = None) -> list[Message]:
