@@ -256,7 +256,8 @@ class Daemon:
             for account, broker in zip(accounts, self.brokers, strict=True)
         ]
         zone = config.timezone or accounts[0].timezone
-        commands = Commands(_View(self.pollers, engine, [r.name for r in config.rules]), self.store)
+        view = _View(self.pollers, engine, [r.name for r in config.rules])
+        commands = Commands(view, self.store, self.store)
         self.listeners = [
             CommandListener(
                 bot,

@@ -18,7 +18,8 @@ from monitor.metrics import Metrics
 from monitor.model import Alert, Severity, Snapshot
 from monitor.notify.base import DeliveryFailed, Reason, sink_bug
 from monitor.notify.console import ConsoleSink
-from monitor.notify.outbox import MAX_CRASHES, Dispatcher
+from monitor.notify.outbox import Dispatcher
+from monitor.notify.retry import MAX_CRASHES, RetryPolicy
 from monitor.store import Store, StoreError
 
 DAY = date(2026, 11, 23)
@@ -312,6 +313,21 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
         delays = [backoff.delay(failures) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert max(delays) - min(delays) > ceiling / 10, "jittered"
+
+
+def test_the_retry_policy_honours_the_wait_asked_for_and_parks_refusals_and_repeated_bugs() -> None:
+    """A wait the destination asked for beats a shorter backoff; a refusal is parked at once,
+    an outage never, a sink bug at its MAX_CRASHES-th time."""
+    policy = RetryPolicy(Backoff(initial=1.0, cap=8.0))
+    assert policy.wait(1, 30.0) == 30.0
+    assert 4.0 <= policy.wait(4, 0.0) <= 8.0
+    refused = DeliveryFailed(Reason.CLIENT_ERROR, "chat not found", retryable=False)
+    outage = DeliveryFailed(Reason.SERVER_ERROR, "HTTP 502", retryable=True)
+    assert policy.gives_up(refused, 0)
+    assert not policy.gives_up(outage, 0)
+    bug = sink_bug(ValueError("cannot format this alert"), 0)
+    parked = [policy.gives_up(bug, crashes) for crashes in range(1, MAX_CRASHES + 1)]
+    assert parked == [False] * (MAX_CRASHES - 1) + [True]
 
 
 def test_decimal_details_survive_the_outbox(tmp_path: Path) -> None:

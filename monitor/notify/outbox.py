@@ -1,11 +1,11 @@
-"""Delivers the store's outbox to every sink: in order, with retries, one task per sink.
+"""Delivers the store's outbox to every sink: in order, with retries, one lane per sink.
 
-Written once for all sinks: a sink only says whether a failure is retryable. A retryable failure
-keeps the alert at the head of that sink's queue and backs off (capped exponential, jittered),
-so order is kept and a broken sink never delays the others. A permanent failure parks the alert
-as undeliverable, logged once, and the queue moves on. Alerts of one poll are handed over
-together; a sink that delivered part of a group says how many, and only the rest is retried.
-A sink's bug is charged to the alert it met, never to that alert's neighbours.
+Written once for all sinks: a sink only says whether a failure is retryable, and the retry
+policy says how long to wait or when to give up. A retryable failure keeps the alert at the head
+of that sink's lane and backs off, so order is kept and a broken sink never delays the others. A
+permanent failure parks the alert as undeliverable, logged once, and the lane moves on. Alerts
+of one poll are handed over together; a sink that delivered part of a group says how many, and
+only the rest is retried. A sink's bug is charged to the alert it met, never to its neighbours.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from monitor.backoff import Backoff
 from monitor.metrics import Metrics
 from monitor.model import Alert
 from monitor.notify.base import DeliveryFailed, Reason, Sink, sink_bug
+from monitor.notify.retry import RetryPolicy
 from monitor.store import PendingAlert, Store, StoreError
 
 log = structlog.get_logger(__name__)
 
 BATCH = 100
-MAX_CRASHES = 5  # times an alert may make a sink raise unexpectedly before it is parked
 
 
 class Dispatcher:
-    """Drains the outbox into the sinks; ``wake()`` after committing new alerts."""
+    """Owns one lane per sink; ``wake()`` after committing new alerts."""
 
     def __init__(
         self,
@@ -41,93 +41,112 @@ class Dispatcher:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
-        self._sinks = tuple(sinks)
         self._metrics = metrics
-        for sink in self._sinks:
+        retry = RetryPolicy(backoff)
+        self._lanes = tuple(
+            Lane(sink, store, metrics, retry, clock, self.update_depth) for sink in sinks
+        )
+        for sink in sinks:
             metrics.track_sink(sink.name)
-        self._backoff = backoff or Backoff()
-        self._clock = clock
-        self._wakeups = {sink.name: asyncio.Event() for sink in self._sinks}
-        self._failures = dict.fromkeys(self._wakeups, 0)
-        self._retry_after = dict.fromkeys(self._wakeups, 0.0)  # seconds the sink asked for
-        self._refusing = dict.fromkeys(self._wakeups, False)
-        # Alerts a sink accepted whose delivery the state file has not recorded yet (it was
-        # locked or full): the retry records them instead of sending them again.
-        self._unrecorded: dict[str, set[int]] = {name: set() for name in self._wakeups}
-        # Crashes per (sink, alert id), apart from ordinary failed attempts: an alert that
-        # waited out a long outage still gets its few tries against a sink bug.
-        self._crashes: dict[tuple[str, int], int] = {}
 
     def wake(self) -> None:
         """New alerts are committed: every sink looks at the outbox now."""
-        for event in self._wakeups.values():
-            event.set()
+        for lane in self._lanes:
+            lane.wakeup.set()
 
     async def run(self) -> None:
         """Deliver until cancelled. Anything left in the outbox at start is sent first."""
         self.wake()
         async with asyncio.TaskGroup() as group:
-            for sink in self._sinks:
-                group.create_task(self._serve(sink), name=f"sink-{sink.name}")
+            for lane in self._lanes:
+                group.create_task(lane.serve(), name=f"sink-{lane.sink.name}")
 
     async def flush(self) -> None:
         """Try once to deliver everything pending, every sink at once (a slow chat must not use
         up the others' time); call after ``run`` has stopped."""
         results = await asyncio.gather(
-            *(self._drain(sink) for sink in self._sinks), return_exceptions=True
+            *(lane.drain() for lane in self._lanes), return_exceptions=True
         )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]  # every sink had its try; the caller hears of the first failure
 
     def update_depth(self) -> None:
-        """Refresh the outbox depth gauge from the store."""
+        """Refresh the outbox depth gauge of every sink from the store."""
         depth = self._store.outbox_depth()
-        for sink in self._sinks:
-            self._metrics.outbox_depth.labels(sink.name).set(depth.get(sink.name, 0))
+        for lane in self._lanes:
+            name = lane.sink.name
+            self._metrics.outbox_depth.labels(name).set(depth.get(name, 0))
 
-    async def _serve(self, sink: Sink) -> None:
-        wakeup = self._wakeups[sink.name]
+
+class Lane:
+    """One sink's way through the outbox: its wakeup, its run of failed attempts and what it
+    remembers of its alerts between attempts. Only one task drives a lane at a time."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        store: Store,
+        metrics: Metrics,
+        retry: RetryPolicy,
+        clock: Callable[[], datetime],
+        depth_changed: Callable[[], None],
+    ) -> None:
+        self.sink = sink
+        self.wakeup = asyncio.Event()
+        self._store = store
+        self._metrics = metrics
+        self._retry = retry
+        self._clock = clock
+        self._depth_changed = depth_changed
+        self._failures = 0  # failed attempts in a row
+        self._retry_after = 0.0  # seconds the sink asked for
+        self._refusing = False  # a refusal is logged; the next one is not, until a delivery
+        # Alerts the sink accepted whose delivery the state file has not recorded yet (it was
+        # locked or full): the retry records them instead of sending them again.
+        self._unrecorded: set[int] = set()
+        self._crashes: dict[int, int] = {}  # alert id -> sink bugs it met
+
+    async def serve(self) -> None:
+        """Drain whenever woken, or after the backoff while failing, until cancelled."""
         while True:
-            failures = self._failures[sink.name]
-            if failures:
+            if self._failures:
                 # Backing off: new alerts queue behind the one that failed, so do not wake early.
-                delay = self._backoff.delay(failures)
-                await asyncio.sleep(max(delay, self._retry_after[sink.name]))
+                await asyncio.sleep(self._retry.wait(self._failures, self._retry_after))
             else:
-                await wakeup.wait()
-            wakeup.clear()
+                await self.wakeup.wait()
+            self.wakeup.clear()
             try:
-                await self._drain(sink)
+                await self.drain()
             except StoreError as err:
-                log.error("outbox_failed", sink=sink.name, error=str(err))
-                self._failures[sink.name] += 1
+                log.error("outbox_failed", sink=self.sink.name, error=str(err))
+                self._failures += 1
             except Exception:  # the loop edge: delivery to this sink must go on
-                log.exception("outbox_crashed", sink=sink.name)
-                self._failures[sink.name] += 1
+                log.exception("outbox_crashed", sink=self.sink.name)
+                self._failures += 1
 
-    async def _drain(self, sink: Sink) -> None:
+    async def drain(self) -> None:
         """Deliver pending alerts in order until none are left or a group fails retryably.
 
         Alerts of one poll of one account go to the sink together, so it can send them as one
         message; a mute in force for the sink records matching alerts instead of sending them.
         """
-        name = sink.name
+        name = self.sink.name
         while batch := self._store.pending(name, BATCH):
             mutes = self._store.mutes(name, self._clock())
             for group in _poll_groups(batch):
-                unsent = self._record_unrecorded(name, group)
-                unmuted = self._hold_muted(name, unsent, mutes)
-                if unmuted and not await self._deliver(sink, unmuted):
+                unsent = self._record_unrecorded(group)
+                unmuted = self._hold_muted(unsent, mutes)
+                if unmuted and not await self._deliver(unmuted):
                     return
-        if self._failures[name]:
-            log.info("delivery_recovered", sink=name, failed_attempts=self._failures[name])
-            self._failures[name] = 0
-            self._retry_after[name] = 0.0
-        self.update_depth()
+        if self._failures:
+            log.info("delivery_recovered", sink=name, failed_attempts=self._failures)
+            self._failures = 0
+            self._retry_after = 0.0
+        self._depth_changed()
 
     def _hold_muted(
-        self, name: str, group: list[PendingAlert], mutes: Mapping[str, datetime]
+        self, group: list[PendingAlert], mutes: Mapping[str, datetime]
     ) -> list[PendingAlert]:
         """Record the muted alerts of ``group``; return the ones to send."""
         if not mutes:
@@ -139,23 +158,23 @@ class Dispatcher:
                 send.append(item)
                 continue
             reason = f"muted: {target.replace(':', ' ', 1)} until {mutes[target].isoformat()}"
-            self._store.mark_muted([item.id], name, reason, self._clock())
-            self._metrics.deliveries.labels(name, "muted").inc()
+            self._store.mark_muted([item.id], self.sink.name, reason, self._clock())
+            self._metrics.deliveries.labels(self.sink.name, "muted").inc()
         return send
 
-    async def _deliver(self, sink: Sink, group: list[PendingAlert]) -> bool:
+    async def _deliver(self, group: list[PendingAlert]) -> bool:
         """Send one group; False when the sink must back off before the next.
 
         A permanent failure parks only the alert it stopped at; the rest of the group is
         offered again at once, so one bad alert never takes its neighbours with it. A sink bug
-        is charged to the alert it met, which is parked after MAX_CRASHES of them.
+        is charged to the alert it met, which the retry policy parks after a few of them.
         """
-        name = sink.name
+        name = self.sink.name
         while group:
             # An alert that made the sink crash goes alone: its next crash is its own.
-            sending = group[:1] if (name, group[0].id) in self._crashes else group
+            sending = group[:1] if group[0].id in self._crashes else group
             try:
-                await sink.send([item.alert for item in sending])
+                await self.sink.send([item.alert for item in sending])
             except DeliveryFailed as err:
                 failure = err
             except Exception as err:
@@ -168,69 +187,66 @@ class Dispatcher:
                     log.exception("delivery_crashed", sink=name, alert_ids=ids)
                     self._metrics.deliveries.labels(name, str(Reason.SINK_ERROR)).inc()
                     for item in group:
-                        if not await self._deliver(sink, [item]):
+                        if not await self._deliver([item]):
                             return False
                     return True
             else:
-                self._delivered(name, sending)
+                self._delivered(sending)
                 group = group[len(sending) :]
                 continue
-            self._delivered(name, group[: failure.delivered])
+            self._delivered(group[: failure.delivered])
             group = group[failure.delivered :]
             self._metrics.deliveries.labels(name, str(failure.reason)).inc()
-            failed = group
+            failed, crashes = group, 0
             if failure.reason is Reason.SINK_ERROR and group:
-                failure = self._crashed(name, group[0], failure)
+                crashes = self._crashed(group[0], failure)
                 failed = group[:1]  # the alerts behind it did not fail, they wait
-            if failure.retryable:
+            if not self._retry.gives_up(failure, crashes):
                 for item in failed:
                     self._store.mark_attempt_failed(item.id, name, str(failure))
-                if not self._failures[name]:
+                if not self._failures:
                     log.warning("delivery_failing", sink=name, reason=str(failure))
-                self._failures[name] += 1
-                self._retry_after[name] = failure.retry_after or 0.0
-                self.update_depth()
+                self._failures += 1
+                self._retry_after = failure.retry_after or 0.0
+                self._depth_changed()
                 return False
             refused, group = group[0], group[1:]
             self._store.mark_undeliverable(refused.id, name, str(failure), self._clock())
-            self._crashes.pop((name, refused.id), None)
+            self._crashes.pop(refused.id, None)
             self._metrics.undeliverable.labels(name).inc()
-            if not self._refusing[name]:
+            if not self._refusing:
                 # Once per sink until it delivers again: a blocked chat must not flood the log.
                 log.error("delivery_refused", sink=name, alert_id=refused.id, reason=str(failure))
-            self._refusing[name] = True
+            self._refusing = True
         return True
 
-    def _crashed(self, name: str, item: PendingAlert, bug: DeliveryFailed) -> DeliveryFailed:
-        """Count a sink bug against the alert it met: retried a few times, then parked."""
-        log.error("delivery_crashed", sink=name, alert_id=item.id, exc_info=bug)
-        crashes = self._crashes.get((name, item.id), 0) + 1
-        self._crashes[(name, item.id)] = crashes
-        return DeliveryFailed(Reason.SINK_ERROR, bug.detail, retryable=crashes < MAX_CRASHES)
+    def _crashed(self, item: PendingAlert, bug: DeliveryFailed) -> int:
+        """Count a sink bug against the alert it met; the number it has met so far."""
+        log.error("delivery_crashed", sink=self.sink.name, alert_id=item.id, exc_info=bug)
+        self._crashes[item.id] = self._crashes.get(item.id, 0) + 1
+        return self._crashes[item.id]
 
-    def _record_unrecorded(self, name: str, group: list[PendingAlert]) -> list[PendingAlert]:
+    def _record_unrecorded(self, group: list[PendingAlert]) -> list[PendingAlert]:
         """Record the alerts the sink already took; return the ones still to send."""
-        unrecorded = self._unrecorded[name]
-        taken = {item.id for item in group if item.id in unrecorded}
+        taken = {item.id for item in group if item.id in self._unrecorded}
         if taken:
-            self._store.mark_delivered(sorted(taken), name, self._clock())
-            unrecorded.difference_update(taken)
-            self._metrics.deliveries.labels(name, "delivered").inc(len(taken))
+            self._store.mark_delivered(sorted(taken), self.sink.name, self._clock())
+            self._unrecorded.difference_update(taken)
+            self._metrics.deliveries.labels(self.sink.name, "delivered").inc(len(taken))
         return [item for item in group if item.id not in taken]
 
-    def _delivered(self, name: str, items: Sequence[PendingAlert]) -> None:
+    def _delivered(self, items: Sequence[PendingAlert]) -> None:
         """Record that the sink took ``items``; a StoreError leaves them to record next time."""
         if not items:
             return
         ids = [item.id for item in items]
-        self._unrecorded[name].update(ids)
-        self._store.mark_delivered(ids, name, self._clock())
-        self._unrecorded[name].difference_update(ids)
-        if self._crashes:
-            for alert_id in ids:
-                self._crashes.pop((name, alert_id), None)
-        self._metrics.deliveries.labels(name, "delivered").inc(len(items))
-        self._refusing[name] = False
+        self._unrecorded.update(ids)
+        self._store.mark_delivered(ids, self.sink.name, self._clock())
+        self._unrecorded.difference_update(ids)
+        for alert_id in ids:
+            self._crashes.pop(alert_id, None)
+        self._metrics.deliveries.labels(self.sink.name, "delivered").inc(len(items))
+        self._refusing = False
 
 
 def mute_targets(alert: Alert) -> tuple[str, str]:

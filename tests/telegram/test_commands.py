@@ -15,8 +15,7 @@ import structlog
 from monitor.config import AccountConfig
 from monitor.health import AccountStatus
 from monitor.model import Position, PositionKey, Snapshot
-from monitor.notify.telegram.commands import PAGE_ROWS, Commands, pack, parse_duration
-from monitor.notify.telegram.format import MESSAGE_LIMIT, utf16_len
+from monitor.notify.telegram.commands import PAGE_ROWS, Commands, parse_duration
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.notify.telegram.updates import CommandListener, parse_command
 from monitor.store import Store
@@ -89,7 +88,7 @@ async def chat_bot(telegram: TelegramState, bot: TelegramBot, store: Store) -> A
     ]
     view = View()
     listener = CommandListener(
-        bot, sinks, Commands(view, store), store, IST, clock=lambda: datetime.now(UTC)
+        bot, sinks, Commands(view, store, store), store, IST, clock=lambda: datetime.now(UTC)
     )
     task = asyncio.create_task(listener.run())
     try:
@@ -226,15 +225,3 @@ async def test_a_bad_argument_or_an_old_command_never_stops_the_bot(
     (reply,) = await chat_bot.ask(PRIVATE, "/help")
     assert "/mute" in reply
     assert chat_bot.store.mutes("telegram:me", datetime.now(UTC)) == {}
-
-
-def test_a_long_status_is_split_into_messages_within_the_limit() -> None:
-    """Many accounts: /status comes as several messages, none over 4096, no line lost."""
-    lines = [
-        f"🟢 <code>account-{i:03d}</code> (kotak_neo): last good poll 09:20:05 IST"
-        for i in range(300)
-    ]
-    messages = pack(lines)
-    assert len(messages) > 1
-    assert all(utf16_len(m) <= MESSAGE_LIMIT for m in messages)
-    assert "\n".join(messages).split("\n") == lines

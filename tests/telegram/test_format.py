@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.model import Alert, PositionKey, Severity
-from monitor.notify.telegram.format import MESSAGE_LIMIT, group_messages, utf16_len
+from monitor.notify.telegram.format import MESSAGE_LIMIT, group_messages, pack, utf16_len
 from tests.fakes.telegram import _parse_problem
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -112,3 +112,15 @@ def test_any_symbols_give_valid_messages_within_the_limit(symbols: list[str]) ->
     for message in messages:
         assert utf16_len(message.text) <= MESSAGE_LIMIT
         assert _parse_problem(message.text) == ""
+
+
+def test_a_long_status_is_split_into_messages_within_the_limit() -> None:
+    """Many accounts: /status comes as several messages, none over 4096, no line lost."""
+    lines = [
+        f"🟢 <code>account-{i:03d}</code> (kotak_neo): last good poll 09:20:05 IST"
+        for i in range(300)
+    ]
+    messages = [message.text for message in pack([[line] for line in lines])]
+    assert len(messages) > 1
+    assert all(utf16_len(m) <= MESSAGE_LIMIT for m in messages)
+    assert "\n".join(messages).split("\n") == lines

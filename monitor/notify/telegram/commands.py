@@ -17,9 +17,8 @@ from zoneinfo import ZoneInfo
 
 from monitor.health import AccountStatus
 from monitor.model import ZERO, Snapshot, format_money, format_qty
-from monitor.notify.telegram.format import MESSAGE_LIMIT, text, utf16_len
+from monitor.notify.telegram.format import pack, text
 from monitor.printable import printable
-from monitor.store import Store
 
 PAGE_ROWS = 25
 MAX_MUTE = timedelta(days=7)
@@ -51,6 +50,22 @@ class DaemonView(Protocol):
     def rule_names(self) -> Sequence[str]: ...
 
 
+class Mutes(Protocol):
+    """The mutes kept in the state file, per outbox destination (the store is one)."""
+
+    def mute(self, sinks: Sequence[str], target: str, until: datetime) -> None: ...
+
+    def unmute(self, sinks: Sequence[str], target: str | None = None) -> int: ...
+
+    def mutes(self, sink: str, now: datetime) -> Mapping[str, datetime]: ...
+
+
+class OutboxDepth(Protocol):
+    """How many deliveries wait in the outbox, per destination (the store is one)."""
+
+    def outbox_depth(self) -> Mapping[str, int]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Chat:
     """Where a command came from: the outbox destinations that deliver to that chat."""
@@ -62,14 +77,16 @@ class Chat:
 class Commands:
     """Answers one command text with the HTML messages to send back."""
 
-    def __init__(self, view: DaemonView, store: Store) -> None:
+    def __init__(self, view: DaemonView, mutes: Mutes, outbox: OutboxDepth) -> None:
         self._view = view
-        self._store = store
+        self._mutes = mutes
+        self._outbox = outbox
 
     def answer(self, command: str, args: Sequence[str], chat: Chat, now: datetime) -> list[str]:
         """The reply to ``/command args...``; unknown commands get the help text."""
         if command == "status":
-            return pack(self._status(chat, now).split("\n"))
+            lines = self._status(chat, now).split("\n")
+            return [message.text for message in pack([[line] for line in lines])]
         if command == "positions":
             return [self._positions(args)]
         if command == "mute":
@@ -95,11 +112,11 @@ class Commands:
             if status.failed_polls:
                 line += f"; {status.failed_polls} failed since: {text(status.last_reason)}"
             lines.append(line)
-        depth = self._store.outbox_depth()
+        depth = self._outbox.outbox_depth()
         waiting = sum(depth.values())
         lines.append(f"\n<b>Outbox</b>: {waiting} alert deliveries waiting")
         lines += [f"{text(sink)}: {n}" for sink, n in sorted(depth.items()) if n]
-        mutes = self._mutes(chat, now)
+        mutes = self._chat_mutes(chat, now)
         if mutes:
             lines.append("\n<b>Muted here</b>")
             for target, until in sorted(mutes.items()):
@@ -140,7 +157,7 @@ class Commands:
                 " (at most 7d), e.g. 30m"
             )
         until = now + duration
-        self._store.mute(chat.destinations, target, until)
+        self._mutes.mute(chat.destinations, target, until)
         at = until.astimezone(chat.timezone).strftime("%Y-%m-%d %H:%M %Z")
         what = text(target.replace(":", " ", 1))
         return (
@@ -150,12 +167,12 @@ class Commands:
 
     def _unmute(self, args: Sequence[str], chat: Chat) -> str:
         if not args:
-            lifted = self._store.unmute(chat.destinations)
+            lifted = self._mutes.unmute(chat.destinations)
             return f"🔔 Lifted {lifted} mute{'s' * (lifted != 1)} in this chat."
         target = self._target(args[0])
         if target is None:
             return self._unknown(args[0])
-        if not self._store.unmute(chat.destinations, target):
+        if not self._mutes.unmute(chat.destinations, target):
             return f"{text(target.replace(':', ' ', 1))} is not muted here."
         return f"🔔 Unmuted {text(target.replace(':', ' ', 1))} in this chat."
 
@@ -180,27 +197,11 @@ class Commands:
             f"No rule or account <code>{text(name)}</code>.\nRules: {rules}\nAccounts: {accounts}"
         )
 
-    def _mutes(self, chat: Chat, now: datetime) -> Mapping[str, datetime]:
+    def _chat_mutes(self, chat: Chat, now: datetime) -> Mapping[str, datetime]:
         mutes: dict[str, datetime] = {}
         for destination in chat.destinations:
-            mutes.update(self._store.mutes(destination, now))
+            mutes.update(self._mutes.mutes(destination, now))
         return mutes
-
-
-def pack(lines: Sequence[str]) -> list[str]:
-    """Lines joined into as few messages as fit Telegram's limit (each line is whole HTML)."""
-    messages: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in lines:
-        length = utf16_len(line) + 1
-        if current and size + length > MESSAGE_LIMIT:
-            messages.append("\n".join(current))
-            current, size = [], 0
-        current.append(line)
-        size += length
-    messages.append("\n".join(current))
-    return messages
 
 
 def parse_duration(raw: str) -> timedelta | None:

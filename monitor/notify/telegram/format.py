@@ -3,7 +3,8 @@
 Every user-derived string (symbols like ``M&M``, account ids, broker error text) has its control
 characters written out (a newline in a symbol cannot start a fake alert line), is escaped and
 capped in length before it goes into a line, and every line opens and closes its own tags, so a
-message split at a line boundary never breaks an entity.
+message split at a line boundary never breaks an entity. Alert groups and command replies alike
+become messages within Telegram's limit through ``pack``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _MONEY = {"mtm": "MTM", "peak": "Peak", "drawdown": "Drawdown", "threshold": "Th
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One Telegram message and how many alerts of its group are complete once it is sent."""
+    """One Telegram message and how many blocks (a group's alerts) are whole once it is sent."""
 
     text: str
     complete: int
@@ -92,26 +93,38 @@ def group_messages(alerts: Sequence[Alert], zone: tzinfo | None = None) -> list[
     when = at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     count = f" · {len(alerts)} alerts" if len(alerts) > 1 else ""
     header = f"<b>{text(first.account)}</b> · {text(when)}{count}"
+    blocks = [["", *alert_lines(alert)] for alert in alerts]  # a blank line between alerts
+    return pack(blocks, header)
+
+
+def pack(blocks: Sequence[Sequence[str]], header: str | None = None) -> list[Message]:
+    """Blocks of lines (each line whole HTML) in as few messages as fit Telegram's limit.
+
+    A block goes whole into one message when it fits; one too long for a message is split at
+    lines. With a header, every message opens with it, marked "(cont.)" after the first.
+    ``complete`` counts the blocks that are whole once a message is sent.
+    """
     messages: list[Message] = []
-    lines = [header]
-    size = utf16_len(header)
+    lines = [] if header is None else [header]
+    opening = len(lines)  # the lines every message starts with
+    size = utf16_len(header) if header is not None else 0
 
     def flush(complete: int) -> None:
         nonlocal lines, size
         messages.append(Message("\n".join(lines), complete))
-        lines, size = [f"{header} (cont.)"], utf16_len(header) + 8
+        lines = [] if header is None else [f"{header} (cont.)"]
+        size = sum(map(utf16_len, lines))
 
-    for index, alert in enumerate(alerts):
-        block = ["", *alert_lines(alert)]  # a blank line between alerts
+    for index, block in enumerate(blocks):
         needed = sum(utf16_len(line) + 1 for line in block)
-        if size + needed > MESSAGE_LIMIT and len(lines) > 1:
+        if size + needed > MESSAGE_LIMIT and len(lines) > opening:
             flush(index)
         for line in block:
-            if size + utf16_len(line) + 1 > MESSAGE_LIMIT:
-                flush(index)  # inside one oversized alert: it is complete only later
+            if size + utf16_len(line) + 1 > MESSAGE_LIMIT and len(lines) > opening:
+                flush(index)  # inside one oversized block: it is complete only later
+            size += utf16_len(line) + (1 if lines else 0)  # the newline before it
             lines.append(line)
-            size += utf16_len(line) + 1
-    messages.append(Message("\n".join(lines), len(alerts)))
+    messages.append(Message("\n".join(lines), len(blocks)))
     return messages
 
 

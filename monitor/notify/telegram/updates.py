@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -20,7 +21,7 @@ from monitor.backoff import Backoff
 from monitor.notify.telegram.commands import Chat, Commands
 from monitor.notify.telegram.format import text
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink, retry_seconds
-from monitor.store import Store, StoreError
+from monitor.store import StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +44,14 @@ def parse_command(message: str, username: str | None) -> tuple[str, list[str]] |
     return command.lower(), args
 
 
+class UpdateOffsets(Protocol):
+    """Where the listener keeps its update offset across restarts (the store is one)."""
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+
 class CommandListener:
     """Answers the commands of the chats that one bot delivers to."""
 
@@ -51,7 +60,7 @@ class CommandListener:
         bot: TelegramBot,
         sinks: Sequence[TelegramChatSink],
         commands: Commands,
-        store: Store,
+        offsets: UpdateOffsets,
         timezone: ZoneInfo,
         *,
         clock: Callable[[], datetime],
@@ -60,7 +69,7 @@ class CommandListener:
         self._bot = bot
         self._sinks = tuple(sinks)
         self._commands = commands
-        self._store = store
+        self._offsets = offsets
         self._timezone = timezone
         self._clock = clock
         self._backoff = backoff or Backoff(initial=1.0, cap=MAX_BACKOFF)
@@ -102,13 +111,13 @@ class CommandListener:
                     log.exception("telegram_command_crashed", bot=self._bot.name)
                 offset = update.update_id + 1
                 try:
-                    self._store.set_meta(self._offset_key, str(offset))
+                    self._offsets.set_meta(self._offset_key, str(offset))
                 except StoreError as err:
                     log.error("telegram_offset_not_stored", bot=self._bot.name, error=str(err))
 
     def _stored_offset(self) -> int | None:
         try:
-            stored = self._store.get_meta(self._offset_key)
+            stored = self._offsets.get_meta(self._offset_key)
             return int(stored) if stored is not None else None
         except (StoreError, ValueError) as err:
             log.error("telegram_offset_unreadable", bot=self._bot.name, error=str(err))

@@ -1,0 +1,35 @@
+"""The retry policy of delivery, written once for every sink: after a failure, wait how long or
+give up on the alert. A sink only says whether a failure is retryable."""
+
+from __future__ import annotations
+
+from monitor.backoff import Backoff
+from monitor.notify.base import DeliveryFailed, Reason
+
+MAX_CRASHES = 5  # times an alert may make a sink raise unexpectedly before it is parked
+
+
+class RetryPolicy:
+    """Capped jittered backoff between attempts; parking for refusals and repeated sink bugs."""
+
+    __slots__ = ("backoff",)
+
+    def __init__(self, backoff: Backoff | None = None) -> None:
+        self.backoff = backoff or Backoff()
+
+    def wait(self, failures: int, retry_after: float) -> float:
+        """Seconds before the next attempt after ``failures`` failed ones in a row; at least
+        the wait the destination asked for."""
+        return max(self.backoff.delay(failures), retry_after)
+
+    @staticmethod
+    def gives_up(failure: DeliveryFailed, crashes: int) -> bool:
+        """Whether the alert that met ``failure`` is parked as undeliverable.
+
+        ``crashes`` counts the sink bugs that alert has met, this one included. Those are
+        counted apart from ordinary failed attempts, so an alert that waited out a long outage
+        still gets its few tries against a bug.
+        """
+        if failure.reason is Reason.SINK_ERROR:
+            return crashes >= MAX_CRASHES
+        return not failure.retryable
