@@ -1,4 +1,5 @@
-"""The console sink: one line per alert on standard output, text or the alert JSON contract."""
+"""The console sink: one line per alert on standard output, text or the alert JSON contract;
+and the reader of its rules.yaml entry."""
 
 from __future__ import annotations
 
