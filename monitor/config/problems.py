@@ -38,6 +38,7 @@ class Problems:
         self._found: list[tuple[int, str]] = []
 
     def __len__(self) -> int:
+        """How many so far: a reader compares counts to leave out an entry with problems."""
         return len(self._found)
 
     def problem(self, owner: str, field: str, reason: str, line: int) -> None:
