@@ -1,4 +1,4 @@
-"""``position-monitor check``: the rules.yaml contract (DESIGN sections 4 and 6).
+"""``position-monitor check``: the rules.yaml contract (README, "rules.yaml" and "Commands").
 
 Success is exit 0 and one ``FILE: OK: ...`` line on stdout; every problem is one
 ``FILE: OWNER: FIELD: REASON (line N)`` line on stderr with exit 2.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from datetime import date, time, timedelta
 from pathlib import Path
 
@@ -405,3 +407,29 @@ def test_windows_holidays_and_alert_after(tmp_path: Path) -> None:
         f"{path}: account 't2': window: must be a time such as 09:15; got 555"
         ' (quote times: "09:15") (line 10)',
     ]
+
+
+def test_durations_share_the_bot_commands_grammar(tmp_path: Path) -> None:
+    """poll_every takes ``1d`` as /mute does; a bare number, seconds or minutes, is refused."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "accounts:\n  - id: sim\n    broker: simulator\n    poll_every: 1d\n"
+        "rules:\n  - name: r\n    kind: new_short\n"
+    )
+    assert config.load(path).accounts[0].poll_every == timedelta(days=1)
+    path.write_text(path.read_text().replace("1d", "5"))
+    with pytest.raises(config.ConfigError) as info:
+        config.load(path)
+    assert info.value.problems == [f"{path}: account 'sim': poll_every: {DURATION}; got 5 (line 4)"]
+
+
+@pytest.mark.parametrize(
+    "module", ["monitor.notify.console", "monitor.notify.telegram.config", "monitor.config"]
+)
+def test_each_sink_reader_imports_first(module: str) -> None:
+    """The sink readers and the config package import each other's modules: any may be the
+    first a process imports."""
+    run = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr

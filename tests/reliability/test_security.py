@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import monitor
 from monitor import config
 from tests.fakes import portfolio, serve
 from tests.reliability.harness import (
@@ -24,7 +25,7 @@ from tests.reliability.harness import (
     read_jsonl,
 )
 
-MONITOR = Path(config.__file__).parent
+MONITOR = Path(monitor.__file__).parent
 # Every PyYAML name that can build arbitrary Python objects from a document.
 UNSAFE = {
     "load", "load_all", "full_load", "full_load_all", "unsafe_load", "unsafe_load_all",
@@ -74,7 +75,7 @@ async def test_state_lock_and_record_files_are_owner_only(harness: Harness) -> N
 
 def test_yaml_is_only_ever_loaded_safely() -> None:
     """monitor/ calls no PyYAML loader that can build Python objects: yaml.safe_load, or
-    yaml.load with a SafeLoader subclass (config.py's keeps line numbers) that adds no
+    yaml.load with a SafeLoader subclass (config/yaml_lines.py's keeps line numbers) that adds no
     python/ tags."""
     checked = 0
     for source in sorted(MONITOR.rglob("*.py")):

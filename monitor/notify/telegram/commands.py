@@ -8,22 +8,21 @@ escaped. A mute is stored, so it survives a restart, and holds back only this ch
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from monitor.durations import parse_duration
 from monitor.health import AccountStatus
 from monitor.model import ZERO, Snapshot, format_money, format_qty
 from monitor.notify.telegram.format import pack, text
 from monitor.printable import printable
 
 PAGE_ROWS = 25
+MIN_MUTE = timedelta(seconds=1)
 MAX_MUTE = timedelta(days=7)
-_DURATION = re.compile(r"^(\d{1,4})(s|m|h|d)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _SYMBOL_WIDTH = 24
 HEALTH_RULES = ("poll_failing", "poll_recovered")
 
@@ -150,8 +149,9 @@ class Commands:
         target = self._target(args[0])
         if target is None:
             return self._unknown(args[0])
-        duration = parse_duration(args[1])
-        if duration is None:
+        try:
+            duration = parse_duration(args[1], minimum=MIN_MUTE, maximum=MAX_MUTE)
+        except ValueError:
             return (
                 f"Duration <code>{text(args[1])}</code>: use a number and s, m, h or d"
                 " (at most 7d), e.g. 30m"
@@ -204,13 +204,6 @@ class Commands:
         return mutes
 
 
-def parse_duration(raw: str) -> timedelta | None:
-    """``90s``, ``30m``, ``2h``, ``1d``: from one second to seven days, else None."""
-    match = _DURATION.match(raw.strip().lower())
-    if match is None:
-        return None
-    duration = timedelta(seconds=int(match[1]) * _UNITS[match[2]])
-    return duration if timedelta(0) < duration <= MAX_MUTE else None
 
 
 def positions_page(snapshot: Snapshot, page: int) -> str:
