@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from monitor.durations import parse_duration
 from monitor.health import AccountStatus
 from monitor.model import ZERO, Snapshot, format_money, format_qty
-from monitor.notify.telegram.format import pack, text
+from monitor.notify.telegram.format import html_field, pack
 from monitor.printable import printable
 
 PAGE_ROWS = 25
@@ -99,28 +99,28 @@ class Commands:
         for status in self._view.statuses():
             account = status.account
             zone = account.timezone
-            name = f"<code>{text(account.id)}</code> ({text(account.broker)})"
+            name = f"<code>{html_field(account.id)}</code> ({html_field(account.broker)})"
             if status.last_success is None:
                 last = "no good poll yet"
             else:
                 ago = _ago(now - status.last_success)
                 at = status.last_success.astimezone(zone).strftime("%H:%M:%S %Z")
-                last = f"last good poll {text(at)} ({ago} ago)"
+                last = f"last good poll {html_field(at)} ({ago} ago)"
             mark = "🔴" if status.failing else ("🟠" if status.failed_polls else "🟢")
             line = f"{mark} {name}: {last}"
             if status.failed_polls:
-                line += f"; {status.failed_polls} failed since: {text(status.last_reason)}"
+                line += f"; {status.failed_polls} failed since: {html_field(status.last_reason)}"
             lines.append(line)
         depth = self._outbox.outbox_depth()
         waiting = sum(depth.values())
         lines.append(f"\n<b>Outbox</b>: {waiting} alert deliveries waiting")
-        lines += [f"{text(sink)}: {n}" for sink, n in sorted(depth.items()) if n]
+        lines += [f"{html_field(sink)}: {n}" for sink, n in sorted(depth.items()) if n]
         mutes = self._chat_mutes(chat, now)
         if mutes:
             lines.append("\n<b>Muted here</b>")
             for target, until in sorted(mutes.items()):
                 at = until.astimezone(chat.timezone).strftime("%Y-%m-%d %H:%M %Z")
-                lines.append(f"{text(target.replace(':', ' ', 1))} until {text(at)}")
+                lines.append(f"{html_field(target.replace(':', ' ', 1))} until {html_field(at)}")
         return "\n".join(lines)
 
     def _positions(self, args: Sequence[str]) -> str:
@@ -133,14 +133,14 @@ class Commands:
         elif len(accounts) == 1:
             account = accounts[0]
         else:
-            listed = ", ".join(f"<code>{text(a)}</code>" for a in accounts)
+            listed = ", ".join(f"<code>{html_field(a)}</code>" for a in accounts)
             return f"Which account? /positions &lt;account&gt;; configured: {listed}"
         if account not in accounts:
-            listed = ", ".join(f"<code>{text(a)}</code>" for a in accounts)
-            return f"No account <code>{text(account)}</code>; configured: {listed}"
+            listed = ", ".join(f"<code>{html_field(a)}</code>" for a in accounts)
+            return f"No account <code>{html_field(account)}</code>; configured: {listed}"
         snapshot = self._view.snapshot(account)
         if snapshot is None:
-            return f"<code>{text(account)}</code>: no good poll yet"
+            return f"<code>{html_field(account)}</code>: no good poll yet"
         return positions_page(snapshot, pages[0] if pages else 1)
 
     def _mute(self, args: Sequence[str], chat: Chat, now: datetime) -> str:
@@ -153,16 +153,16 @@ class Commands:
             duration = parse_duration(args[1], minimum=MIN_MUTE, maximum=MAX_MUTE)
         except ValueError:
             return (
-                f"Duration <code>{text(args[1])}</code>: use a number and s, m, h or d"
+                f"Duration <code>{html_field(args[1])}</code>: use a number and s, m, h or d"
                 " (at most 7d), e.g. 30m"
             )
         until = now + duration
         self._mutes.mute(chat.destinations, target, until)
         at = until.astimezone(chat.timezone).strftime("%Y-%m-%d %H:%M %Z")
-        what = text(target.replace(":", " ", 1))
+        what = html_field(target.replace(":", " ", 1))
         return (
-            f"🔕 Muted {what} in this chat until {text(at)}. Its alerts are recorded, not sent"
-            f" here. /unmute {text(args[0])} to lift it."
+            f"🔕 Muted {what} in this chat until {html_field(at)}. Its alerts are recorded, not"
+            f" sent here. /unmute {html_field(args[0])} to lift it."
         )
 
     def _unmute(self, args: Sequence[str], chat: Chat) -> str:
@@ -173,8 +173,8 @@ class Commands:
         if target is None:
             return self._unknown(args[0])
         if not self._mutes.unmute(chat.destinations, target):
-            return f"{text(target.replace(':', ' ', 1))} is not muted here."
-        return f"🔔 Unmuted {text(target.replace(':', ' ', 1))} in this chat."
+            return f"{html_field(target.replace(':', ' ', 1))} is not muted here."
+        return f"🔔 Unmuted {html_field(target.replace(':', ' ', 1))} in this chat."
 
     def _target(self, name: str) -> str | None:
         """``rule:NAME`` or ``account:ID``; a ``rule:``/``account:`` prefix settles a clash."""
@@ -194,7 +194,8 @@ class Commands:
         rules = _listing([*self._view.rule_names(), *HEALTH_RULES])
         accounts = _listing([s.account.id for s in self._view.statuses()])
         return (
-            f"No rule or account <code>{text(name)}</code>.\nRules: {rules}\nAccounts: {accounts}"
+            f"No rule or account <code>{html_field(name)}</code>."
+            f"\nRules: {rules}\nAccounts: {accounts}"
         )
 
     def _chat_mutes(self, chat: Chat, now: datetime) -> Mapping[str, datetime]:
@@ -202,8 +203,6 @@ class Commands:
         for destination in chat.destinations:
             mutes.update(self._mutes.mutes(destination, now))
         return mutes
-
-
 
 
 def positions_page(snapshot: Snapshot, page: int) -> str:
@@ -227,19 +226,20 @@ def positions_page(snapshot: Snapshot, page: int) -> str:
     known = [p.mtm for p in rows if p.mtm is not None]
     zone = snapshot.taken_at.tzinfo
     at = snapshot.taken_at.astimezone(zone).strftime("%H:%M:%S %Z")
-    head = f"<b>{text(snapshot.account)}</b> at {text(at)}: {len(rows)} positions"
+    head = f"<b>{html_field(snapshot.account)}</b> at {html_field(at)}: {len(rows)} positions"
     total = f"MTM {format_money(sum(known, ZERO))}"
     if len(known) < len(rows):
         total += f" ({len(rows) - len(known)} without a price)"
     more = ""
     if count > 1:
-        more = f"\nPage {page} of {count}: /positions {text(snapshot.account)} {page % count + 1}"
-    return f"{head}\n<pre>{html.escape(table, quote=False)}</pre>\n{text(total)}{more}"
+        account = html_field(snapshot.account)
+        more = f"\nPage {page} of {count}: /positions {account} {page % count + 1}"
+    return f"{head}\n<pre>{html.escape(table, quote=False)}</pre>\n{html_field(total)}{more}"
 
 
 def _listing(names: Sequence[str], most: int = 30) -> str:
     """Names for a reply, the first ``most`` of them: a reply must stay within one message."""
-    shown = ", ".join(text(n) for n in names[:most])
+    shown = ", ".join(html_field(n) for n in names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 

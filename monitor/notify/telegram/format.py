@@ -35,7 +35,7 @@ class Message:
     complete: int
 
 
-def text(value: object) -> str:
+def html_field(value: object) -> str:
     """A user-derived value, its control characters written out, capped and escaped for HTML
     parse mode."""
     raw = printable(str(value))
@@ -52,23 +52,23 @@ def utf16_len(value: str) -> int:
 def alert_lines(alert: Alert) -> list[str]:
     """The lines of one alert: severity and rule, the position, the message, the figures."""
     lines = [
-        f"{_SEVERITY_MARK[alert.severity]} <b>{text(alert.severity.upper())}</b> "
-        f"<b>{text(alert.rule)}</b> ({text(alert.kind)})"
+        f"{_SEVERITY_MARK[alert.severity]} <b>{html_field(alert.severity.upper())}</b> "
+        f"<b>{html_field(alert.rule)}</b> ({html_field(alert.kind)})"
     ]
     if alert.key is not None:
-        product = f" · {text(alert.key.product)}" if alert.key.product else ""
+        product = f" · {html_field(alert.key.product)}" if alert.key.product else ""
         lines.append(
-            f"<b>{text(alert.symbol or alert.key.token)}</b> · "
-            f"{text(alert.key.exchange_segment)}{product}"
+            f"<b>{html_field(alert.symbol or alert.key.token)}</b> · "
+            f"{html_field(alert.key.exchange_segment)}{product}"
         )
-    lines.append(text(alert.message))
+    lines.append(html_field(alert.message))
     details = dict(alert.details)
     if "net_qty" in details:
         before, after = details.pop("net_qty_before", None), details.pop("net_qty")
         arrow = f"{_qty(before)} → {_qty(after)}" if before is not None else _qty(after)
-        lines.append(f"Net qty <code>{text(arrow)}</code>")
+        lines.append(f"Net qty <code>{html_field(arrow)}</code>")
     figures = [
-        f"{label} <code>{text(_money(details[name]))}</code>"
+        f"{label} <code>{html_field(_money(details[name]))}</code>"
         for name, label in _MONEY.items()
         if name in details
     ]
@@ -76,7 +76,7 @@ def alert_lines(alert: Alert) -> list[str]:
         lines.append(" · ".join(figures))
     for name, value in details.items():
         if name not in _MONEY and value is not None:
-            lines.append(f"{text(name.replace('_', ' '))}: {text(_plain(value))}")
+            lines.append(f"{html_field(name.replace('_', ' '))}: {html_field(_plain(value))}")
     return lines
 
 
@@ -92,7 +92,7 @@ def group_messages(alerts: Sequence[Alert], zone: tzinfo | None = None) -> list[
     at = first.at if zone is None else first.at.astimezone(zone)
     when = at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     count = f" · {len(alerts)} alerts" if len(alerts) > 1 else ""
-    header = f"<b>{text(first.account)}</b> · {text(when)}{count}"
+    header = f"<b>{html_field(first.account)}</b> · {html_field(when)}{count}"
     blocks = [["", *alert_lines(alert)] for alert in alerts]  # a blank line between alerts
     return pack(blocks, header)
 

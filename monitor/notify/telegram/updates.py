@@ -19,7 +19,7 @@ from telegram.error import RetryAfter, TelegramError
 
 from monitor.backoff import Backoff
 from monitor.notify.telegram.commands import Chat, Commands
-from monitor.notify.telegram.format import text
+from monitor.notify.telegram.format import html_field
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink, retry_seconds
 from monitor.store import StoreError
 
@@ -148,7 +148,7 @@ class CommandListener:
         try:
             replies = self._commands.answer(command, args, chat, self._clock())
         except StoreError as err:
-            replies = [f"The state file is not usable right now: {text(str(err))}"]
+            replies = [f"The state file is not usable right now: {html_field(str(err))}"]
         for reply in replies:
             try:
                 await self._bot.send_html(chat_id, reply)
