@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import random
 import signal
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -32,6 +30,7 @@ from monitor.brokers import FORMATS, Broker
 from monitor.brokers.simulator import BROKER as SIMULATOR
 from monitor.brokers.simulator import Simulator
 from monitor.brokers.transport import Connection, Transport
+from monitor.clock_watch import watch_clock
 from monitor.config import (
     AccountConfig,
     Config,
@@ -55,11 +54,11 @@ from monitor.notify.telegram.updates import CommandListener
 from monitor.poller import AccountPoller
 from monitor.recording import DEFAULT_MAX_BYTES, Recorder
 from monitor.store import Store, StoreError
+from monitor.store_schema import StateFileRefused, claim_state_file
 
 log = structlog.get_logger(__name__)
 
 POLL_DRAIN_SECONDS = 5.0
-CLOCK_STEP_SECONDS = 2.0  # wall-clock drift against the monotonic clock taken for a step
 FLUSH_SECONDS = 3.0
 
 
@@ -113,39 +112,6 @@ def make_broker(
         return live.client(connection)
     except ValueError as err:  # a credential the client cannot use, such as a bad TOTP secret
         raise ConfigError([f"{config.path}: account '{account.id}': credentials: {err}"]) from err
-
-
-def claim_state_file(path: Path) -> int:
-    """Lock the state file itself for this process: two daemons on one state would alert twice.
-
-    The lock is on the file, not on its name, so a second daemon is refused whichever symlink
-    or hard link it was given; a file with more than one hard link is refused. It is a flock(2)
-    lock, apart from SQLite's own POSIX locks on the file; the descriptor stays open until the
-    store is closed, since closing any descriptor of the file would drop SQLite's locks with it.
-    """
-    try:
-        # Opened for writing, so a file or filesystem that refuses writes is named at once;
-        # positions and alerts are private, so a new state file is created owner-only.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as err:
-        raise StartupError(f"state file {path}: cannot open for writing: {err.strerror}") from err
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise StartupError(
-            f"state file {path}: in use by another running position-monitor"
-        ) from None
-    links = os.fstat(fd).st_nlink
-    if links > 1:
-        # SQLite keeps its write-ahead log beside the name it opened: commits made through one
-        # name are unseen (and the file at risk) when it is next opened through another.
-        os.close(fd)
-        raise StartupError(
-            f"state file {path}: has {links} hard links; give it exactly one name "
-            "(a symlink to it is fine)"
-        )
-    return fd
 
 
 def make_sinks(
@@ -218,7 +184,10 @@ class Daemon:
         ]  # fmt: skip
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self._state_lock = claim_state_file(settings.state_path)
+        try:
+            self._state_lock = claim_state_file(settings.state_path)
+        except StateFileRefused as err:
+            raise StartupError(f"state file {settings.state_path}: {err}") from err
         unreadable = self.metrics.outbox_unreadable
         try:
             self.store = Store(
@@ -379,33 +348,6 @@ def _log_if_crashed(task: asyncio.Task[None]) -> None:
     """A background task should run until stop(): say so loudly if one ended of an error."""
     if not task.cancelled() and task.exception() is not None:
         log.error("task_crashed", task=task.get_name(), error=repr(task.exception()))
-
-
-async def watch_clock(
-    scheduler: AsyncIOScheduler,
-    *,
-    wall: Callable[[], float] = time.time,
-    monotonic: Callable[[], float] = time.monotonic,
-    every: float = 1.0,
-) -> None:
-    """Keep polls on time when the wall clock steps.
-
-    APScheduler 3 times its jobs by the wall clock: after a step back (an NTP correction, a
-    restored VM, an operator fixing the date) it waits for the wall clock to catch up, polling
-    nothing for as long as the step, with no failed poll to raise ``poll_failing``. The wall
-    clock is watched against the monotonic one; on a step every job is due at once and the
-    intervals run on from there.
-    """
-    offset = wall() - monotonic()
-    while True:
-        await asyncio.sleep(every)
-        current = wall() - monotonic()
-        if abs(current - offset) >= CLOCK_STEP_SECONDS:
-            log.warning("clock_stepped", seconds=round(current - offset, 3))
-            now = datetime.now(UTC)
-            for job in scheduler.get_jobs():
-                job.modify(next_run_time=now)
-        offset = current
 
 
 def reload_not_supported(config: Config) -> None:

@@ -6,8 +6,10 @@ sure the file is one this release can read and write before the first poll is st
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
+from pathlib import Path
 
 SCHEMA_VERSION = "1"
 
@@ -75,6 +77,36 @@ CREATE TABLE IF NOT EXISTS mutes (
 
 class StateFileRefused(Exception):
     """The file opened but cannot be used: damaged, of another schema, or not writable."""
+
+
+def claim_state_file(path: Path) -> int:
+    """Lock the state file itself for this process: two daemons on one state would alert twice.
+
+    The lock is on the file, not on its name, so a second daemon is refused whichever symlink
+    or hard link it was given; a file with more than one hard link is refused. It is a flock(2)
+    lock, apart from SQLite's own POSIX locks on the file; the descriptor stays open until the
+    store is closed, since closing any descriptor of the file would drop SQLite's locks with it.
+    """
+    try:
+        # Opened for writing, so a file or filesystem that refuses writes is named at once;
+        # positions and alerts are private, so a new state file is created owner-only.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise StateFileRefused(f"cannot open for writing: {err.strerror}") from err
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateFileRefused("in use by another running position-monitor") from None
+    links = os.fstat(fd).st_nlink
+    if links > 1:
+        # SQLite keeps its write-ahead log beside the name it opened: commits made through one
+        # name are unseen (and the file at risk) when it is next opened through another.
+        os.close(fd)
+        raise StateFileRefused(
+            f"has {links} hard links; give it exactly one name (a symlink to it is fine)"
+        )
+    return fd
 
 
 def open_state_file(path: str) -> sqlite3.Connection:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.daemon import watch_clock
+from monitor.clock_watch import watch_clock
 
 
 async def test_a_step_back_makes_every_job_due_and_steady_time_changes_nothing() -> None:

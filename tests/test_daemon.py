@@ -18,9 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import config
 from monitor.brokers.simulator import Simulator
-from monitor.daemon import StartupError, claim_state_file
 from monitor.engine import Engine
 from monitor.store import Store
+from monitor.store_schema import StateFileRefused, claim_state_file
 from tests.daemon_process import DaemonProcess
 
 TZ = ZoneInfo("Asia/Kolkata")
@@ -266,5 +266,5 @@ def test_a_state_file_with_a_second_hard_link_is_refused(tmp_path: Path) -> None
     symlink.symlink_to(state)
     os.close(claim_state_file(symlink))
     (tmp_path / "second-name.db").hardlink_to(state)
-    with pytest.raises(StartupError, match=r"has 2 hard links; give it exactly one name"):
+    with pytest.raises(StateFileRefused, match=r"has 2 hard links; give it exactly one name"):
         claim_state_file(state)
