@@ -15,7 +15,7 @@ NAMESPACE = "position_monitor"
 
 
 class Metrics:
-    """The daemon's metric set (DESIGN section 6)."""
+    """The daemon's metric set (README, "Metrics and health")."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry

@@ -1,8 +1,8 @@
 """Debian's real ``prometheus`` and ``promtool`` for tests, unpacked once into ``.cache/``.
 
-``apt-get download prometheus`` + ``dpkg -x`` (DESIGN section 8): the binaries without installing
-the package, so no system service starts. Nothing here skips: a machine that cannot fetch the
-package fails the tests that need it, with the reason.
+``apt-get download prometheus`` + ``dpkg -x``: the binaries without installing the package, so
+no system service starts. Nothing here skips: a machine that cannot fetch the package fails the
+tests that need it, with the reason.
 """
 
 from __future__ import annotations

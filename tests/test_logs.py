@@ -14,7 +14,8 @@ import structlog
 
 from monitor.logs import FLOOD_SECONDS, REDACTED, FloodGate, Redactor, configure_logging
 
-# The stdlib loggers our libraries write to (DESIGN section 6): each must come out as our JSON.
+# The stdlib loggers our libraries write to (README, "Run in production"): each must come out as
+# our JSON.
 LIBRARY_LOGGERS = (
     "aiohttp.access",
     "aiohttp.client",

@@ -1,4 +1,6 @@
-"""``position-monitor replay``: recorded polls through diff, rules and store (DESIGN section 5).
+"""``position-monitor replay``: recorded polls through diff, rules and store.
+
+The file format and the alert JSON are README's "Replay files and alert JSON".
 
 The sessions live in tests/fixtures/replay/*.jsonl and run against
 tests/fixtures/rules/replay.yaml: an account-scope drawdown (threshold 5000, critical),
