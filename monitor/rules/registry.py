@@ -8,7 +8,9 @@ from typing import Protocol
 from monitor.model import Severity
 from monitor.rules import mtm_drawdown
 from monitor.rules.base import PositionFilter, Rule
+from monitor.rules.new_position import NewPosition
 from monitor.rules.new_short import NewShort
+from monitor.rules.quantity_change import QuantityChange
 from monitor.rules.squared_off import SquaredOff
 
 
@@ -24,4 +26,6 @@ RULE_KINDS: Mapping[str, Builder] = {
     mtm_drawdown.KIND: mtm_drawdown.build,
     NewShort.kind: NewShort.build,
     SquaredOff.kind: SquaredOff.build,
+    NewPosition.kind: NewPosition.build,
+    QuantityChange.kind: QuantityChange.build,
 }

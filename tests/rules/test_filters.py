@@ -178,9 +178,11 @@ def test_accounts_filter_applies_in_the_pipeline() -> None:
 # Building rules by kind
 
 
-def test_registry_knows_the_three_kinds() -> None:
-    """Exactly mtm_drawdown, new_short and squared_off are registered."""
-    assert sorted(RULE_KINDS) == ["mtm_drawdown", "new_short", "squared_off"]
+def test_registry_knows_every_kind() -> None:
+    """Exactly these kinds are registered."""
+    assert sorted(RULE_KINDS) == [
+        "mtm_drawdown", "new_position", "new_short", "quantity_change", "squared_off",
+    ]  # fmt: skip
 
 
 def test_build_each_kind() -> None:
