@@ -19,6 +19,7 @@ run: setup
 	$(BIN)/position-monitor run --config rules.yaml
 
 test: lint
+	$(BIN)/position-monitor test rules_test.yaml
 	$(BIN)/python -m pytest
 
 lint: setup

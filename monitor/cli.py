@@ -1,7 +1,8 @@
-"""Command line: ``position-monitor run | check | replay``.
+"""Command line: ``position-monitor run | snapshot | check | replay | test``.
 
-Exit status: 0 success; 2 bad input (rules.yaml, replay file, arguments), with one line per
-problem on standard error; 1 a runtime failure such as an unusable state file or busy port.
+Exit status: 0 success; 2 bad input (rules.yaml, replay file, rule test file, arguments), with
+one line per problem on standard error; 1 a runtime failure such as an unusable state file or
+busy port, or a rule test that failed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor import __version__, config, daemon, replay
+from monitor import __version__, config, daemon, replay, rule_tests
 from monitor.brokers.errors import BrokerError
 from monitor.logs import Redactor, configure_logging
 from monitor.model import ZERO, Alert, Snapshot, format_money, format_qty
@@ -24,6 +25,7 @@ from monitor.store import StoreError
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
+EXIT_TESTS_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
@@ -80,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     rerun.add_argument("--rules", type=Path, default=Path("rules.yaml"), help="rules file")
     rerun.add_argument("--output", choices=("text", "jsonl"), default="text")
     rerun.set_defaults(handler=_replay)
+
+    test = commands.add_parser(
+        "test",
+        help="run rule tests: polls in, the alerts expected out (README, Testing your rules)",
+    )
+    test.add_argument("files", type=Path, nargs="+", metavar="FILE", help="rule test file")
+    test.set_defaults(handler=_test)
     return parser
 
 
@@ -214,6 +223,27 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"position-monitor: {err}", file=sys.stderr)
         return EXIT_RUNTIME
     return EXIT_OK
+
+
+def _test(args: argparse.Namespace) -> int:
+    files, problems = [], []
+    for path in args.files:
+        try:
+            files.append(rule_tests.load(path))
+        except config.ConfigError as err:
+            problems += err.problems
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    results = []
+    for test_file in files:
+        file_results = rule_tests.run(test_file)
+        rule_tests.report(test_file.path, file_results, print)
+        results += file_results
+    failed = sum(not result.passed for result in results)
+    print(f"{_plural(len(results), 'test')}: {len(results) - failed} passed, {failed} failed")
+    return EXIT_TESTS_FAILED if failed else EXIT_OK
 
 
 if __name__ == "__main__":

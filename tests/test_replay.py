@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
+from monitor.rules.registry import RULE_KINDS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPLAY = FIXTURES / "replay"
@@ -185,7 +186,7 @@ def test_bad_rules_file_stops_replay(capsys: pytest.CaptureFixture[str]) -> None
     assert (code, out) == (2, [])
     assert err == [
         f"{rules}: rule 'fresh-short': kind: unknown kind 'new_shorts'; "
-        "expected one of mtm_drawdown, new_short, squared_off (line 6)"
+        f"expected one of {', '.join(RULE_KINDS)} (line 6)"
     ]
 
 
