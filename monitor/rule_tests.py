@@ -149,7 +149,7 @@ def load(path: Path) -> TestFile:
         reason = "required: the path of the rules file, relative to this file"
         raise problems.fatal(document.line_of("rules"), "rules", reason)
     rules_path = path.parent / rules_name
-    if not rules_path.is_file():
+    if not rules_path.exists():
         raise problems.fatal(document.line_of("rules"), "rules", f"no such file: {rules_path}")
     loaded = config.load(rules_path)
     tests = document.get("tests")
@@ -216,7 +216,7 @@ def _test(
     if not isinstance(account, str) or not account.strip():
         problems.add(entry.line_of("account"), f"{owner}: account", "must be a non-empty string")
     broker = entry.get("broker", GENERIC)
-    if broker != GENERIC and broker not in FORMATS:
+    if not isinstance(broker, str) or (broker != GENERIC and broker not in FORMATS):
         known = ", ".join((GENERIC, *FORMATS))
         reason = f"unknown broker {broker!r}; expected one of {known}"
         problems.add(entry.line_of("broker"), f"{owner}: broker", reason)
