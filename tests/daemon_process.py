@@ -89,7 +89,7 @@ class DaemonProcess:
             if result:
                 return result
             if self.process is not None and self.process.poll() is not None:
-                self._read_to_the_end()
+                self.read_to_the_end()
                 if result := predicate(self):
                     return result
                 break
@@ -115,9 +115,9 @@ class DaemonProcess:
         assert self.process is not None
         self.process.kill()
         self.process.wait(timeout=60)
-        self._read_to_the_end()
+        self.read_to_the_end()
 
-    def _read_to_the_end(self) -> None:
+    def read_to_the_end(self) -> None:
         """Every line the ended process wrote: its pipes close when it exits."""
         for reader in self._readers:
             reader.join(timeout=60)
@@ -128,7 +128,7 @@ class DaemonProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         status = self.process.wait(timeout=timeout)
-        self._read_to_the_end()
+        self.read_to_the_end()
         return status
 
     def stop(self) -> None:
