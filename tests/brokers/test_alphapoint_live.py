@@ -290,7 +290,7 @@ async def test_slow_gateway_is_broker_unavailable_at_the_timeout():
     """Positions held until the fake shuts down: BrokerUnavailable once the client gives up at
     its total timeout (2 s, ample for the good calls on a busy machine)."""
     state = gateway()
-    async with live(state) as client:
+    async with live(state, total_timeout=2.0) as client:
         await client.fetch()
         state.script("GetAccountPositions", Reply(delay=600))  # held until the fake stops
         asked = state.functions().count("GetAccountPositions")

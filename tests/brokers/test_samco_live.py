@@ -244,7 +244,7 @@ async def test_slow_answer_is_broker_unavailable_at_the_timeout(fake, endpoint):
     total timeout (2 s) after the request reached the fake."""
     state, base_url = fake
     state.script(endpoint, Reply(delay=600))  # held until the fake stops
-    async with connection(base_url, SECRETS) as conn:
+    async with connection(base_url, SECRETS, total_timeout=2.0) as conn:
         with pytest.raises(BrokerUnavailable) as info:
             await samco.Client(conn).fetch()
 

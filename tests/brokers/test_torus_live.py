@@ -158,7 +158,7 @@ async def test_server_errors_are_broker_unavailable(status):
 async def test_slow_answer_is_unavailable_at_the_timeout():
     """An answer held until the fake shuts down is BrokerUnavailable: the client gave up at its
     total timeout (2 s) after the request reached the fake."""
-    async with live() as (state, client):
+    async with live(total_timeout=2.0) as (state, client):
         state.faults.append(Reply(200, state.body(), delay=600))  # held until the fake stops
         with pytest.raises(BrokerUnavailable) as info:
             await client.fetch()
@@ -214,7 +214,7 @@ FAULTS = [
 @pytest.mark.parametrize("reply", FAULTS)
 async def test_the_token_never_appears_in_an_error(reply):
     """No failure's message, repr or cause chain contains the token value."""
-    async with live() as (state, client):
+    async with live(total_timeout=2.0) as (state, client):
         state.faults.append(reply)
         with pytest.raises(BrokerError) as info:
             await client.fetch()
@@ -228,7 +228,7 @@ async def test_the_token_never_appears_in_an_error(reply):
 
 async def test_last_exchange_is_what_came_off_the_wire():
     """Set to the raw answer before parsing (success and failure); cleared when nothing came."""
-    async with live() as (state, client):
+    async with live(total_timeout=2.0) as (state, client):
         assert client.last_exchange is None
         await client.fetch()
         assert client.last_exchange == Exchange(200, state.body(), {})
