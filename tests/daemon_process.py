@@ -81,19 +81,23 @@ class DaemonProcess:
         return [json.loads(line) for line in list(self.stdout_lines) if line.startswith("{")]
 
     def wait_for(self, predicate: Any, timeout: float, what: str) -> Any:
-        """Wait until ``predicate(self)`` is truthy; fail with the logs if it never is."""
+        """Wait until ``predicate(self)`` is truthy; fail with the logs if it never is (or the
+        process ended without it, once every line it wrote has been read)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             result = predicate(self)
             if result:
                 return result
             if self.process is not None and self.process.poll() is not None:
+                self.read_to_the_end()
+                if result := predicate(self):
+                    return result
                 break
             with contextlib.suppress(queue.Empty):
                 self._events.get(timeout=0.1)
         raise AssertionError(f"timed out waiting for {what}; logs:\n" + "\n".join(self.log_lines))
 
-    def wait_for_log(self, event: str, timeout: float = 15) -> dict[str, Any]:
+    def wait_for_log(self, event: str, timeout: float = 60) -> dict[str, Any]:
         """The first log event named ``event``."""
 
         def found(daemon: DaemonProcess) -> dict[str, Any] | None:
@@ -110,15 +114,22 @@ class DaemonProcess:
         """SIGKILL: no cleanup of any kind."""
         assert self.process is not None
         self.process.kill()
-        self.process.wait(timeout=10)
-        for reader in self._readers:  # every line the process wrote before it died
-            reader.join(timeout=5)
+        self.process.wait(timeout=60)
+        self.read_to_the_end()
 
-    def terminate(self, timeout: float = 10) -> int:
-        """SIGTERM and wait for the exit status."""
+    def read_to_the_end(self) -> None:
+        """Every line the ended process wrote: its pipes close when it exits."""
+        for reader in self._readers:
+            reader.join(timeout=60)
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM; the exit status once every line the process wrote has been read (the
+        timeout only guards against a hang)."""
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
+        status = self.process.wait(timeout=timeout)
+        self.read_to_the_end()
+        return status
 
     def stop(self) -> None:
         """Make sure the process is gone (test cleanup)."""

@@ -190,7 +190,7 @@ class PrometheusServer:
         """What Prometheus printed so far."""
         return self.log.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 15) -> None:
+    def wait_ready(self, timeout: float = 60) -> None:
         """Wait for /-/ready; fail with Prometheus's output if it never is."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -199,7 +199,7 @@ class PrometheusServer:
                 break
             with contextlib.suppress(OSError):
                 url = f"http://127.0.0.1:{self.port}/-/ready"
-                with urllib.request.urlopen(url, timeout=1) as response:
+                with urllib.request.urlopen(url, timeout=5) as response:
                     if response.status == 200:
                         return
             time.sleep(0.1)
@@ -209,7 +209,7 @@ class PrometheusServer:
         """GET ``/api/v1/<path>``; the ``data`` of a successful answer."""
         url = f"http://127.0.0.1:{self.port}/api/v1/{path}?" + urllib.parse.urlencode(params)
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=30) as response:
                 body = json.load(response)
         except urllib.error.HTTPError as err:
             raise AssertionError(f"{url}: HTTP {err.code}: {err.read().decode()}") from err

@@ -39,7 +39,7 @@ notify:
 """
 
 
-async def wait_until(predicate: Callable[[], bool], what: str, seconds: float = 10) -> None:
+async def wait_until(predicate: Callable[[], bool], what: str, seconds: float = 60) -> None:
     """Poll ``predicate`` until it holds."""
     async with asyncio.timeout(seconds):
         while not predicate():

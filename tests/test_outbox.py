@@ -94,7 +94,7 @@ async def test_retryable_failure_keeps_order_and_isolates_other_sinks(tmp_path: 
     dispatcher = Dispatcher(store, [down, up], m, backoff=Backoff(initial=0.01, cap=0.05))
     task = asyncio.create_task(dispatcher.run())
     try:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(60):
             while up.delivered != ["a", "b"] or down.attempts < 3:
                 await asyncio.sleep(0.01)
         assert down.delivered == []
@@ -102,7 +102,7 @@ async def test_retryable_failure_keeps_order_and_isolates_other_sinks(tmp_path: 
         down.fail_with = None
         commit(store, ["c"], ["down", "up"])
         dispatcher.wake()
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(60):
             while down.delivered != ["a", "b", "c"] or up.delivered != ["a", "b", "c"]:
                 await asyncio.sleep(0.01)
     finally:
@@ -141,11 +141,11 @@ async def test_a_sink_bug_backs_off_instead_of_stopping_delivery(tmp_path: Path)
     dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.01, cap=0.02))
     task = asyncio.create_task(dispatcher.run())
     try:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(60):
             while sink.attempts < 2:
                 await asyncio.sleep(0.01)
         sink.fail_with = None
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(60):
             while sink.delivered != ["a"]:
                 await asyncio.sleep(0.01)
         assert not task.done()
@@ -172,7 +172,7 @@ async def test_an_alert_that_keeps_crashing_a_sink_is_parked(tmp_path: Path) -> 
     dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002))
     task = asyncio.create_task(dispatcher.run())
     try:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(60):
             while sink.delivered != ["b"]:
                 await asyncio.sleep(0.01)
     finally:
@@ -352,12 +352,12 @@ async def test_a_long_outage_does_not_use_up_the_tries_against_a_sink_bug(tmp_pa
     dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002))
     task = asyncio.create_task(dispatcher.run())
     try:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(60):
             while sink.attempts < 20:
                 await asyncio.sleep(0.001)
         outage = sink.attempts
         sink.fail_with = ValueError("cannot format this alert")
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(60):
             while store.pending("buggy"):
                 await asyncio.sleep(0.01)
     finally:

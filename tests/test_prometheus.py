@@ -26,6 +26,7 @@ from tests.prometheus import (  # noqa: F401 - prometheus_tools is a fixture
 from tests.test_daemon import write_config
 
 JOB = "position-monitor"  # the job name deploy/prometheus/alerts.yml expects
+WAIT = 60  # seconds for an event to be seen: generous, since a busy machine is slow, not wrong
 ALERTS = ROOT / "deploy/prometheus/alerts.yml"
 ALERT_TESTS = ROOT / "deploy/prometheus/alerts_test.yml"
 DASHBOARD = ROOT / "deploy/grafana/position-monitor.json"
@@ -52,7 +53,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     cfg = write_config(workdir, ROOT / "rules.yaml")
     process = DaemonProcess(cfg, workdir / "state.db").start()
     try:
-        process.wait_for(lambda d: len(d.alerts()) >= 1, 30, "an alert")
+        process.wait_for(lambda d: len(d.alerts()) >= 1, WAIT, "an alert")
         yield process
         assert process.terminate() == 0
     finally:
@@ -62,7 +63,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
 @pytest.fixture(scope="module")
 def scrape(daemon: DaemonProcess) -> str:
     """One /metrics response of the running daemon."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port()}/metrics", timeout=5) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port()}/metrics", timeout=WAIT) as r:
         text: str = r.read().decode()
     return text
 
@@ -82,7 +83,7 @@ def prometheus(
         rule_files=[ALERTS],
     ).start()
     try:
-        server.wait_ready()
+        server.wait_ready(WAIT)
         yield server
     finally:
         server.stop()
@@ -117,7 +118,7 @@ def test_prometheus_scrapes_the_daemon_and_sees_polls_increase(
     """The real Prometheus scrapes /metrics and its query API shows the poll counter grow."""
     query = 'position_monitor_polls_total{account="sim", outcome="ok"}'
     first: float | None = None
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         result = prometheus.query(query)
         if result:
@@ -141,7 +142,7 @@ def test_alert_rules_load_in_prometheus_and_evaluate_cleanly(
     prometheus: PrometheusServer,
 ) -> None:
     """alerts.yml evaluates against the live daemon's series without errors and fires nothing."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT
     while True:
         rules = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
         if (
@@ -221,7 +222,12 @@ def test_the_dashboard_is_json_and_its_queries_run_on_prometheus(
         for p in dashboard["panels"]
         for t in p.get("targets", [])
     )
-    prometheus.query('position_monitor_build_info{job="position-monitor"}')  # scraped by now
+    # Rates need two scrapes of the counters the dashboard reads.
+    rate = f'rate(position_monitor_polls_total{{job="{JOB}"}}[1m])'
+    deadline = time.monotonic() + WAIT
+    while not prometheus.query(rate):
+        assert time.monotonic() < deadline, f"no two scrapes; Prometheus said:\n{prometheus.logs()}"
+        time.sleep(0.25)
     empty = []
     for expr in dashboard_queries():
         result: list[dict[str, Any]] = prometheus.query(grafana_to_promql(expr))

@@ -33,7 +33,7 @@ async def run_snapshot(path: Path, env: dict[str, str]) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **env},
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 

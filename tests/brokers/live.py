@@ -19,7 +19,7 @@ async def connection(
     options: Mapping[str, object] | None = None,
     *,
     account: str = "acct",
-    total_timeout: float = 2.0,
+    total_timeout: float = 30.0,  # ample on a busy machine; timeout tests pass their own
     max_body: int = 16 * 1024 * 1024,
     clock: datetime = T0,
     recording: bool = True,

@@ -434,7 +434,7 @@ async def test_failing_quote_call_leaves_open_mtm_unknown_but_the_snapshot_good(
     """When the quote call fails the poll still succeeds: open rows have no price and no MTM."""
     state = make_state()
     state.script("quotes", reply)
-    async with live(state, total_timeout=2.0) as client:
+    async with live(state, total_timeout=2.0 if reply.delay else 30.0) as client:
         snapshot = await client.fetch()
         exchange = client.last_exchange
 
@@ -461,7 +461,7 @@ async def test_requests_never_exceed_ten_in_any_second():
     assert len(state.requests) == 24  # 2 login + 11 * (positions + quotes)
     assert {r.status for r in state.requests} == {200}
     arrivals = [r.at for r in state.requests]
-    # Any eleven consecutive requests span a second, less a few ms of arrival jitter.
+    # Any eleven consecutive requests span a second, less the arrival lag a busy machine adds.
     spans = [later - earlier for earlier, later in zip(arrivals, arrivals[10:], strict=False)]
     assert min(spans) >= 1.0 - RATE_SLACK
 

@@ -56,7 +56,7 @@ class ThreadedServer:
                 await self._stop.wait()
 
         self._done = asyncio.run_coroutine_threadsafe(main(), self._loop)
-        self.base_url = started.result(timeout=10)
+        self.base_url = started.result(timeout=60)
         return self
 
     def call(self, fn: Callable[..., T], *args: object) -> T:
@@ -65,12 +65,12 @@ class ThreadedServer:
         async def run() -> T:
             return fn(*args)
 
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=60)
 
     def __exit__(self, *exc: object) -> None:
         assert self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
-        self._done.result(timeout=10)
+        self._done.result(timeout=60)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=60)
         self._loop.close()

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes.scripted import Received, Reply, json_or_none, play, record
+from tests.fakes.scripted import Received, Reply, json_or_none, play, record, released_at_shutdown
 
 NOT_AUTHORIZED = {"result": False, "errormsg": "Not Authorized", "errorcode": 20, "detail": None}
 PUBLIC = frozenset({"GetInstruments", "GetLevel1"})
@@ -136,13 +136,15 @@ def payload(request: Received) -> dict[str, object] | None:
 
 def make_app(state: GatewayState) -> web.Application:
     """The gateway's routes over ``state``."""
+    app = web.Application()
+    released = released_at_shutdown(app)  # slow scripted replies end with the test
 
     async def handle(request: web.Request) -> web.StreamResponse:
         function = request.match_info["function"]
         parameters = payload(await record(request, state.requests, function))
         if parameters is None:
             return web.Response(status=400, body=envelope(100, "Invalid Request"))
-        if (scripted := await play(state.faults[function])) is not None:
+        if (scripted := await play(state.faults[function], released)) is not None:
             return scripted
         handler = _HANDLERS.get(function)
         if handler is None:
@@ -154,7 +156,6 @@ def make_app(state: GatewayState) -> web.Application:
         lowered = {name.lower(): value for name, value in parameters.items()}
         return handler(state, request.headers, lowered)
 
-    app = web.Application()
     app.router.add_route("GET", "/AP/{function}", handle)
     app.router.add_route("POST", "/AP/{function}", handle)
     return app

@@ -62,9 +62,10 @@ QUOTE_TYPES = frozenset(
     {"all", "market_depth", "ohlc", "ltp", "oi", "52w", "circuit_limits", "scrip_details"}
 )
 RATE_LIMIT = 10  # requests per second per user, across all APIs
-# Arrival times jitter by a few milliseconds around the client's 100 ms spacing; the real
-# server's window accounting is not public, so the window is this much shorter than 1 s.
-RATE_SLACK = 0.02
+# Arrival times lag the client's sends by a few milliseconds on an idle machine and by far more
+# on a busy one; the real server's window accounting is not public, so the window is this much
+# shorter than 1 s.
+RATE_SLACK = 0.3
 
 # The seed sample row: every field the real positions body carries.
 SEED_ROW: Mapping[str, str] = {

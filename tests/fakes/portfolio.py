@@ -17,7 +17,16 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.scripted import Received, Reply, json_or_none, json_reply, play, record, send
+from tests.fakes.scripted import (
+    Received,
+    Reply,
+    json_or_none,
+    json_reply,
+    play,
+    record,
+    released_at_shutdown,
+    send,
+)
 
 PATH = "/Portfolio/1.0/portfolio/v1/positions"
 REQUEST = {"Source": "N"}
@@ -63,10 +72,12 @@ class PortfolioState:
 
 def make_app(state: PortfolioState, prefix: str = "") -> web.Application:
     """The positions endpoint under ``prefix`` (an account's base URL may carry a path)."""
+    app = web.Application()
+    released = released_at_shutdown(app)  # slow scripted replies end with the test
 
     async def positions(request: web.Request) -> web.Response:
         received = await record(request, state.requests)
-        if (scripted := await play(state.faults)) is not None:
+        if (scripted := await play(state.faults, released)) is not None:
             return scripted
         if received.headers.get("Authorization") != state.token:
             return await send(failed(401))
@@ -76,6 +87,5 @@ def make_app(state: PortfolioState, prefix: str = "") -> web.Application:
             return await send(failed(400, "Invalid request"))
         return await send(Reply(200, state.body()))
 
-    app = web.Application()
     app.router.add_post(prefix.rstrip("/") + PATH, positions)
     return app

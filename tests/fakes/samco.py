@@ -24,7 +24,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from tests.fakes.scripted import Received, Reply, play, record
+from tests.fakes.scripted import Received, Reply, play, record, released_at_shutdown
 
 SERVER_TIME = "23/11/26 09:20:05"
 
@@ -146,10 +146,12 @@ def _envelope(status: str, message: str, **extra: object) -> dict[str, object]:
 
 def make_app(state: SamcoState) -> web.Application:
     """The fake Trade API over ``state``."""
+    app = web.Application()
+    released = released_at_shutdown(app)  # slow scripted replies end with the test
 
     async def session_token(request: web.Request) -> web.Response:
         await record(request, state.requests, "login")
-        if (scripted := await play(state._scripts["login"])) is not None:
+        if (scripted := await play(state._scripts["login"], released)) is not None:
             return scripted
         try:
             body = json.loads(await request.read())
@@ -180,7 +182,7 @@ def make_app(state: SamcoState) -> web.Application:
 
     async def get_positions(request: web.Request) -> web.Response:
         await record(request, state.requests, "positions")
-        if (scripted := await play(state._scripts["positions"])) is not None:
+        if (scripted := await play(state._scripts["positions"], released)) is not None:
             return scripted
         if request.headers.get("x-session-token") not in state.valid_tokens:
             stale = _envelope("Failure", "Session Expired. Please login again")
@@ -202,7 +204,6 @@ def make_app(state: SamcoState) -> web.Application:
             )
         )
 
-    app = web.Application()
     app.router.add_post("/session/token", session_token)
     app.router.add_get("/position/getPositions", get_positions)
     return app

@@ -21,7 +21,16 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.scripted import Received, Reply, json_or_none, json_reply, play, record, send
+from tests.fakes.scripted import (
+    Received,
+    Reply,
+    json_or_none,
+    json_reply,
+    play,
+    record,
+    released_at_shutdown,
+    send,
+)
 
 PATH = "/api/v1/holdings/netposition"
 REQUEST = {"source": "M", "data": {"interop_flag": "IP"}}
@@ -52,10 +61,12 @@ class TorusState:
 
 def make_app(state: TorusState) -> web.Application:
     """The net-position endpoint."""
+    app = web.Application()
+    released = released_at_shutdown(app)  # slow scripted replies end with the test
 
     async def netposition(request: web.Request) -> web.Response:
         received = await record(request, state.requests)
-        if (scripted := await play(state.faults)) is not None:
+        if (scripted := await play(state.faults, released)) is not None:
             return scripted
         if received.headers.get("Authorization") != f"Bearer {state.token}":
             return await send(failed(401, "Unauthorized"))
@@ -63,6 +74,5 @@ def make_app(state: TorusState) -> web.Application:
             return await send(failed(400, "Invalid request"))  # a guess, like every error body
         return await send(Reply(200, state.body()))
 
-    app = web.Application()
     app.router.add_post(PATH, netposition)
     return app

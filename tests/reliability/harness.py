@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import socket
 import sqlite3
 import struct
 import subprocess
 import sys
+import termios
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -116,7 +118,7 @@ def pf_row(tok: str, ts: str, net: str, pnl: str, es: str = "nse_cm") -> dict[st
 
 
 async def until(
-    predicate: Callable[[], Any], what: str, seconds: float = 15.0, daemon: Daemon | None = None
+    predicate: Callable[[], Any], what: str, seconds: float = 60.0, daemon: Daemon | None = None
 ) -> Any:
     """Wait, without blocking the fakes, until ``predicate()`` is truthy; return its value."""
     deadline = time.monotonic() + seconds
@@ -151,7 +153,7 @@ class Daemon(DaemonProcess):
         """JSON log events, all or those named ``name``."""
         return [e for e in self.logs() if name is None or e.get("event") == name]
 
-    async def started(self, seconds: float = 20.0) -> int:
+    async def started(self, seconds: float = 60.0) -> int:
         """Wait for ``daemon_started``; return the metrics port."""
         event = await until(
             lambda: self.events("daemon_started") or self.exited(), "daemon_started", seconds,
@@ -165,14 +167,14 @@ class Daemon(DaemonProcess):
         """True once the process has ended."""
         return self.process is not None and self.process.poll() is not None
 
-    async def wait_event(self, name: str, count: int = 1, seconds: float = 15.0) -> dict[str, Any]:
+    async def wait_event(self, name: str, count: int = 1, seconds: float = 60.0) -> dict[str, Any]:
         """Wait for the ``count``-th log event named ``name``; return it."""
         found = await until(
             lambda: len(self.events(name)) >= count and self.events(name), name, seconds, self
         )
         return found[count - 1]  # type: ignore[no-any-return]
 
-    async def wait_alerts(self, count: int, seconds: float = 15.0) -> list[dict[str, Any]]:
+    async def wait_alerts(self, count: int, seconds: float = 60.0) -> list[dict[str, Any]]:
         """Wait until ``count`` alerts were printed; return them all."""
         await until(lambda: len(self.alerts()) >= count, f"{count} alerts", seconds, self)
         return self.alerts()
@@ -192,7 +194,7 @@ class Daemon(DaemonProcess):
         return sample(await self.metrics(), name, labels)
 
     async def wait_sample(
-        self, name: str, at_least: float, seconds: float = 15.0, **labels: str
+        self, name: str, at_least: float, seconds: float = 60.0, **labels: str
     ) -> float:
         """Wait until a metric sample reaches ``at_least``."""
         value = 0.0
@@ -205,15 +207,15 @@ class Daemon(DaemonProcess):
         tail = "\n".join(self.log_lines[-40:])
         raise AssertionError(f"{name}{labels} stayed at {value}, wanted {at_least}\n{tail}")
 
-    async def exit_code(self, seconds: float = 15.0) -> int:
-        """Wait for the process to end by itself; its exit status."""
+    async def exit_code(self, seconds: float = 60.0) -> int:
+        """Wait for the process to end by itself; its exit status, once every line it wrote
+        has been read."""
         await until(self.exited, "the daemon to exit", seconds, self)
         assert self.process is not None
-        code = self.process.returncode
-        await asyncio.sleep(0.1)  # let the reader threads take the last lines
-        return code
+        await asyncio.to_thread(self.read_to_the_end)
+        return self.process.returncode
 
-    async def sigterm(self, seconds: float = 15.0) -> int:
+    async def sigterm(self, seconds: float = 60.0) -> int:
         """SIGTERM; the exit status once the daemon is gone."""
         assert self.process is not None
         self.process.terminate()
@@ -348,12 +350,21 @@ class FakeServer:
         )
         await stream.prepare(request)
         await stream.write(body[: len(body) // 2])
-        await asyncio.sleep(0.05)  # the half body is on the wire before the reset
         sock = transport.get_extra_info("socket")
+        # The half body is in the client's kernel before the reset: what it holds survives the
+        # RST, while the reset discards what this side has not yet had acknowledged.
+        while transport.get_write_buffer_size() or unacknowledged(sock):
+            await asyncio.sleep(0.01)
         # Linger 0: close() sends RST instead of FIN, as a crashing proxy or a cut cable does.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         transport.abort()
         return stream
+
+
+def unacknowledged(sock: Any) -> int:
+    """Bytes a TCP socket sent that its peer has not yet acknowledged (Linux SIOCOUTQ)."""
+    queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0))
+    return int(struct.unpack("i", queued)[0])
 
 
 @contextlib.contextmanager

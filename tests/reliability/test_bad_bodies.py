@@ -69,7 +69,7 @@ async def test_untrustworthy_bodies_fail_the_poll_with_a_clear_reason(harness: H
         before = peak_memory_kib(daemon.process.pid)
         for reply, _ in bad.values():
             fake.faults.extend([reply, Reply()])  # each bad body follows a good poll
-        await daemon.wait_event("poll_recovered", count=len(bad), seconds=30)
+        await daemon.wait_event("poll_recovered", count=len(bad), seconds=60)
         grown = peak_memory_kib(daemon.process.pid) - before
         bad_polls = await daemon.sample(
             "position_monitor_polls_total", account="p1", outcome="bad_response"

@@ -127,7 +127,7 @@ async def test_clock_jumps_and_day_rollover_during_polls(harness: Harness) -> No
 
         fake.on_next.append(at(midnight - timedelta(seconds=20), "2000.00"))
         stepped_back = len(fake.requests)
-        await until(lambda: len(fake.requests) >= stepped_back + 5, "polls while behind", 10)
+        await until(lambda: len(fake.requests) >= stepped_back + 5, "polls while behind", 60)
         behind = stored_day(state)
 
         fake.on_next.append(at(midnight + timedelta(seconds=5), "-4000.00"))

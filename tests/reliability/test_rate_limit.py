@@ -33,7 +33,7 @@ async def test_429_retry_after_is_waited_out_and_backoff_without_it(harness: Har
 
         bare = len(fake.requests)
         fake.faults.extend(json_reply(LIMITED, 429) for _ in range(3))
-        await until(lambda: len(fake.requests) >= bare + 4, "three 429s and a good poll", 20)
+        await until(lambda: len(fake.requests) >= bare + 4, "three 429s and a good poll", 60)
         gaps = [
             b.at - a.at
             for a, b in zip(fake.requests[bare:], fake.requests[bare + 1 :], strict=False)

@@ -146,7 +146,7 @@ async def test_locked_state_file(harness: Harness) -> None:
         with held_write_lock(state):
             fake.rows[0]["netQty"] = "-10"
             locked_at = time.monotonic()
-            await daemon.wait_event("poll_failed", seconds=20)  # read off stderr, not /metrics
+            await daemon.wait_event("poll_failed", seconds=60)  # read off stderr, not /metrics
             failed_after = time.monotonic() - locked_at
         failed = await state_errors_once_recovered(daemon, fake)
         assert await daemon.sigterm() == 0

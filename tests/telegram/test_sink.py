@@ -34,8 +34,8 @@ def dispatcher(store: Store, *sinks: TelegramChatSink) -> tuple[Dispatcher, Metr
     return Dispatcher(store, sinks, metrics, backoff=FAST), metrics
 
 
-async def until(condition: Callable[[], bool], seconds: float = 10) -> None:
-    async with asyncio.timeout(seconds):
+async def until(condition: Callable[[], bool], seconds: float = 60) -> None:
+    async with asyncio.timeout(seconds):  # generous: a busy machine is slow, not wrong
         while not condition():
             await asyncio.sleep(0.02)
 
