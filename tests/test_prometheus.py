@@ -32,8 +32,9 @@ ALERT_TESTS = ROOT / "deploy/prometheus/alerts_test.yml"
 DASHBOARD = ROOT / "deploy/grafana/position-monitor.json"
 METRIC_NAME = re.compile(r"\bposition_monitor_[a-z0-9_]+")
 
-# DESIGN section 6, as exposed (counters with _total, histograms by their base name).
-DESIGN_METRICS = {
+# The metrics README's "Metrics and health" promises, as exposed (counters with _total,
+# histograms by their base name).
+PROMISED_METRICS = {
     "position_monitor_polls_total",
     "position_monitor_poll_duration_seconds",
     "position_monitor_positions",
@@ -104,10 +105,10 @@ def test_a_real_scrape_passes_promtool_check_metrics(
     scrape: str,
     prometheus_tools: PrometheusTools,  # noqa: F811 - the fixture imported above
 ) -> None:
-    """promtool's naming lint has nothing to say, and DESIGN section 6's metrics are all there."""
+    """promtool's naming lint has nothing to say, and README's metrics are all there."""
     result = prometheus_tools.promtool_run("check", "metrics", stdin=scrape)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
-    assert exposed_names(scrape) >= DESIGN_METRICS
+    assert exposed_names(scrape) >= PROMISED_METRICS
     families = {n for n in exposed_names(scrape) if n.startswith("position_monitor_")}
     assert "position_monitor_poll_duration_seconds_bucket" in families
 
@@ -199,7 +200,7 @@ def test_alerts_and_dashboard_use_only_metrics_the_daemon_exposes(scrape: str) -
     used = set(METRIC_NAME.findall(ALERTS.read_text()))
     for expr in dashboard_queries():
         used |= set(METRIC_NAME.findall(expr))
-    assert len(used) >= len(DESIGN_METRICS)
+    assert len(used) >= len(PROMISED_METRICS)
     assert used - exposed == set()
 
 
