@@ -13,9 +13,10 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$", re.IGNORECASE 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(text: str, *, minimum: timedelta, maximum: timedelta) -> timedelta:
+def parse_duration(text: object, *, minimum: timedelta, maximum: timedelta) -> timedelta:
     """``text`` as a duration from ``minimum`` to ``maximum``; ValueError says what is wrong."""
-    match = _DURATION.match(text)
+    # Not only a string: a YAML field may hold a number (``5``), which is no duration either.
+    match = _DURATION.match(text) if isinstance(text, str) else None
     if match is None:
         raise ValueError(f"must be a duration like 5s, 500ms or 1m; got {text!r}")
     # Compared as seconds first: a huge number would overflow timedelta.

@@ -7,7 +7,8 @@ transaction before returning the alerts for delivery.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -129,3 +130,13 @@ class Engine:
                 state = _AccountState(stored.snapshot, stored.trading_day, states)
             self._accounts[account] = state
         return state
+
+
+@contextmanager
+def memory_engine(rules: Sequence[Rule]) -> Iterator[Engine]:
+    """An engine on a fresh in-memory store with no sinks, as ``replay`` and ``test`` run one."""
+    store = Store(":memory:")
+    try:
+        yield Engine(store, rules, sinks=())
+    finally:
+        store.close()

@@ -28,10 +28,9 @@ from monitor.brokers._decode import (
 from monitor.brokers.errors import BadResponse, BrokerError, BrokerUnavailable, error_for_status
 from monitor.brokers.transport import MAX_BODY_BYTES
 from monitor.config import Config, open_regular
-from monitor.engine import Engine
+from monitor.engine import memory_engine
 from monitor.model import Alert, Snapshot
 from monitor.printable import printable
-from monitor.store import Store
 
 
 class ReplayLineError(Exception):
@@ -184,9 +183,7 @@ def replay(
 
     Failed polls go to ``warn`` and replay goes on; a bad line raises ReplayLineError.
     """
-    store = Store(":memory:")
-    try:
-        engine = Engine(store, config.rules, sinks=())
+    with memory_engine(config.rules) as engine:
         for record in read_records(path):
             try:
                 snapshot = outcome(record)
@@ -198,5 +195,3 @@ def replay(
             evaluation = engine.ingest(snapshot, config.timezone_for(record.broker))
             for alert in evaluation.alerts:
                 emit(alert)
-    finally:
-        store.close()

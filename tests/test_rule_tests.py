@@ -14,7 +14,8 @@ import yaml
 
 from monitor.cli import main
 from monitor.model import Severity
-from monitor.rule_tests import Expected, differences, mismatches
+from monitor.rule_tests.cases import Expected
+from monitor.rule_tests.matching import differences, mismatches
 from monitor.rules.base import PositionFilter
 from monitor.rules.new_short import NewShort
 from tests.snapshots import T0, change, poll, pos, snap

@@ -129,8 +129,6 @@ class Problems:
             return default
         minimum, maximum = bounds
         try:
-            if not isinstance(raw, str):
-                raise ValueError(f"must be a duration like 5s, 500ms or 1m; got {raw!r}")
             return parse_duration(raw, minimum=minimum, maximum=maximum)
         except ValueError as err:
             self.problem(owner, field, str(err), entry.line_of(field))

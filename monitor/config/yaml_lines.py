@@ -56,18 +56,21 @@ def open_regular(path: Path) -> BinaryIO:
         raise
 
 
-def read_yaml(path: Path) -> object:
-    """The YAML document in ``path``, of LineMaps and LineLists; ConfigError when unreadable."""
+def read_text(path: Path) -> str:
+    """The UTF-8 text of ``path``, a regular file within MAX_RULES_BYTES; ConfigError if not."""
     try:
         with open_regular(path) as file:
             data = file.read(MAX_RULES_BYTES + 1)
         if len(data) > MAX_RULES_BYTES:
             raise ConfigError([f"{path}: cannot read: larger than {MAX_RULES_BYTES} bytes"])
-        text = data.decode("utf-8")
-    except OSError as err:
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
         raise ConfigError([f"{path}: cannot read: {err}"]) from err
-    except UnicodeDecodeError as err:
-        raise ConfigError([f"{path}: cannot read: {err}"]) from err
+
+
+def read_yaml(path: Path) -> object:
+    """The YAML document in ``path``, of LineMaps and LineLists; ConfigError when unreadable."""
+    text = read_text(path)
     try:
         return yaml.load(text, Loader=LineLoader)  # noqa: S506 - a SafeLoader subclass adding no tags  # nosec B506
     except RecursionError as err:
