@@ -28,6 +28,7 @@ NEW_SHORT_0920 = {
     "rule": "fresh-short",
     "kind": "new_short",
     "severity": "warning",
+    "state": "firing",
     **KOTAK,
     "product": "NRML",
     "symbol": "BANKNIFTY21JULFUT",
@@ -63,6 +64,7 @@ def test_kotak_session_jsonl(capsys: pytest.CaptureFixture[str]) -> None:
             "rule": "desk-drawdown",
             "kind": "mtm_drawdown",
             "severity": "critical",
+            "state": "firing",
             "account": "kotak-main",
             "exchange_segment": None,
             "token": None,
@@ -77,6 +79,7 @@ def test_kotak_session_jsonl(capsys: pytest.CaptureFixture[str]) -> None:
             "rule": "closed",
             "kind": "squared_off",
             "severity": "info",
+            "state": "firing",
             **KOTAK,
             "product": "NRML",
             "symbol": "BANKNIFTY21JULFUT",
@@ -93,7 +96,7 @@ def test_jsonl_keys_in_contract_order(capsys: pytest.CaptureFixture[str]) -> Non
     assert len(out) == 3
     for line in out:
         assert list(json.loads(line)) == [
-            "rule", "kind", "severity", "account", "exchange_segment", "token", "product",
+            "rule", "kind", "severity", "state", "account", "exchange_segment", "token", "product",
             "symbol", "at", "message", "details",
         ]  # fmt: skip
 
@@ -135,6 +138,7 @@ def test_failed_polls_keep_the_baseline(capsys: pytest.CaptureFixture[str]) -> N
             "rule": "closed",
             "kind": "squared_off",
             "severity": "info",
+            "state": "firing",
             **KOTAK,
             "product": "NRML",
             "symbol": "BANKNIFTY21JULFUT",
@@ -185,7 +189,8 @@ def test_bad_rules_file_stops_replay(capsys: pytest.CaptureFixture[str]) -> None
     assert (code, out) == (2, [])
     assert err == [
         f"{rules}: rule 'fresh-short': kind: unknown kind 'new_shorts'; "
-        "expected one of mtm_drawdown, new_short, squared_off (line 6)"
+        "expected one of mtm_drawdown, mtm_below, mtm_above, position_limit, new_short, "
+        "squared_off (line 6)"
     ]
 
 
@@ -202,6 +207,7 @@ def test_portfolio_account_drawdown_fires_once(capsys: pytest.CaptureFixture[str
             "rule": "desk-drawdown",
             "kind": "mtm_drawdown",
             "severity": "critical",
+            "state": "firing",
             "account": "pf-desk",
             "exchange_segment": None,
             "token": None,
@@ -277,6 +283,7 @@ def test_alphapoint_utc_midnight_resets_peak(capsys: pytest.CaptureFixture[str])
             "rule": "desk-drawdown",
             "kind": "mtm_drawdown",
             "severity": "critical",
+            "state": "firing",
             "account": "ap-4",
             "exchange_segment": None,
             "token": None,
@@ -315,6 +322,7 @@ def test_vanished_row_same_day_is_squared_off(capsys: pytest.CaptureFixture[str]
             "rule": "closed",
             "kind": "squared_off",
             "severity": "info",
+            "state": "firing",
             "account": "torus-1",
             "exchange_segment": "NSE_E",
             "token": "1594",

@@ -12,6 +12,7 @@ from typing import ClassVar, Self
 
 from monitor.model import Alert, Change, Severity
 from monitor.rules.base import Poll, PositionFilter, RuleConfigError
+from monitor.rules.lifecycle import LIFECYCLE_OPTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,9 @@ class EventRule:
     ) -> Self:
         """Make the rule from its rules.yaml entry; an event kind takes no options of its own."""
         for field in options:
+            if field in LIFECYCLE_OPTIONS:
+                reason = f"only condition kinds take it; {cls.kind} is an event kind"
+                raise RuleConfigError(field, reason)
             raise RuleConfigError(field, f"unknown field for kind {cls.kind}")
         return cls(name, severity, filter)
 
