@@ -16,6 +16,7 @@ from monitor.model import Severity
 from monitor.rules.base import PositionFilter, Rule
 from monitor.rules.conditions import Scope
 from monitor.rules.lifecycle import Lifecycle
+from monitor.rules.mtm_below import MtmBelow
 from monitor.rules.mtm_drawdown import MtmDrawdown
 from monitor.rules.new_short import NewShort
 from monitor.rules.squared_off import SquaredOff
@@ -276,3 +277,69 @@ def test_position_peaks_survive_a_restart_entry_by_entry(tmp_path: Path) -> None
         assert evaluation.states["leg"][pos("1", 1).key] == drawdown_entry(5000, minutes(2))
     finally:
         store.close()
+
+
+# Condition lifecycles through the state file: a new Engine on the same file continues them.
+
+LOSS_LIMIT = MtmBelow(
+    "loss-limit", Severity.CRITICAL, PositionFilter(), Scope.ACCOUNT,
+    Lifecycle(timedelta(minutes=5), timedelta(0), timedelta(minutes=10), send_resolved=True),
+    Decimal(-1000),
+)  # fmt: skip
+
+
+class Restarting:
+    """An engine with LOSS_LIMIT over one state file, restarted before every poll."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.store = Store(path)
+
+    def poll(self, minute: int, mtm: int) -> list[tuple[int, str, str]]:
+        """Restart, then ingest one poll with account MTM ``mtm`` at T0 + ``minute``; the
+        alerts as (minute, state, first word of the message)."""
+        self.store.close()
+        self.store = Store(self.path)
+        engine = Engine(self.store, (LOSS_LIMIT,), SINKS)
+        alerts = engine.ingest(snap(pos("1", 1, mtm=mtm), at=minutes(minute)), IST).alerts
+        return [(minute, a.state.value, a.message.split()[0]) for a in alerts]
+
+
+@pytest.fixture
+def restarting(tmp_path: Path) -> Iterator[Restarting]:
+    """A restarting engine over a fresh state file."""
+    r = Restarting(tmp_path / "state.db")
+    yield r
+    r.store.close()
+
+
+def test_a_restart_in_the_middle_of_for_continues_it(restarting: Restarting) -> None:
+    """Pending since minute 0: the poll at minute 5 fires although two restarts came between."""
+    assert restarting.poll(0, -2000) == []
+    assert restarting.poll(3, -2000) == []
+    assert restarting.poll(5, -2000) == [(5, "firing", "MTM")]
+
+
+def test_a_firing_condition_is_not_fired_again_and_repeats_on_time(
+    restarting: Restarting,
+) -> None:
+    """Fired at minute 5, restarted every poll: no second first alert, and the reminder comes
+    10 minutes after the firing, then 10 after that."""
+    fired = [restarting.poll(minute, -2000) for minute in (0, 5, 6, 14, 15, 24, 25)]
+    assert [alert for alerts in fired for alert in alerts] == [
+        (5, "firing", "MTM"), (15, "firing", "Still:"), (25, "firing", "Still:"),
+    ]  # fmt: skip
+
+
+def test_a_resolved_alert_is_committed_with_its_poll(restarting: Restarting) -> None:
+    """The resolved alert is in the outbox after a restart, and is not sent twice."""
+    for minute in (0, 5):
+        restarting.poll(minute, -2000)
+    assert restarting.poll(7, 0) == [(7, "resolved", "Resolved:")]
+    assert restarting.poll(8, 0) == []
+    stored = restarting.store.alerts()
+    assert [(a.state.value, a.at) for a in stored] == [
+        ("firing", minutes(5)),
+        ("resolved", minutes(7)),
+    ]
+    assert [p.alert for p in restarting.store.pending("pager")] == stored
