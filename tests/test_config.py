@@ -20,7 +20,7 @@ from monitor.cli import main
 from monitor.schedule import ALWAYS, PRESETS, Window
 
 RULES = Path(__file__).parent / "fixtures" / "rules"
-KINDS = "mtm_drawdown, new_short, squared_off"
+KINDS = "mtm_drawdown, mtm_below, mtm_above, position_limit, new_short, squared_off"
 BROKERS = "kotak_neo, portfolio, samco, alphapoint, torus, simulator"
 TOP_LEVEL = "timezone, holidays, accounts, rules, notify, daemon"
 DURATION = "must be a duration like 5s, 500ms or 1m"
