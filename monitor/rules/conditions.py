@@ -61,7 +61,8 @@ class Tracked(msgspec.Struct, frozen=True, gc=False):
 UNTRACKED = Tracked(INACTIVE)
 
 # Keyed by position key, or None for the whole account. A subject without an entry is inactive
-# with no peak: only subjects with something to remember are kept.
+# with no peak (UNTRACKED, the one object for it): only subjects with something to remember are
+# kept.
 ConditionState = dict[PositionKey | None, Tracked]
 
 
@@ -120,7 +121,7 @@ class ConditionRule:
             return previous, []
         tracked, alert = self._advance(previous.get(None, UNTRACKED), figure, None, poll)
         alerts = [] if alert is None else [alert]
-        return ({} if tracked == UNTRACKED else {None: tracked}), alerts
+        return ({} if tracked is UNTRACKED else {None: tracked}), alerts
 
     def _evaluate_positions(
         self, previous: ConditionState, poll: Poll
@@ -137,7 +138,7 @@ class ConditionRule:
                 tracked, alert = self._advance(tracked, figure, position, poll)
                 if alert is not None:
                     alerts.append(alert)
-            if tracked != UNTRACKED:
+            if tracked is not UNTRACKED:
                 state[key] = tracked
         return state, alerts
 
@@ -161,8 +162,12 @@ class ConditionRule:
         outcome, peak = self.assess(figure, tracked.peak)
         before = tracked.condition
         condition, transition = step(before, outcome, poll.snapshot.taken_at, self.lifecycle)
-        if condition is not before or peak != tracked.peak:
-            tracked = Tracked(condition, peak)
+        # Identity, not equality: comparing Decimals with None goes through slow ABC checks,
+        # and both step and assess hand back the very objects they got when nothing moved.
+        if condition is not before or peak is not tracked.peak:
+            tracked = (
+                UNTRACKED if condition is INACTIVE and peak is None else Tracked(condition, peak)
+            )
         if transition is Transition.NONE:
             return tracked, None
         if transition is Transition.RESOLVED and not self.lifecycle.send_resolved:
@@ -239,7 +244,8 @@ class ConditionRule:
             key = None if segment is None else PositionKey(account, segment, token, product)
             pending, firing, last_sent, clear = (_instant(i) for i in instants)
             condition = Condition(pending, firing, last_sent, clear)
-            state[key] = Tracked(condition, None if peak is None else Decimal(peak))
+            if condition != INACTIVE or peak is not None:
+                state[key] = Tracked(condition, None if peak is None else Decimal(peak))
         return state
 
 
