@@ -117,12 +117,21 @@ class Severity(enum.StrEnum):
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
+
+class AlertState(enum.StrEnum):
+    """Whether an alert says a condition holds (every event alert too) or has ended."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
 DetailValue = Decimal | int | str | bool | None
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """What a rule decided a trader must hear about. ``key`` is None for account-wide alerts."""
+    """What a rule decided a trader must hear about. ``key`` is None for account-wide alerts;
+    ``state`` is resolved only on the alert that says a condition rule's condition has ended."""
 
     rule: str
     kind: str
@@ -133,12 +142,15 @@ class Alert:
     at: datetime
     message: str
     details: Mapping[str, DetailValue]
+    state: AlertState = AlertState.FIRING
 
     def to_line(self) -> str:
-        """The one-line human form: time, severity, rule, account, message. A control character
-        in a broker's text (a newline in a symbol) is written out, so it cannot start a line."""
+        """The one-line human form: time, severity (RESOLVED for a resolved alert), rule,
+        account, message. A control character in a broker's text (a newline in a symbol) is
+        written out, so it cannot start a line."""
         when = self.at.isoformat()
-        line = f"{when} {self.severity.upper():8} {self.rule} [{self.account}] {self.message}"
+        word = self.state if self.state is AlertState.RESOLVED else self.severity
+        line = f"{when} {word.upper():8} {self.rule} [{self.account}] {self.message}"
         return printable(line)
 
     def to_jsonl(self) -> str:
@@ -149,7 +161,8 @@ class Alert:
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Alert:
-        """Rebuild an alert from the contract form of ``to_json`` (as the outbox stores it)."""
+        """Rebuild an alert from the contract form of ``to_json`` (as the outbox stores it). An
+        alert stored before alerts had a ``state`` reads as firing: only firing ones existed."""
         segment, token, product = data["exchange_segment"], data["token"], data["product"]
         account = str(data["account"])
         key = None
@@ -168,6 +181,7 @@ class Alert:
             at=datetime.fromisoformat(str(data["at"])),
             message=str(data["message"]),
             details={name: _detail_value(value) for name, value in details.items()},
+            state=AlertState(str(data.get("state", AlertState.FIRING))),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -177,6 +191,7 @@ class Alert:
             "rule": self.rule,
             "kind": self.kind,
             "severity": str(self.severity),
+            "state": str(self.state),
             "account": self.account,
             "exchange_segment": key.exchange_segment if key else None,
             "token": key.token if key else None,

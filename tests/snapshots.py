@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 from monitor.model import Change, ChangeKind, Position, PositionKey, Snapshot
 from monitor.rules.base import Poll
+from monitor.rules.conditions import Tracked
+from monitor.rules.lifecycle import INACTIVE, Condition
 
 IST = ZoneInfo("Asia/Kolkata")
 UTC = ZoneInfo("UTC")
@@ -95,3 +97,10 @@ def poll(
 ) -> Poll:
     """A rule's view of one good poll, with explicitly listed changes."""
     return Poll(current, changes, baseline, new_day)
+
+
+def drawdown_entry(peak: Number, fired_at: datetime | None = None) -> Tracked:
+    """One subject's stored condition under default options: the day's ``peak``, and firing
+    since ``fired_at`` (None: not firing)."""
+    condition = INACTIVE if fired_at is None else Condition(None, fired_at, fired_at, None)
+    return Tracked(condition, dec(peak))

@@ -14,18 +14,28 @@ from monitor.engine import Engine
 from monitor.health import HealthTracker
 from monitor.model import Severity
 from monitor.rules.base import PositionFilter, Rule
-from monitor.rules.mtm_drawdown import MtmDrawdown, Peak, Scope
+from monitor.rules.conditions import Scope
+from monitor.rules.lifecycle import Lifecycle
+from monitor.rules.mtm_below import MtmBelow
+from monitor.rules.mtm_drawdown import MtmDrawdown
 from monitor.rules.new_short import NewShort
 from monitor.rules.squared_off import SquaredOff
 from monitor.store import Store, StoredAccount, StoreError
-from tests.snapshots import ACCOUNT, IST, T0, pos, snap
+from tests.snapshots import ACCOUNT, IST, T0, drawdown_entry, pos, snap
 
 DAY = date(2026, 11, 23)  # the trading day of T0 in Asia/Kolkata
 
 RULES: tuple[Rule, ...] = (
     NewShort("fresh-short", Severity.WARNING, PositionFilter()),
     SquaredOff("closed", Severity.INFO, PositionFilter()),
-    MtmDrawdown("desk-drawdown", Severity.CRITICAL, PositionFilter(), Scope.ACCOUNT, Decimal(1000)),
+    MtmDrawdown(
+        "desk-drawdown",
+        Severity.CRITICAL,
+        PositionFilter(),
+        Scope.ACCOUNT,
+        Lifecycle(),
+        Decimal(1000),
+    ),
 )
 SINKS = (
     SinkConfig("console", "console"),
@@ -71,7 +81,7 @@ def test_fresh_store_first_ingest_is_a_baseline(daemon: Daemon) -> None:
     assert daemon.store.outbox_depth() == {}
     assert daemon.engine.last_snapshot("kotak-main") == first
     assert daemon.store.load_account("kotak-main") == StoredAccount(
-        first, DAY, {"desk-drawdown": [[None, None, None, "-400", False]]}
+        first, DAY, {"desk-drawdown": [[None, None, None, "-400", None, None, None, None]]}
     )
 
 
@@ -112,7 +122,7 @@ def test_drawdown_peak_survives_a_restart(daemon: Daemon) -> None:
     assert [(a.rule, a.details["peak"], a.details["drawdown"]) for a in evaluation.alerts] == [
         ("desk-drawdown", Decimal(5000), Decimal(1000))
     ]
-    assert evaluation.states["desk-drawdown"] == {None: Peak(Decimal(5000), True)}
+    assert evaluation.states["desk-drawdown"] == {None: drawdown_entry(5000, minutes(1))}
 
 
 def test_fired_latch_survives_a_restart(daemon: Daemon) -> None:
@@ -134,7 +144,9 @@ def test_new_day_after_restart_resets(daemon: Daemon) -> None:
     evaluation = daemon.engine.ingest(today, IST)
     assert (evaluation.new_day, evaluation.alerts) == (True, [])
     assert daemon.store.load_account("kotak-main") == StoredAccount(
-        today, DAY + timedelta(days=1), {"desk-drawdown": [[None, None, None, "100", False]]}
+        today,
+        DAY + timedelta(days=1),
+        {"desk-drawdown": [[None, None, None, "100", None, None, None, None]]},
     )
 
 
@@ -199,7 +211,7 @@ def test_store_failure_leaves_engine_and_store_unchanged(tmp_path: Path) -> None
             daemon.engine.ingest(snap(pos("1", -5), at=minutes(1)), IST)
         assert daemon.engine.last_snapshot("kotak-main") == first
         assert daemon.store.load_account("kotak-main") == StoredAccount(
-            first, DAY, {"desk-drawdown": [[None, None, None, "0", False]]}
+            first, DAY, {"desk-drawdown": [[None, None, None, "0", None, None, None, None]]}
         )
         assert daemon.store.alerts() == []
     finally:
@@ -215,7 +227,7 @@ def test_unreadable_stored_state_starts_afresh(daemon: Daemon) -> None:
     daemon.restart()
     evaluation = daemon.engine.ingest(snap(pos("1", 1, mtm=3000), at=minutes(1)), IST)
     assert evaluation.alerts == []
-    assert evaluation.states["desk-drawdown"] == {None: Peak(Decimal(3000), False)}
+    assert evaluation.states["desk-drawdown"] == {None: drawdown_entry(3000)}
 
 
 def test_wobbling_clock_does_not_reset_the_peak_twice(daemon: Daemon) -> None:
@@ -238,7 +250,11 @@ def test_wobbling_clock_does_not_reset_the_peak_twice(daemon: Daemon) -> None:
 
 def test_position_peaks_survive_a_restart_entry_by_entry(tmp_path: Path) -> None:
     """Per-position peaks are stored as the entries that moved and resume after a restart."""
-    rules = (MtmDrawdown("leg", Severity.WARNING, PositionFilter(), Scope.POSITION, Decimal(1000)),)
+    rules = (
+        MtmDrawdown(
+            "leg", Severity.WARNING, PositionFilter(), Scope.POSITION, Lifecycle(), Decimal(1000)
+        ),
+    )
     store = Store(tmp_path / "state.db")
     engine = Engine(store, rules, SINKS)
     engine.ingest(snap(pos("1", 1, mtm=5000), pos("2", 1, mtm=100)), IST)
@@ -250,14 +266,80 @@ def test_position_peaks_survive_a_restart_entry_by_entry(tmp_path: Path) -> None
         stored = store.load_account("kotak-main")
         assert stored is not None
         assert sorted(map(tuple, stored.rule_states["leg"])) == [
-            ("nse_fo", "1", "NRML", "5000", False),
-            ("nse_fo", "2", "NRML", "300", False),
+            ("nse_fo", "1", "NRML", "5000", None, None, None, None),
+            ("nse_fo", "2", "NRML", "300", None, None, None, None),
         ]
         engine = Engine(store, rules, SINKS)
         evaluation = engine.ingest(
             snap(pos("1", 1, mtm=3900), pos("2", 1, mtm=300), at=minutes(2)), IST
         )
         assert [alert.key for alert in evaluation.alerts] == [pos("1", 1).key]
-        assert evaluation.states["leg"][pos("1", 1).key] == Peak(Decimal(5000), True)
+        assert evaluation.states["leg"][pos("1", 1).key] == drawdown_entry(5000, minutes(2))
     finally:
         store.close()
+
+
+# Condition lifecycles through the state file: a new Engine on the same file continues them.
+
+LOSS_LIMIT = MtmBelow(
+    "loss-limit", Severity.CRITICAL, PositionFilter(), Scope.ACCOUNT,
+    Lifecycle(timedelta(minutes=5), timedelta(0), timedelta(minutes=10), send_resolved=True),
+    Decimal(-1000),
+)  # fmt: skip
+
+
+class Restarting:
+    """An engine with LOSS_LIMIT over one state file, restarted before every poll."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.store = Store(path)
+
+    def poll(self, minute: int, mtm: int) -> list[tuple[int, str, str]]:
+        """Restart, then ingest one poll with account MTM ``mtm`` at T0 + ``minute``; the
+        alerts as (minute, state, first word of the message)."""
+        self.store.close()
+        self.store = Store(self.path)
+        engine = Engine(self.store, (LOSS_LIMIT,), SINKS)
+        alerts = engine.ingest(snap(pos("1", 1, mtm=mtm), at=minutes(minute)), IST).alerts
+        return [(minute, a.state.value, a.message.split()[0]) for a in alerts]
+
+
+@pytest.fixture
+def restarting(tmp_path: Path) -> Iterator[Restarting]:
+    """A restarting engine over a fresh state file."""
+    r = Restarting(tmp_path / "state.db")
+    yield r
+    r.store.close()
+
+
+def test_a_restart_in_the_middle_of_for_continues_it(restarting: Restarting) -> None:
+    """Pending since minute 0: the poll at minute 5 fires although two restarts came between."""
+    assert restarting.poll(0, -2000) == []
+    assert restarting.poll(3, -2000) == []
+    assert restarting.poll(5, -2000) == [(5, "firing", "MTM")]
+
+
+def test_a_firing_condition_is_not_fired_again_and_repeats_on_time(
+    restarting: Restarting,
+) -> None:
+    """Fired at minute 5, restarted every poll: no second first alert, and the reminder comes
+    10 minutes after the firing, then 10 after that."""
+    fired = [restarting.poll(minute, -2000) for minute in (0, 5, 6, 14, 15, 24, 25)]
+    assert [alert for alerts in fired for alert in alerts] == [
+        (5, "firing", "MTM"), (15, "firing", "Still:"), (25, "firing", "Still:"),
+    ]  # fmt: skip
+
+
+def test_a_resolved_alert_is_committed_with_its_poll(restarting: Restarting) -> None:
+    """The resolved alert is in the outbox after a restart, and is not sent twice."""
+    for minute in (0, 5):
+        restarting.poll(minute, -2000)
+    assert restarting.poll(7, 0) == [(7, "resolved", "Resolved:")]
+    assert restarting.poll(8, 0) == []
+    stored = restarting.store.alerts()
+    assert [(a.state.value, a.at) for a in stored] == [
+        ("firing", minutes(5)),
+        ("resolved", minutes(7)),
+    ]
+    assert [p.alert for p in restarting.store.pending("pager")] == stored

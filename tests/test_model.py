@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.model import Alert, PositionKey, Severity, format_money, format_qty, json_number
+from monitor.model import (
+    Alert,
+    AlertState,
+    PositionKey,
+    Severity,
+    format_money,
+    format_qty,
+    json_number,
+)
 
 AT = datetime(2026, 11, 23, 9, 20, 5, tzinfo=ZoneInfo("Asia/Kolkata"))
 # Larger than int() may turn into text (4300 digits): printing through int() raises at once,
@@ -97,3 +106,25 @@ def test_alert_read_back_from_its_json_is_the_same_alert() -> None:
 
     assert read == written
     assert read.details == {"qty": Decimal("-25"), "mtm": Decimal("-12500.5")}
+
+
+def test_resolved_alert_keeps_its_state_through_json_and_says_so_in_text() -> None:
+    """``state`` follows ``severity`` in the JSON and reads back; the text line says RESOLVED
+    where a firing alert shows its severity."""
+    resolved = replace(alert(), state=AlertState.RESOLVED)
+
+    data = json.loads(resolved.to_jsonl())
+
+    assert list(data)[:4] == ["rule", "kind", "severity", "state"]
+    assert (data["severity"], data["state"]) == ("warning", "resolved")
+    assert Alert.from_json(data) == resolved
+    assert resolved.to_line().startswith("2026-11-23T09:20:05+05:30 RESOLVED fresh-short [pf-desk]")
+    assert json.loads(alert().to_jsonl())["state"] == "firing"
+
+
+def test_alert_stored_before_states_existed_reads_as_firing() -> None:
+    """An outbox row written without ``state`` is a firing alert: only those existed then."""
+    data = alert().to_json()
+    del data["state"]
+
+    assert Alert.from_json(data) == alert()

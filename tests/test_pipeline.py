@@ -8,10 +8,12 @@ from decimal import Decimal
 from monitor.model import Change, ChangeKind, Severity, Snapshot
 from monitor.pipeline import Evaluation, evaluate_poll, trading_day
 from monitor.rules.base import Globs, PositionFilter
-from monitor.rules.mtm_drawdown import MtmDrawdown, Peak, Scope
+from monitor.rules.conditions import Scope
+from monitor.rules.lifecycle import Lifecycle
+from monitor.rules.mtm_drawdown import MtmDrawdown
 from monitor.rules.new_short import NewShort
 from monitor.rules.squared_off import SquaredOff
-from tests.snapshots import IST, UTC, pos, snap
+from tests.snapshots import IST, UTC, drawdown_entry, pos, snap
 
 
 def evaluate_after(previous: Snapshot, current: Snapshot, rules, states, tz) -> Evaluation:
@@ -22,7 +24,7 @@ def evaluate_after(previous: Snapshot, current: Snapshot, rules, states, tz) -> 
 NEW_SHORT = NewShort("fresh-short", Severity.WARNING, PositionFilter())
 SQUARED_OFF = SquaredOff("closed", Severity.INFO, PositionFilter())
 DRAWDOWN = MtmDrawdown(
-    "desk-drawdown", Severity.CRITICAL, PositionFilter(), Scope.ACCOUNT, Decimal(1000)
+    "desk-drawdown", Severity.CRITICAL, PositionFilter(), Scope.ACCOUNT, Lifecycle(), Decimal(1000)
 )
 RULES = (NEW_SHORT, SQUARED_OFF, DRAWDOWN)
 
@@ -62,7 +64,7 @@ def test_first_poll_is_a_silent_baseline() -> None:
     assert evaluation.states == {
         "fresh-short": None,
         "closed": None,
-        "desk-drawdown": {None: Peak(Decimal(-200), False)},
+        "desk-drawdown": {None: drawdown_entry(-200)},
     }
 
 
@@ -84,12 +86,12 @@ def test_ist_midnight_is_a_new_day() -> None:
     """23:59 -> 00:01 IST for an IST account: new day, no square-off, peak reset."""
     yesterday, today = _day_pair(IST_2359, IST_0001)
     states = evaluate_poll(None, None, yesterday, RULES, {}, IST).states
-    assert states["desk-drawdown"] == {None: Peak(Decimal(5000), False)}
+    assert states["desk-drawdown"] == {None: drawdown_entry(5000)}
     evaluation = evaluate_after(yesterday, today, RULES, states, IST)
     assert (evaluation.baseline, evaluation.new_day) == (False, True)
     # Only the new short; the vanished long is an intraday reset and MTM 1000 is the new peak.
     assert [a.rule for a in evaluation.alerts] == ["fresh-short"]
-    assert evaluation.states["desk-drawdown"] == {None: Peak(Decimal(1000), False)}
+    assert evaluation.states["desk-drawdown"] == {None: drawdown_entry(1000)}
 
 
 def test_ist_midnight_given_in_utc_is_still_a_new_day_for_an_ist_account() -> None:
@@ -106,7 +108,7 @@ def test_ist_midnight_is_not_a_new_day_for_a_utc_account() -> None:
     evaluation = evaluate_after(yesterday, today, RULES, states, UTC)
     assert (evaluation.baseline, evaluation.new_day) == (False, False)
     assert [a.rule for a in evaluation.alerts] == ["fresh-short", "closed", "desk-drawdown"]
-    assert evaluation.states["desk-drawdown"] == {None: Peak(Decimal(5000), True)}
+    assert evaluation.states["desk-drawdown"] == {None: drawdown_entry(5000, UTC_1831)}
 
 
 def test_utc_midnight_is_a_new_day_for_a_utc_account() -> None:
@@ -118,7 +120,7 @@ def test_utc_midnight_is_a_new_day_for_a_utc_account() -> None:
     evaluation = evaluate_after(yesterday, today, RULES, states, UTC)
     assert evaluation.new_day is True
     assert [a.rule for a in evaluation.alerts] == ["fresh-short"]
-    assert evaluation.states["desk-drawdown"] == {None: Peak(Decimal(1000), False)}
+    assert evaluation.states["desk-drawdown"] == {None: drawdown_entry(1000)}
     # The same instants are 05:29 and 05:31 in India: one day there.
     assert evaluate_after(yesterday, today, RULES, states, IST).new_day is False
 
@@ -146,7 +148,7 @@ def test_clock_stepping_back_across_midnight_is_not_a_new_day() -> None:
     evaluation = evaluate_after(after_midnight, before_midnight, RULES, states, IST)
     assert evaluation.new_day is False
     assert [a.rule for a in evaluation.alerts] == ["fresh-short", "closed", "desk-drawdown"]
-    assert evaluation.states["desk-drawdown"] == {None: Peak(Decimal(5000), True)}
+    assert evaluation.states["desk-drawdown"] == {None: drawdown_entry(5000, IST_2359)}
 
 
 def test_rules_excluded_by_account_neither_run_nor_get_state() -> None:
@@ -157,11 +159,12 @@ def test_rules_excluded_by_account_neither_run_nor_get_state() -> None:
         Severity.CRITICAL,
         PositionFilter(Globs.of(["samco-*"])),
         Scope.ACCOUNT,
+        Lifecycle(),
         Decimal(1),
     )
     mine = NewShort("mine", Severity.WARNING, PositionFilter(Globs.of(["kotak-*"])))
     rules = (other_short, other_dd, mine)
-    stale = {"other-dd": {None: Peak(Decimal(99999), False)}}
+    stale = {"other-dd": {None: drawdown_entry(99999)}}
     first = snap(pos("1", 0, mtm=10))
     evaluation = evaluate_poll(None, None, first, rules, stale, IST)
     assert evaluation.states == {"mine": None}
@@ -173,9 +176,9 @@ def test_rules_excluded_by_account_neither_run_nor_get_state() -> None:
 
 def test_states_are_passed_to_the_rules() -> None:
     """The rule state given for a rule name is what the rule continues from."""
-    states = {"desk-drawdown": {None: Peak(Decimal(9000), False)}}
+    states = {"desk-drawdown": {None: drawdown_entry(9000)}}
     current = snap(pos("1", 1, mtm=8000))
     evaluation = evaluate_after(current, current, [DRAWDOWN], states, IST)
     assert evaluation.changes == []
     assert [a.details["drawdown"] for a in evaluation.alerts] == [Decimal(1000)]
-    assert states == {"desk-drawdown": {None: Peak(Decimal(9000), False)}}  # not mutated
+    assert states == {"desk-drawdown": {None: drawdown_entry(9000)}}  # not mutated

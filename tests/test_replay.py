@@ -29,6 +29,7 @@ NEW_SHORT_0920 = {
     "rule": "fresh-short",
     "kind": "new_short",
     "severity": "warning",
+    "state": "firing",
     **KOTAK,
     "product": "NRML",
     "symbol": "BANKNIFTY21JULFUT",
@@ -64,6 +65,7 @@ def test_kotak_session_jsonl(capsys: pytest.CaptureFixture[str]) -> None:
             "rule": "desk-drawdown",
             "kind": "mtm_drawdown",
             "severity": "critical",
+            "state": "firing",
             "account": "kotak-main",
             "exchange_segment": None,
             "token": None,
@@ -78,6 +80,7 @@ def test_kotak_session_jsonl(capsys: pytest.CaptureFixture[str]) -> None:
             "rule": "closed",
             "kind": "squared_off",
             "severity": "info",
+            "state": "firing",
             **KOTAK,
             "product": "NRML",
             "symbol": "BANKNIFTY21JULFUT",
@@ -94,7 +97,7 @@ def test_jsonl_keys_in_contract_order(capsys: pytest.CaptureFixture[str]) -> Non
     assert len(out) == 3
     for line in out:
         assert list(json.loads(line)) == [
-            "rule", "kind", "severity", "account", "exchange_segment", "token", "product",
+            "rule", "kind", "severity", "state", "account", "exchange_segment", "token", "product",
             "symbol", "at", "message", "details",
         ]  # fmt: skip
 
@@ -136,6 +139,7 @@ def test_failed_polls_keep_the_baseline(capsys: pytest.CaptureFixture[str]) -> N
             "rule": "closed",
             "kind": "squared_off",
             "severity": "info",
+            "state": "firing",
             **KOTAK,
             "product": "NRML",
             "symbol": "BANKNIFTY21JULFUT",
@@ -203,6 +207,7 @@ def test_portfolio_account_drawdown_fires_once(capsys: pytest.CaptureFixture[str
             "rule": "desk-drawdown",
             "kind": "mtm_drawdown",
             "severity": "critical",
+            "state": "firing",
             "account": "pf-desk",
             "exchange_segment": None,
             "token": None,
@@ -278,6 +283,7 @@ def test_alphapoint_utc_midnight_resets_peak(capsys: pytest.CaptureFixture[str])
             "rule": "desk-drawdown",
             "kind": "mtm_drawdown",
             "severity": "critical",
+            "state": "firing",
             "account": "ap-4",
             "exchange_segment": None,
             "token": None,
@@ -316,6 +322,7 @@ def test_vanished_row_same_day_is_squared_off(capsys: pytest.CaptureFixture[str]
             "rule": "closed",
             "kind": "squared_off",
             "severity": "info",
+            "state": "firing",
             "account": "torus-1",
             "exchange_segment": "NSE_E",
             "token": "1594",
@@ -416,3 +423,122 @@ def test_control_characters_cannot_forge_lines(
             "RELIANCE-EQ\\n2026-11-23T09:16:00+05:30 CRITICAL desk-drawdown [pf-desk] MTM fell "
             "\\u202e1 \\x1b[2J (nse_cm): net qty 10 -> -5"
         )
+
+
+# Condition kinds and their lifecycle options, replayed against tests/fixtures/rules/
+# conditions.yaml: one rule per account, so each fixture exercises one rule.
+
+CONDITIONS = FIXTURES / "rules" / "conditions.yaml"
+
+
+def replay_conditions(
+    capsys: pytest.CaptureFixture[str], name: str
+) -> tuple[list[dict[str, object]], list[str]]:
+    """The alerts of one condition fixture as JSON objects, and stderr's lines."""
+    code, out, err = replay(capsys, name, rules=CONDITIONS)
+    assert code == 0
+    return [json.loads(line) for line in out], err
+
+
+def summary(alerts: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    """(rule, state, at, symbol, details) of each alert."""
+    return [(a["rule"], a["state"], a["at"], a["symbol"], a["details"]) for a in alerts]
+
+
+def test_mtm_below_for_repeat_and_resolved(capsys: pytest.CaptureFixture[str]) -> None:
+    """Loss limit -5000, for 10m, repeat 30m, send_resolved. Breached on the baseline but
+    cleared at 09:20 (the pending is cancelled); at the limit again from 09:25, through a
+    failed poll, it fires at 09:35; reminds at 10:05 with the figures then; resolves at 10:10.
+    Pending again at 10:15, the next day starts the count afresh: it fires at 09:25 on the 24th.
+    """
+    alerts, err = replay_conditions(capsys, "mtm_below.jsonl")
+    assert err == [
+        f"{REPLAY / 'mtm_below.jsonl'}:4: account below-desk: poll failed: portfolio: "
+        "transport error: timeout"
+    ]
+    since = "2026-11-23T09:35:00+05:30"
+    assert summary(alerts) == [
+        ("loss-limit", "firing", since, None, {"mtm": -5500, "threshold": -5000}),
+        ("loss-limit", "firing", "2026-11-23T10:05:00+05:30", None,
+         {"mtm": -7000, "threshold": -5000, "since": since}),
+        ("loss-limit", "resolved", "2026-11-23T10:10:00+05:30", None,
+         {"mtm": -4999, "threshold": -5000, "since": since}),
+        ("loss-limit", "firing", "2026-11-24T09:25:00+05:30", None,
+         {"mtm": -6000, "threshold": -5000}),
+    ]  # fmt: skip
+    assert alerts[1] == {
+        "rule": "loss-limit",
+        "kind": "mtm_below",
+        "severity": "critical",
+        "state": "firing",
+        "account": "below-desk",
+        "exchange_segment": None,
+        "token": None,
+        "product": None,
+        "symbol": None,
+        "at": "2026-11-23T10:05:00+05:30",
+        "message": "Still: MTM at or below the limit on account below-desk since 09:35:00: "
+        "MTM -7,000.00, limit -5,000.00",
+        "details": {"mtm": -7000, "threshold": -5000, "since": since},
+    }
+
+
+def test_mtm_above_keep_firing_for(capsys: pytest.CaptureFixture[str]) -> None:
+    """Profit target 8000, keep_firing_for 10m, send_resolved: fires at exactly 8000 (09:20);
+    a dip at 09:25 is kept firing, 8500 at 09:30 restarts the count, and after clear polls from
+    09:35 it resolves at the first poll 10 minutes later, 09:45."""
+    alerts, err = replay_conditions(capsys, "mtm_above.jsonl")
+    assert err == []
+    assert summary(alerts) == [
+        ("profit-target", "firing", "2026-11-23T09:20:00+05:30", None,
+         {"mtm": 8000, "threshold": 8000}),
+        ("profit-target", "resolved", "2026-11-23T09:45:00+05:30", None,
+         {"mtm": 6500, "threshold": 8000, "since": "2026-11-23T09:20:00+05:30"}),
+    ]  # fmt: skip
+    assert alerts[1]["severity"] == "info"
+
+
+def test_position_limit_per_row(capsys: pytest.CaptureFixture[str]) -> None:
+    """Max 100 either way, send_resolved: RELIANCE long 150 fires on the baseline, INFY short
+    120 at 09:20; RELIANCE back at 100 resolves (09:25). INFY's row then vanishes: its state
+    ends without a resolved alert, and when it comes back at 09:40 it fires afresh."""
+    alerts, err = replay_conditions(capsys, "position_limit.jsonl")
+    assert err == []
+    reliance = {"net_qty": 150, "max_quantity": 100}
+    infy = {"net_qty": -120, "max_quantity": 100}
+    assert summary(alerts) == [
+        ("size-limit", "firing", "2026-11-23T09:15:00+05:30", "RELIANCE-EQ", reliance),
+        ("size-limit", "firing", "2026-11-23T09:20:00+05:30", "INFY-EQ", infy),
+        ("size-limit", "resolved", "2026-11-23T09:25:00+05:30", "RELIANCE-EQ",
+         {"net_qty": 100, "max_quantity": 100, "since": "2026-11-23T09:15:00+05:30"}),
+        ("size-limit", "firing", "2026-11-23T09:40:00+05:30", "INFY-EQ", infy),
+    ]  # fmt: skip
+    assert (alerts[0]["exchange_segment"], alerts[0]["token"]) == ("nse_cm", "11536")
+
+
+def test_mtm_drawdown_with_lifecycle_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """Threshold 1000, for 5m, repeat 15m, send_resolved. Active at 09:20, then 09:22 in the
+    band between half and the full threshold cancels the pending; active again from 09:25, it
+    fires at 09:30. At 09:45, still in the band, it reminds; below half at 09:50 it resolves."""
+    alerts, err = replay_conditions(capsys, "mtm_drawdown_lifecycle.jsonl")
+    assert err == []
+    since = "2026-11-23T09:30:00+05:30"
+    assert summary(alerts) == [
+        ("dd-lifecycle", "firing", since, None, {"mtm": 3800, "peak": 5000, "drawdown": 1200}),
+        ("dd-lifecycle", "firing", "2026-11-23T09:45:00+05:30", None,
+         {"mtm": 4300, "peak": 5000, "drawdown": 700, "since": since}),
+        ("dd-lifecycle", "resolved", "2026-11-23T09:50:00+05:30", None,
+         {"mtm": 4600, "peak": 5000, "drawdown": 400, "since": since}),
+    ]  # fmt: skip
+
+
+def test_resolved_alerts_in_text_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """The text form says RESOLVED where a firing alert shows its severity."""
+    code, out, _ = replay(capsys, "mtm_above.jsonl", rules=CONDITIONS, output="text")
+    assert code == 0
+    assert out == [
+        "2026-11-23T09:20:00+05:30 INFO     profit-target [above-desk] MTM at or above the "
+        "target on account above-desk: MTM 8,000.00, target 8,000.00",
+        "2026-11-23T09:45:00+05:30 RESOLVED profit-target [above-desk] Resolved: MTM at or "
+        "above the target on account above-desk: MTM 6,500.00, target 8,000.00",
+    ]

@@ -44,6 +44,7 @@ def test_portfolio_openings_and_size_changes(capsys: pytest.CaptureFixture[str])
         "rule": "opened",
         "kind": "new_position",
         "severity": "info",
+        "state": "firing",
         "account": "pf-desk",
         "exchange_segment": "nse_cm",
         "token": "1594",

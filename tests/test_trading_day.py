@@ -16,14 +16,16 @@ from monitor.engine import Engine
 from monitor.model import Severity
 from monitor.pipeline import STEP_BACK_KEPT, DayTurn, Evaluation, evaluate_poll, next_trading_day
 from monitor.rules.base import PositionFilter
-from monitor.rules.mtm_drawdown import MtmDrawdown, Peak, Scope
+from monitor.rules.conditions import Scope
+from monitor.rules.lifecycle import Lifecycle
+from monitor.rules.mtm_drawdown import MtmDrawdown
 from monitor.store import Store
-from tests.snapshots import IST, pos, snap
+from tests.snapshots import IST, drawdown_entry, pos, snap
 
 DAY = date(2026, 11, 23)
 MIDNIGHT = datetime(2026, 11, 24, 0, 0, tzinfo=IST)  # the end of DAY in India
 DRAWDOWN = MtmDrawdown(
-    "desk-drawdown", Severity.CRITICAL, PositionFilter(), Scope.ACCOUNT, Decimal(1000)
+    "desk-drawdown", Severity.CRITICAL, PositionFilter(), Scope.ACCOUNT, Lifecycle(), Decimal(1000)
 )
 
 
@@ -107,7 +109,7 @@ def test_a_clock_a_day_ahead_set_right_does_not_freeze_the_day() -> None:
     ]  # fmt: skip
     assert [e.left_ahead for e in evaluations] == [None, None, NEXT, None, None, None]
     assert [len(e.alerts) for e in evaluations] == [0, 0, 0, 1, 0, 0]
-    assert evaluations[-1].states[DRAWDOWN.name] == {None: Peak(Decimal(4000), False)}
+    assert evaluations[-1].states[DRAWDOWN.name] == {None: drawdown_entry(4000)}
 
 
 def test_a_step_back_across_midnight_and_forward_again_resets_once() -> None:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Self
 
 from monitor.model import Alert, Change, Severity
 from monitor.rules.base import Poll, PositionFilter, RuleConfigError
+from monitor.rules.lifecycle import LIFECYCLE_OPTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,9 @@ class EventRule:
     ) -> Self:
         """Make the rule from its rules.yaml entry: the common fields and the kind's own."""
         for field in options:
+            if field in LIFECYCLE_OPTIONS:
+                reason = f"only condition kinds take it; {cls.kind} is an event kind"
+                raise RuleConfigError(field, reason)
             if field not in cls.option_fields:
                 raise RuleConfigError(field, f"unknown field for kind {cls.kind}")
         return cls(name, severity, filter, **cls.read_options(options))

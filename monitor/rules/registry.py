@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from monitor.model import Severity
-from monitor.rules import mtm_drawdown
+from monitor.rules import mtm_above, mtm_below, mtm_drawdown, position_limit
 from monitor.rules.base import PositionFilter, Rule
 from monitor.rules.new_position import NewPosition
 from monitor.rules.new_short import NewShort
@@ -24,6 +24,9 @@ class Builder(Protocol):
 
 RULE_KINDS: Mapping[str, Builder] = {
     mtm_drawdown.KIND: mtm_drawdown.build,
+    mtm_below.KIND: mtm_below.build,
+    mtm_above.KIND: mtm_above.build,
+    position_limit.KIND: position_limit.build,
     NewShort.kind: NewShort.build,
     SquaredOff.kind: SquaredOff.build,
     NewPosition.kind: NewPosition.build,

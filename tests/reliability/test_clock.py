@@ -83,7 +83,8 @@ class MidPollPortfolio(portfolio.PortfolioState):
 
 
 def stored_day(state: Path) -> tuple[date, Decimal, bool]:
-    """The account's trading day, and its drawdown peak and fired flag, in the state file."""
+    """The account's trading day, and its drawdown peak and whether it fires, in the state
+    file."""
     [(day,)] = query(state, "SELECT trading_day FROM accounts WHERE account = 'p1'")
     # The account-scope peak is the rule's one entry, keyed by null segment, token, product.
     [(entry,)] = query(
@@ -91,8 +92,8 @@ def stored_day(state: Path) -> tuple[date, Decimal, bool]:
         "SELECT state FROM rule_entries WHERE rule = 'desk-drawdown'"
         " AND entry = '[null, null, null]'",
     )
-    [_segment, _token, _product, peak, fired] = json.loads(entry)
-    return date.fromisoformat(day), Decimal(peak), fired
+    [_segment, _token, _product, peak, _pending, firing_since, *_] = json.loads(entry)
+    return date.fromisoformat(day), Decimal(peak), firing_since is not None
 
 
 async def test_clock_jumps_and_day_rollover_during_polls(harness: Harness) -> None:

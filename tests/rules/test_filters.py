@@ -9,11 +9,13 @@ import pytest
 from monitor.model import Severity
 from monitor.pipeline import evaluate_poll
 from monitor.rules.base import Globs, PositionFilter, RuleConfigError
-from monitor.rules.mtm_drawdown import MtmDrawdown, Peak, Scope
+from monitor.rules.conditions import Scope
+from monitor.rules.lifecycle import Lifecycle
+from monitor.rules.mtm_drawdown import MtmDrawdown
 from monitor.rules.new_short import NewShort
 from monitor.rules.registry import RULE_KINDS
 from monitor.rules.squared_off import SquaredOff
-from tests.snapshots import IST, change, key, poll, pos, snap
+from tests.snapshots import IST, change, drawdown_entry, key, poll, pos, snap
 
 
 def shorts(flt: PositionFilter, *rows: tuple[str, str, str, str]) -> list[str]:
@@ -125,6 +127,7 @@ def test_account_drawdown_sums_only_filtered_positions() -> None:
         Severity.CRITICAL,
         PositionFilter(segments=Globs.of(["nse_fo"])),
         Scope.ACCOUNT,
+        Lifecycle(),
         Decimal(1000),
     )
     first = snap(
@@ -133,9 +136,9 @@ def test_account_drawdown_sums_only_filtered_positions() -> None:
         pos("3", 1, segment="bse_fo", mtm=-10000),
         pos("4", 1, segment="nse_cm", mtm=None),  # unknown, but filtered out
     )
-    assert rule.account_mtm(first) == Decimal(5000)
+    assert rule.account_figure(first) == Decimal(5000)
     state, alerts = rule.evaluate(None, poll(first))
-    assert (state, alerts) == ({None: Peak(Decimal(5000), False)}, [])
+    assert (state, alerts) == ({None: drawdown_entry(5000)}, [])
     # nse_fo falls by 1000 while bse_fo rises by more: only the filtered sum counts.
     second = snap(
         pos("1", 1, mtm=2500),
@@ -158,11 +161,12 @@ def test_position_drawdown_tracks_only_filtered_positions() -> None:
         Severity.WARNING,
         PositionFilter(products=Globs.of(["MIS"])),
         Scope.POSITION,
+        Lifecycle(),
         Decimal(10),
     )
     rows = (pos("1", 1, product="MIS", mtm=50), pos("1", 1, product="NRML", mtm=50))
     state, _ = rule.evaluate(None, poll(snap(*rows)))
-    assert state == {key("1", product="MIS"): Peak(Decimal(50), False)}
+    assert state == {key("1", product="MIS"): drawdown_entry(50)}
 
 
 def test_accounts_filter_applies_in_the_pipeline() -> None:
@@ -179,9 +183,10 @@ def test_accounts_filter_applies_in_the_pipeline() -> None:
 
 
 def test_registry_knows_every_kind() -> None:
-    """Exactly these kinds are registered."""
+    """Exactly the condition kinds and the event kinds are registered."""
     assert sorted(RULE_KINDS) == [
-        "mtm_drawdown", "new_position", "new_short", "quantity_change", "squared_off",
+        "mtm_above", "mtm_below", "mtm_drawdown", "new_position", "new_short", "position_limit",
+        "quantity_change", "squared_off",
     ]  # fmt: skip
 
 
@@ -194,7 +199,7 @@ def test_build_each_kind() -> None:
     )
     assert RULE_KINDS["mtm_drawdown"](
         "dd", Severity.CRITICAL, flt, {"threshold": 5000, "scope": "position"}
-    ) == MtmDrawdown("dd", Severity.CRITICAL, flt, Scope.POSITION, Decimal(5000))
+    ) == MtmDrawdown("dd", Severity.CRITICAL, flt, Scope.POSITION, Lifecycle(), Decimal(5000))
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,7 @@ def test_alert_json_contract() -> None:
         "rule": "fresh-short",
         "kind": "new_short",
         "severity": "warning",
+        "state": "firing",
         "account": "kotak-main",
         "exchange_segment": "nse_fo",
         "token": "53179",
@@ -112,7 +113,7 @@ def test_alert_json_contract() -> None:
         "details": {"net_qty_before": 0, "net_qty": -25},
     }
     assert list(data) == [
-        "rule", "kind", "severity", "account", "exchange_segment", "token", "product",
+        "rule", "kind", "severity", "state", "account", "exchange_segment", "token", "product",
         "symbol", "at", "message", "details",
     ]  # fmt: skip
     details = data["details"]

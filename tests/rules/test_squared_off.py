@@ -91,6 +91,7 @@ def test_alert_json_contract() -> None:
         "rule": "closed",
         "kind": "squared_off",
         "severity": "info",
+        "state": "firing",
         "account": "kotak-main",
         "exchange_segment": "nse_fo",
         "token": "53179",
