@@ -506,3 +506,18 @@ def test_a_row_carried_into_a_new_day_is_dropped_silently(
             {"net_qty_before": 10, "net_qty": -10},
         )
     ]
+
+
+def test_alphapoint_funds_moved_are_no_drawdown(capsys: pytest.CaptureFixture[str]) -> None:
+    """1 BTC at 60000 and 1000 USD: MTM 61000. Withdrawing 0.5 BTC, then 400 USD, then
+    depositing 2 BTC leaves the MTM at 61000 (each valued net of the day's flows); only the
+    price falling to 54000 is a loss: 6000 below the peak."""
+    code, out, err = replay(capsys, "alphapoint_funds_moved.jsonl")
+    assert (code, err) == (0, [])
+    assert [(a["at"], a["rule"], a["details"]) for a in map(json.loads, out)] == [
+        (
+            "2026-11-23T10:20:00+00:00",
+            "desk-drawdown",
+            {"mtm": 55000, "peak": 61000, "drawdown": 6000},
+        )
+    ]
