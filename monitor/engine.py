@@ -70,21 +70,25 @@ class Engine:
             if entries or not written:
                 changed_entries[rule.name] = EntryWrite(entries, replace=not written)
         routed = [(alert, self._routes(alert)) for alert in evaluation.alerts]
+        evaluated = evaluation.snapshot
+        # Rows whose carried flag this poll turned on or off: stored, so a restart in the
+        # middle of a carry removes the row at the next poll that still lacks it.
+        flipped = evaluated.carried ^ (known.snapshot.carried if known.snapshot else frozenset())
         # A poll that changed nothing is not written: the stored snapshot already says all of
         # it but its time, so idle accounts cost no write (and no WAL growth) every interval.
         unchanged = (
             known.snapshot is not None
             and known.snapshot.broker == snapshot.broker
             and evaluation.trading_day == known.trading_day
-            and not (evaluation.changes or routed or changed_states or changed_entries)
+            and not (evaluation.changes or routed or changed_states or changed_entries or flipped)
         )
         if not unchanged:
             self._store.commit_poll(
-                snapshot, evaluation.trading_day, evaluation.changes, changed_states, routed,
-                changed_entries,
+                evaluated, evaluation.trading_day, evaluation.changes, changed_states, routed,
+                changed_entries, flipped,
             )  # fmt: skip
         self._accounts[snapshot.account] = _AccountState(
-            snapshot, evaluation.trading_day, evaluation.states, entries_written=True
+            evaluated, evaluation.trading_day, evaluation.states, entries_written=True
         )
         if evaluation.left_ahead is not None:
             log.warning(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -80,12 +80,28 @@ class Position(msgspec.Struct, frozen=True, gc=False):
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Every position of one account as one good poll saw it, in the broker's row order."""
+    """Every position of one account as one good poll saw it, in the broker's row order.
+
+    ``carried`` names the rows the broker left out of this answer that are kept, as last
+    reported, for this one poll (docs/architecture.md, "Rows that vanish"): they come after the
+    reported rows, count in account sums and are not evaluated on their own.
+    """
 
     account: str
     broker: str
     taken_at: datetime
     positions: Mapping[PositionKey, Position]
+    carried: frozenset[PositionKey] = frozenset()
+
+    def is_carried(self, key: PositionKey) -> bool:
+        """Whether the row of ``key`` is carried from the previous poll, not reported now."""
+        return key in self.carried
+
+    def reported_positions(self) -> Iterable[Position]:
+        """The rows the broker reported in this answer, in its order: every row but the carried."""
+        if not self.carried:
+            return self.positions.values()
+        return [p for key, p in self.positions.items() if key not in self.carried]
 
 
 class ChangeKind(enum.StrEnum):

@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from monitor.carry import carry_missing
 from monitor.diff import diff
 from monitor.model import Alert, Change, Snapshot
 from monitor.rules.base import Poll, Rule
@@ -32,6 +33,7 @@ class DayTurn:
 class Evaluation:
     """What one good poll means: its changes, the alerts they raise, and the next rule states."""
 
+    snapshot: Snapshot  # the poll's snapshot with the rows it left out carried in (carry.py)
     changes: list[Change]
     alerts: list[Alert]
     states: dict[str, Any]  # by rule name, for the rules that apply to this account
@@ -85,12 +87,13 @@ def evaluate_poll(
     """Diff ``current`` against ``previous`` and run every rule that applies to the account.
 
     With no previous snapshot the poll is a silent baseline. ``previous_day`` is the trading day
-    the account had reached; ``next_trading_day`` says whether this poll starts a new one.
+    the account had reached; ``next_trading_day`` says whether this poll starts a new one. Rows
+    ``current`` left out are carried in (``carry_missing``) before the rules see it.
     """
     baseline = previous is None
     last_poll = previous.taken_at if previous is not None else None
     turn = next_trading_day(previous_day, last_poll, current.taken_at, timezone)
-    changes = diff(previous, current)
+    current, changes = carry_missing(previous, current, diff(previous, current), turn.new_day)
     poll = Poll(current, changes, baseline, turn.new_day)
     alerts: list[Alert] = []
     next_states: dict[str, Any] = {}
@@ -100,5 +103,5 @@ def evaluate_poll(
         next_states[rule.name], raised = rule.evaluate(states.get(rule.name), poll)
         alerts.extend(raised)
     return Evaluation(
-        changes, alerts, next_states, baseline, turn.new_day, turn.day, turn.left_ahead
+        current, changes, alerts, next_states, baseline, turn.new_day, turn.day, turn.left_ahead
     )

@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from monitor.model import Alert, Change, ChangeKind, Snapshot
+from monitor.model import Alert, Change, ChangeKind, PositionKey, Snapshot
 from monitor.store_codec import BadValue, decode_account, position_row
 from monitor.store_schema import StateFileRefused, open_state_file
 
@@ -104,8 +104,8 @@ class Store:
             if row is None:
                 return None
             position_rows = self._db.execute(
-                "SELECT exchange_segment, token, product, symbol, net_qty, avg_price, ltp,"
-                " realized, unrealized, mtm FROM positions WHERE account = ?"
+                "SELECT exchange_segment, token, product, symbol, carried, net_qty, avg_price,"
+                " ltp, realized, unrealized, mtm FROM positions WHERE account = ?"
                 " ORDER BY exchange_segment, token, product",
                 (account,),
             ).fetchall()
@@ -135,12 +135,14 @@ class Store:
         rule_states: Mapping[str, object],
         alerts: Sequence[tuple[Alert, Sequence[str]]],
         rule_entries: Mapping[str, EntryWrite] | None = None,
+        carried_flipped: Iterable[PositionKey] = (),
     ) -> None:
         """Write one good poll atomically: changed rows, changed rule states, new alerts.
 
         ``rule_states`` holds whole states by rule name, ``rule_entries`` the changed entries
         of the states kept entry by entry. ``alerts`` pairs each alert with the sinks it
-        routes to; each pair becomes a pending delivery.
+        routes to; each pair becomes a pending delivery. ``carried_flipped`` names the rows
+        whose carried flag this poll turned on or off; each is stored as ``snapshot`` says.
         """
         account = snapshot.account
         upserts = []
@@ -160,13 +162,20 @@ class Store:
                 (account, snapshot.broker, snapshot.taken_at.isoformat(), trading_day.isoformat()),
             )
             self._db.executemany(
-                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO positions (account, exchange_segment, token, product,"
+                " symbol, net_qty, avg_price, ltp, realized, unrealized, mtm)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 upserts,
             )
             self._db.executemany(
                 "DELETE FROM positions WHERE account = ? AND exchange_segment = ?"
                 " AND token = ? AND product = ?",
                 deletes,
+            )
+            self._db.executemany(
+                "UPDATE positions SET carried = ? WHERE account = ? AND exchange_segment = ?"
+                " AND token = ? AND product = ?",
+                [(int(snapshot.is_carried(key)), *key) for key in carried_flipped],
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO rule_states VALUES (?, ?, ?)",

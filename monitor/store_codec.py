@@ -49,7 +49,8 @@ def decode_account(
     taken_at = _decoded(row[1], _aware_time, "accounts.taken_at", where)
     trading_day = _decoded(row[2], date.fromisoformat, "accounts.trading_day", where)
     positions = {}
-    for seg, tok, prod, symbol, *numbers in position_rows:
+    carried = []
+    for seg, tok, prod, symbol, carried_flag, *numbers in position_rows:
         at = f"{where}, position {seg!r} {tok!r} {prod!r}"
         parts = (
             _decoded(value, str, f"positions.{column}", at)
@@ -64,6 +65,10 @@ def decode_account(
         if net_qty is None:
             raise BadValue(f"positions.net_qty of {at}: missing")
         positions[key] = Position(key, name, net_qty, avg, ltp, realized, unrealized, mtm)
+        if carried_flag not in (0, 1):
+            raise BadValue(f"positions.carried of {at}: {carried_flag!r} is not 0 or 1")
+        if carried_flag:
+            carried.append(key)
     states: dict[str, object] = {
         rule: _decoded(state, json.loads, "rule_states.state", f"{where}, rule {rule!r}")
         for rule, state in state_rows
@@ -74,7 +79,8 @@ def decode_account(
         at = f"{where}, rule {rule!r}, entry {entry!r}"
         entries.setdefault(rule, []).append(_decoded(state, json.loads, "rule_entries.state", at))
     states.update(entries)
-    return Snapshot(account, broker, taken_at, positions), trading_day, states
+    snapshot = Snapshot(account, broker, taken_at, positions, frozenset(carried))
+    return snapshot, trading_day, states
 
 
 _NUMBER_COLUMNS = ("net_qty", "avg_price", "ltp", "realized", "unrealized", "mtm")

@@ -11,7 +11,13 @@ import os
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+
+# Version 1 had no ``positions.carried``: its rows were all reported by the last poll, which is
+# what the column's default says. Opening such a file adds the column in place.
+MIGRATIONS = {
+    "1": "ALTER TABLE positions ADD COLUMN carried INTEGER NOT NULL DEFAULT 0",
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -33,6 +39,7 @@ CREATE TABLE IF NOT EXISTS positions (
     realized TEXT,
     unrealized TEXT,
     mtm TEXT,
+    carried INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account, exchange_segment, token, product)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rule_states (
@@ -137,6 +144,9 @@ def _check(db: sqlite3.Connection) -> None:
         )
     db.executescript(SCHEMA)
     version = _schema_version(db)
+    if version in MIGRATIONS:
+        _migrate(db, version)
+        version = SCHEMA_VERSION
     if version != SCHEMA_VERSION:
         raise StateFileRefused(f"schema version {version}, this release reads {SCHEMA_VERSION}")
     try:
@@ -163,6 +173,21 @@ def _damage(db: sqlite3.Connection) -> str | None:
         return None
     # One line: SQLite's report spans lines and opens with a banner naming the schema.
     return " ".join(problems[0].replace("*** in database main ***", "").split())
+
+
+def _migrate(db: sqlite3.Connection, version: str) -> None:
+    """Bring a file of an older ``version`` to this schema in one transaction."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(MIGRATIONS[version])
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
+        db.execute("COMMIT")
+    except sqlite3.Error as err:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise StateFileRefused(
+            f"cannot upgrade from schema version {version} to {SCHEMA_VERSION}: {err}"
+        ) from err
 
 
 def _schema_version(db: sqlite3.Connection) -> str:

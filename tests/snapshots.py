@@ -74,9 +74,10 @@ def snap(
     account: str = ACCOUNT,
     at: datetime = T0,
     broker: str = BROKER,
+    carried: frozenset[PositionKey] = frozenset(),
 ) -> Snapshot:
-    """A snapshot holding ``positions`` in the given order."""
-    return Snapshot(account, broker, at, {p.key: p for p in positions})
+    """A snapshot holding ``positions`` in the given order, ``carried`` naming carried rows."""
+    return Snapshot(account, broker, at, {p.key: p for p in positions}, carried)
 
 
 def change(before: Position | None, after: Position | None) -> Change:

@@ -90,7 +90,7 @@ def test_change_while_down_is_reported_once_after_restart(daemon: Daemon) -> Non
     daemon.engine.ingest(snap(pos("1", 0), pos("2", 25)), IST)
     daemon.restart()
     # While the daemon was down token 1 went short and token 2 was squared off.
-    moved = snap(pos("1", -25), at=minutes(5))
+    moved = snap(pos("1", -25), pos("2", 0), at=minutes(5))
     evaluation = daemon.engine.ingest(moved, IST)
     assert evaluation.baseline is False
     assert [(a.rule, a.key.token if a.key else None) for a in evaluation.alerts] == [
@@ -100,9 +100,37 @@ def test_change_while_down_is_reported_once_after_restart(daemon: Daemon) -> Non
     assert daemon.store.alerts() == evaluation.alerts
     # The same snapshot again, after another restart, reports nothing more.
     daemon.restart()
-    again = daemon.engine.ingest(snap(pos("1", -25), at=minutes(6)), IST)
+    again = daemon.engine.ingest(snap(pos("1", -25), pos("2", 0), at=minutes(6)), IST)
     assert (again.baseline, again.changes, again.alerts) == (False, [], [])
     assert len(daemon.store.alerts()) == 2
+
+
+def test_a_restart_in_the_middle_of_a_carry_continues_it(daemon: Daemon) -> None:
+    """A row missing from the poll before a restart is removed by the first poll after it that
+    still lacks it: a square-off then, once, and not one poll later."""
+    daemon.engine.ingest(snap(pos("1", 0), pos("2", 25)), IST)
+    short = daemon.engine.ingest(snap(pos("1", 0), at=minutes(1)), IST)
+    assert (short.changes, short.alerts) == ([], [])
+    daemon.restart()
+    confirmed = daemon.engine.ingest(snap(pos("1", 0), at=minutes(2)), IST)
+    assert [(a.rule, a.key.token if a.key else None) for a in confirmed.alerts] == [("closed", "2")]
+    assert confirmed.alerts[0].details["row_removed"] is True
+    daemon.restart()
+    again = daemon.engine.ingest(snap(pos("1", 0), at=minutes(3)), IST)
+    assert (again.changes, again.alerts) == ([], [])
+
+
+def test_a_row_back_unchanged_is_no_longer_carried_after_a_restart(daemon: Daemon) -> None:
+    """A row that comes back as it was changes nothing, but it is reported again: after a
+    restart, one more short answer carries it instead of removing it."""
+    daemon.engine.ingest(snap(pos("1", 0), pos("2", 25)), IST)
+    daemon.engine.ingest(snap(pos("1", 0), at=minutes(1)), IST)
+    back = daemon.engine.ingest(snap(pos("1", 0), pos("2", 25), at=minutes(2)), IST)
+    assert (back.changes, back.alerts, back.snapshot.carried) == ([], [], frozenset())
+    daemon.restart()
+    short = daemon.engine.ingest(snap(pos("1", 0), at=minutes(3)), IST)
+    assert (short.changes, short.alerts) == ([], [])
+    assert [p.key.token for p in short.snapshot.positions.values()] == ["1", "2"]
 
 
 def test_same_snapshot_twice_without_restart_reports_nothing(daemon: Daemon) -> None:
@@ -153,7 +181,8 @@ def test_new_day_after_restart_resets(daemon: Daemon) -> None:
 def test_min_severity_routing(daemon: Daemon) -> None:
     """A sink with min_severity critical gets deliveries only for critical alerts."""
     daemon.engine.ingest(snap(pos("1", 0, mtm=5000), pos("2", 10, mtm=0)), IST)
-    evaluation = daemon.engine.ingest(snap(pos("1", -5, mtm=4000), at=minutes(1)), IST)
+    second = snap(pos("1", -5, mtm=4000), pos("2", 0, mtm=0), at=minutes(1))
+    evaluation = daemon.engine.ingest(second, IST)
     kinds = [(a.rule, a.severity) for a in evaluation.alerts]
     assert kinds == [
         ("fresh-short", Severity.WARNING),

@@ -13,7 +13,7 @@ from monitor.rules.lifecycle import Lifecycle
 from monitor.rules.mtm_drawdown import MtmDrawdown
 from monitor.rules.new_short import NewShort
 from monitor.rules.squared_off import SquaredOff
-from tests.snapshots import IST, UTC, drawdown_entry, pos, snap
+from tests.snapshots import IST, UTC, drawdown_entry, key, pos, snap
 
 
 def evaluate_after(previous: Snapshot, current: Snapshot, rules, states, tz) -> Evaluation:
@@ -72,7 +72,7 @@ def test_second_poll_reports_in_rule_order() -> None:
     """After the baseline, alerts come rule by rule, in the order the rules are given."""
     first = snap(pos("1", 25, mtm=5000), pos("2", 0, mtm=0))
     evaluation = evaluate_poll(None, None, first, RULES, {}, IST)
-    second = snap(pos("2", -10, mtm=1000))
+    second = snap(pos("1", 0, mtm=0), pos("2", -10, mtm=1000))
     evaluation = evaluate_after(first, second, RULES, evaluation.states, IST)
     assert (evaluation.baseline, evaluation.new_day) == (False, False)
     assert [(a.rule, a.key.token if a.key else None) for a in evaluation.alerts] == [
@@ -102,13 +102,15 @@ def test_ist_midnight_given_in_utc_is_still_a_new_day_for_an_ist_account() -> No
 
 
 def test_ist_midnight_is_not_a_new_day_for_a_utc_account() -> None:
-    """The same two instants for an account in UTC fall on one day: square-off and drawdown fire."""
+    """The same two instants for an account in UTC fall on one day: the vanished long is carried
+    (its MTM still counts, so the peak rises to 6000), not dropped as at a day's start."""
     yesterday, today = _day_pair(UTC_1829, UTC_1831)
     states = evaluate_poll(None, None, yesterday, RULES, {}, UTC).states
     evaluation = evaluate_after(yesterday, today, RULES, states, UTC)
     assert (evaluation.baseline, evaluation.new_day) == (False, False)
-    assert [a.rule for a in evaluation.alerts] == ["fresh-short", "closed", "desk-drawdown"]
-    assert evaluation.states["desk-drawdown"] == {None: drawdown_entry(5000, UTC_1831)}
+    assert [a.rule for a in evaluation.alerts] == ["fresh-short"]
+    assert evaluation.snapshot.carried == {key("1")}
+    assert evaluation.states["desk-drawdown"] == {None: drawdown_entry(6000)}
 
 
 def test_utc_midnight_is_a_new_day_for_a_utc_account() -> None:
@@ -147,8 +149,10 @@ def test_clock_stepping_back_across_midnight_is_not_a_new_day() -> None:
     states = evaluate_poll(None, None, after_midnight, RULES, {}, IST).states
     evaluation = evaluate_after(after_midnight, before_midnight, RULES, states, IST)
     assert evaluation.new_day is False
-    assert [a.rule for a in evaluation.alerts] == ["fresh-short", "closed", "desk-drawdown"]
-    assert evaluation.states["desk-drawdown"] == {None: drawdown_entry(5000, IST_2359)}
+    # The same day goes on: the vanished long is carried, as within any day.
+    assert [a.rule for a in evaluation.alerts] == ["fresh-short"]
+    assert [p.key.token for p in evaluation.snapshot.positions.values()] == ["2", "1"]
+    assert evaluation.states["desk-drawdown"] == {None: drawdown_entry(6000)}
 
 
 def test_rules_excluded_by_account_neither_run_nor_get_state() -> None:

@@ -239,7 +239,11 @@ def test_samco_ist_midnight_is_not_a_square_off(capsys: pytest.CaptureFixture[st
 def test_samco_midnight_in_utc_is_the_same_day(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """Control: with ``timezone: UTC`` the same polls are one trading day, so everything fires."""
+    """Control: with ``timezone: UTC`` the same polls are one trading day, so everything fires.
+
+    The rows missing at 18:35 are carried (their MTM still counts in the drawdown) and squared
+    off at 18:40, whose empty answer still lacks them.
+    """
     code, out, err = replay(capsys, "samco_midnight.jsonl", rules=with_timezone(tmp_path, "UTC"))
     assert (code, err) == (0, [])
     alerts = [json.loads(line) for line in out]
@@ -248,7 +252,7 @@ def test_samco_midnight_in_utc_is_the_same_day(
             "desk-drawdown",
             None,
             "2026-11-23T18:35:00+00:00",
-            {"mtm": 0, "peak": 7167.8, "drawdown": 7167.8},
+            {"mtm": 1067.3, "peak": 7167.8, "drawdown": 6100.5},
         ),
         (
             "closed",
@@ -259,13 +263,13 @@ def test_samco_midnight_in_utc_is_the_same_day(
         (
             "closed",
             "RELIANCE",
-            "2026-11-23T18:35:00+00:00",
+            "2026-11-23T18:40:00+00:00",
             {"net_qty_before": 18, "net_qty": 0, "row_removed": True},
         ),
         (
             "closed",
             "SBIN",
-            "2026-11-23T18:35:00+00:00",
+            "2026-11-23T18:40:00+00:00",
             {"net_qty_before": -50, "net_qty": 0, "row_removed": True},
         ),
     ]
@@ -314,7 +318,8 @@ def test_alphapoint_with_ist_timezone_keeps_peak(
 
 
 def test_vanished_row_same_day_is_squared_off(capsys: pytest.CaptureFixture[str]) -> None:
-    """A Torus row missing from a later good poll of the same day fires with row_removed."""
+    """A Torus row missing from two good polls of the same day (10:00, 10:05) fires once, at
+    the second, with row_removed."""
     code, out, err = replay(capsys, "torus_vanished.jsonl")
     assert (code, err) == (0, [])
     assert [json.loads(line) for line in out] == [
@@ -328,7 +333,7 @@ def test_vanished_row_same_day_is_squared_off(capsys: pytest.CaptureFixture[str]
             "token": "1594",
             "product": "I",
             "symbol": "INFY",
-            "at": "2026-11-23T10:00:00+05:30",
+            "at": "2026-11-23T10:05:00+05:30",
             "message": "Squared off INFY (NSE_E I): was 10, position no longer reported",
             "details": {"net_qty_before": 10, "net_qty": 0, "row_removed": True},
         }
@@ -541,4 +546,105 @@ def test_resolved_alerts_in_text_output(capsys: pytest.CaptureFixture[str]) -> N
         "target on account above-desk: MTM 8,000.00, target 8,000.00",
         "2026-11-23T09:45:00+05:30 RESOLVED profit-target [above-desk] Resolved: MTM at or "
         "above the target on account above-desk: MTM 6,500.00, target 8,000.00",
+    ]
+
+
+# Rows that vanish: README, "Rows missing from an answer".
+
+EMPTY_ANSWER_REMOVED = {
+    "kotak_neo": ("kotak-main", "+05:30", 6500, [("RELIANCE-EQ", 10), ("BANKNIFTY21JULFUT", -25)]),
+    "portfolio": ("pf-desk", "+05:30", 6500, [("RELIANCE-EQ", 10), ("INFY-EQ", -5)]),
+    "samco": ("samco-1", "+05:30", 6500, [("RELIANCE", 18), ("SBIN", -50)]),
+    "alphapoint": ("ap-4", "+00:00", 61000, [("BTC", 1), ("USD", 1000)]),
+    "torus": ("torus-1", "+05:30", 6500, [("RELIANCE", -1), ("INFY", 10)]),
+}
+
+
+@pytest.mark.parametrize("broker", list(EMPTY_ANSWER_REMOVED))
+def test_an_empty_good_answer_mid_day_raises_nothing_until_the_next_confirms_it(
+    capsys: pytest.CaptureFixture[str], broker: str
+) -> None:
+    """Polls at 10:00:00-10:00:20: full, empty, full, empty, empty, where empty is the broker's
+    documented empty book (Kotak 5203 "No Data", portfolio ``data: []``, Samco "No Positions
+    Found", AlphaPoint ``[]``, Torus empty ``data``).
+
+    The first empty answer raises nothing (no square-off, and no drawdown: the carried rows keep
+    the MTM at its peak); the second in a row squares off every row once, ``row_removed``, and
+    the MTM of 0 is then a drawdown from the unchanged peak.
+    """
+    account, offset, peak, rows = EMPTY_ANSWER_REMOVED[broker]
+    code, out, err = replay(capsys, f"empty_answer_{broker}.jsonl")
+    assert (code, err) == (0, [])
+    at = f"2026-11-23T10:00:20{offset}"
+    alerts = [
+        (a["account"], a["at"], a["rule"], a["symbol"], a["details"]) for a in map(json.loads, out)
+    ]
+    removed = {"net_qty": 0, "row_removed": True}
+    assert alerts == [
+        (account, at, "desk-drawdown", None, {"mtm": 0, "peak": peak, "drawdown": peak}),
+        *((account, at, "closed", sym, {"net_qty_before": qty, **removed}) for sym, qty in rows),
+    ]
+
+
+def test_a_row_back_after_one_poll_is_compared_with_the_row_as_last_reported(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """INFY (short 5) is missing at 10:00:05 and 10:00:15 and back after each: back as it was,
+    nothing (not a new short); back flat at 10:00:20, a square-off that is not a removal."""
+    code, out, err = replay(capsys, "row_back_after_one_poll.jsonl")
+    assert (code, err) == (0, [])
+    assert [(a["at"], a["rule"], a["symbol"], a["details"]) for a in map(json.loads, out)] == [
+        (
+            "2026-11-23T10:00:20+05:30",
+            "closed",
+            "INFY-EQ",
+            {"net_qty_before": -5, "net_qty": 0, "row_removed": False},
+        )
+    ]
+
+
+def test_a_short_answer_moves_no_drawdown_peak(capsys: pytest.CaptureFixture[str]) -> None:
+    """MTM 6500 (the peak); then INFY's 2500 is missing and carried: 1000 + 2500 = 3500, a
+    drawdown of 3000, not 5500; both back, 3500; then 1500: 5000 below the same peak of 6500."""
+    code, out, err = replay(capsys, "drawdown_short_answer.jsonl")
+    assert (code, err) == (0, [])
+    assert [(a["at"], a["rule"], a["details"]) for a in map(json.loads, out)] == [
+        (
+            "2026-11-23T10:00:15+05:30",
+            "desk-drawdown",
+            {"mtm": 1500, "peak": 6500, "drawdown": 5000},
+        )
+    ]
+
+
+def test_a_row_carried_into_a_new_day_is_dropped_silently(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """INFY is missing from the day's last poll (15:30, carried) and from the next day's first
+    (09:15): dropped without a square-off. RELIANCE, long at the close and short in the
+    morning, is compared with the day before: a new short."""
+    code, out, err = replay(capsys, "new_day_carried_row.jsonl")
+    assert (code, err) == (0, [])
+    assert [(a["at"], a["rule"], a["symbol"], a["details"]) for a in map(json.loads, out)] == [
+        (
+            "2026-11-24T09:15:00+05:30",
+            "fresh-short",
+            "RELIANCE-EQ",
+            {"net_qty_before": 10, "net_qty": -10},
+        )
+    ]
+
+
+def test_alphapoint_funds_moved_are_no_drawdown(capsys: pytest.CaptureFixture[str]) -> None:
+    """1 BTC at 60000 and 1000 USD: MTM 61000. Withdrawing 0.5 BTC, then 400 USD, then
+    depositing 2 BTC leaves the MTM at 61000 (each valued net of the day's flows); only the
+    price falling to 54000 is a loss: 6000 below the peak."""
+    code, out, err = replay(capsys, "alphapoint_funds_moved.jsonl")
+    assert (code, err) == (0, [])
+    assert [(a["at"], a["rule"], a["details"]) for a in map(json.loads, out)] == [
+        (
+            "2026-11-23T10:20:00+00:00",
+            "desk-drawdown",
+            {"mtm": 55000, "peak": 61000, "drawdown": 6000},
+        )
     ]

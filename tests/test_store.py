@@ -377,11 +377,86 @@ def test_schema_version_mismatch_is_refused(path: Path) -> None:
     """A state file from another schema version is refused, naming the file and both versions."""
     Store(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
     db.close()
     with pytest.raises(StoreError) as info:
         Store(path)
-    assert str(info.value) == f"state file {path}: schema version 2, this release reads 1"
+    assert str(info.value) == f"state file {path}: schema version 3, this release reads 2"
+
+
+def test_carried_flags_are_stored_as_the_poll_turns_them(store: Store) -> None:
+    """Only the rows named as flipped are rewritten; each reads back carried or not."""
+    first = snap(pos("1", 25), pos("2", 10), pos("3", 5))
+    baseline(store, first)
+    short = snap(pos("3", 5), pos("1", 25), pos("2", 10), carried=frozenset({key("1"), key("2")}))
+    store.commit_poll(short, DAY, [], {}, [], None, {key("1"), key("2")})
+    assert store.load_account("kotak-main") == StoredAccount(short, DAY, {})
+    back = snap(pos("1", 25), pos("3", 5), pos("2", 10), carried=frozenset({key("2")}))
+    store.commit_poll(back, DAY, [], {}, [], None, {key("1")})
+    loaded = store.load_account("kotak-main")
+    assert loaded is not None
+    assert loaded.snapshot.carried == {key("2")}
+
+
+# The columns of positions in schema version 1, the release before rows were carried.
+V1_POSITIONS = """
+CREATE TABLE positions (
+    account TEXT NOT NULL, exchange_segment TEXT NOT NULL, token TEXT NOT NULL,
+    product TEXT NOT NULL, symbol TEXT NOT NULL, net_qty TEXT NOT NULL, avg_price TEXT,
+    ltp TEXT, realized TEXT, unrealized TEXT, mtm TEXT,
+    PRIMARY KEY (account, exchange_segment, token, product)
+) WITHOUT ROWID;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE accounts (
+    account TEXT PRIMARY KEY, broker TEXT NOT NULL, taken_at TEXT NOT NULL,
+    trading_day TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta VALUES ('schema', '1');
+INSERT INTO accounts VALUES ('kotak-main', 'kotak_neo', '2026-11-23T09:20:05+05:30', '2026-11-23');
+INSERT INTO positions VALUES
+    ('kotak-main', 'nse_fo', '1', 'NRML', 'SYM1', '25', NULL, NULL, NULL, NULL, '0');
+"""
+
+
+def test_a_version_1_file_is_upgraded_in_place(path: Path) -> None:
+    """A state file written before rows were carried opens, keeps its rows (none carried),
+    says schema version 2, and stores carried rows from then on."""
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_POSITIONS)
+    db.close()
+    store = Store(path)
+    try:
+        assert store.load_account("kotak-main") == StoredAccount(snap(pos("1", 25)), DAY, {})
+        short = snap(pos("1", 25), carried=frozenset({key("1")}))
+        store.commit_poll(short, DAY, [], {}, [], None, {key("1")})
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    db.close()
+    reopened = Store(path)
+    try:
+        assert reopened.load_account("kotak-main") == StoredAccount(short, DAY, {})
+    finally:
+        reopened.close()
+
+
+def test_a_failed_upgrade_is_refused_and_leaves_the_file_as_it_was(path: Path) -> None:
+    """An upgrade that fails (here a hand-made file that already has the column) names the file
+    and both versions, and the file still says version 1."""
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_POSITIONS)
+        db.execute("ALTER TABLE positions ADD COLUMN carried INTEGER")
+    db.close()
+    with pytest.raises(StoreError) as info:
+        Store(path)
+    assert str(info.value) == (
+        f"state file {path}: cannot upgrade from schema version 1 to 2:"
+        " duplicate column name: carried"
+    )
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("1",)
+    db.close()
 
 
 def test_in_memory_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -458,6 +533,11 @@ def test_a_damaged_file_is_refused_when_opened(path: Path) -> None:
             " does not decode (not a number)",
         ),
         ("UPDATE positions SET mtm = 'NaN'", "positions.mtm of account 'kotak-main'"),
+        (
+            "UPDATE positions SET carried = 2",
+            "positions.carried of account 'kotak-main', position 'nse_fo' '1' 'NRML': 2 is not"
+            " 0 or 1",
+        ),
         (
             "UPDATE positions SET symbol = x'ff'",
             "positions.symbol of account 'kotak-main', position 'nse_fo' '1' 'NRML': b'\\xff'"

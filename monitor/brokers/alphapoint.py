@@ -6,8 +6,13 @@ midnight to UTC midnight. Field names are matched case-insensitively (the gatewa
 ``omsId`` to a request that said ``OMSId``). Amounts are decimals (0.5 BTC).
 
     net_qty = amount
-    mtm     = amount * price of productSymbol (from ``quotes``); unknown without a price,
-              except a zero amount, which is worth zero.
+    mtm     = (amount - totalDayDeposits + totalDayWithdraws) * price of productSymbol (from
+              ``quotes``); an absent total counts as 0. Unknown without a price, except when
+              that quantity is zero, which is worth zero.
+
+A balance is a wallet, not a position: it also moves when funds are deposited or withdrawn. The
+MTM values the balance net of the day's deposits and withdrawals, so moving funds in or out is
+neither a profit nor a loss, and never fires a drawdown (README, "Brokers").
 
 Errors come as an object: ``{"result": false, "errormsg": ..., "errorcode": 20}``; code 20 means
 "not authorized".
@@ -59,6 +64,14 @@ class Balance:
     product_id: int
     symbol: str
     amount: Decimal
+    day_deposits: Decimal = ZERO
+    day_withdraws: Decimal = ZERO
+
+    @property
+    def net_of_flows(self) -> Decimal:
+        """The amount less what the day's deposits added and withdrawals took away: the part
+        of the balance whose value is the day's profit or loss."""
+        return self.amount - self.day_deposits + self.day_withdraws
 
 
 def parse(
@@ -89,17 +102,20 @@ def decode(body: bytes) -> list[Balance]:
         symbol = row.get("productsymbol")
         if not isinstance(symbol, str) or not symbol:
             raise BadResponse(BROKER, f"{where}.productSymbol: expected a non-empty string")
-        amount = _amount(row, where)
+        amount = _amount(row, "amount", where)
+        deposits = _amount(row, "totalDayDeposits", where, absent=ZERO)
+        withdraws = _amount(row, "totalDayWithdraws", where, absent=ZERO)
         if (oms_id, product_id) in seen:
             raise BadResponse(BROKER, f"{where}: duplicate position {oms_id}|{product_id}")
         seen.add((oms_id, product_id))
-        balances.append(Balance(oms_id, product_id, symbol, amount))
+        balances.append(Balance(oms_id, product_id, symbol, amount, deposits, withdraws))
     return balances
 
 
 def open_symbols(balances: Iterable[Balance]) -> list[str]:
-    """productSymbol of every balance with a non-zero amount: the ones that need a price."""
-    return list(dict.fromkeys(balance.symbol for balance in balances if balance.amount))
+    """productSymbol of every balance whose amount net of the day's flows is not zero: the ones
+    that need a price."""
+    return list(dict.fromkeys(balance.symbol for balance in balances if balance.net_of_flows))
 
 
 def build(
@@ -114,13 +130,17 @@ def build(
     for index, balance in enumerate(balances):
         key = PositionKey(account, str(balance.oms_id), str(balance.product_id), "")
         price = quotes.get(balance.symbol)
-        if not balance.amount:
+        held = balance.net_of_flows
+        if not held:
             mtm: Decimal | None = ZERO
         elif price is None:
             mtm = None
         else:
             mtm = bounded_result(
-                balance.amount * price, MONEY, BROKER, f"[{index}]: amount * price"
+                held * price,
+                MONEY,
+                BROKER,
+                f"[{index}]: net amount * price",
             )
         positions[key] = Position(
             key=key,
@@ -215,11 +235,17 @@ def _integer(row: Mapping[str, object], field: str, where: str) -> int:
     return value
 
 
-def _amount(row: Mapping[str, object], where: str) -> Decimal:
-    value = row.get("amount")
+def _amount(
+    row: Mapping[str, object], field: str, where: str, *, absent: Decimal | None = None
+) -> Decimal:
+    """The bounded number in ``field``; ``absent`` when the field is missing, if given."""
+    name = field.lower()
+    if absent is not None and name not in row:
+        return absent
+    value = row.get(name)
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise BadResponse(BROKER, f"{where}.amount: expected a number, got {echo(value)}")
-    return bounded(Decimal(value), QUANTITY, BROKER, f"{where}.amount")
+        raise BadResponse(BROKER, f"{where}.{field}: expected a number, got {echo(value)}")
+    return bounded(Decimal(value), QUANTITY, BROKER, f"{where}.{field}")
 
 
 # -- live client ------------------------------------------------------------------------------

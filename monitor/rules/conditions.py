@@ -66,13 +66,6 @@ UNTRACKED = Tracked(INACTIVE)
 ConditionState = dict[PositionKey | None, Tracked]
 
 
-def is_carried(poll: Poll, key: PositionKey) -> bool:
-    """Whether ``key``'s row is in the snapshot only because it went missing from this answer
-    (README "Rows missing from an answer"): a position-scope condition then keeps its state
-    instead of evaluating the row. Every row of today's snapshots was in the answer."""
-    return False
-
-
 @dataclass(frozen=True, slots=True)
 class ConditionRule:
     """The fields every condition rule has, and the evaluation every condition kind shares.
@@ -134,7 +127,9 @@ class ConditionRule:
                 continue
             tracked = previous.get(key, UNTRACKED)
             figure = self.measure(position)
-            if figure is not None and not is_carried(poll, key):
+            # A carried row went missing from this answer (README "Rows missing from an answer"):
+            # it keeps its state rather than being judged on figures the broker did not report.
+            if figure is not None and not poll.snapshot.is_carried(key):
                 tracked, alert = self._advance(tracked, figure, position, poll)
                 if alert is not None:
                     alerts.append(alert)

@@ -197,6 +197,64 @@ def test_malformed_body_raises_bad_response_naming_the_path(raw, fragment):
     assert fragment in str(info.value)
 
 
+def test_mtm_is_the_value_of_the_amount_net_of_the_days_deposits_and_withdrawals():
+    """2 BTC after a deposit of 1.5 today and a withdrawal of 0.5: (2 - 1.5 + 0.5) * 60000.
+    The net quantity stays the balance."""
+    raw = rows(row(amount=2, totalDayDeposits=1.5, totalDayWithdraws=0.5))
+
+    position = parse(raw, {"BTC": Decimal("60000")}).positions[BTC]
+
+    assert (position.net_qty, position.mtm) == (2, Decimal("60000.0"))
+
+
+def test_totals_are_found_in_any_case_and_count_as_zero_when_absent():
+    """TOTALDAYDEPOSITS is totalDayDeposits; a row without totals is valued on its amount."""
+    raw = rows(row(amount=3, TOTALDAYDEPOSITS=1), row(productId=2, productSymbol="USD", amount=5))
+
+    snapshot = parse(raw, {"BTC": Decimal("10"), "USD": Decimal("1")})
+
+    assert snapshot.positions[BTC].mtm == 20
+    assert snapshot.positions[USD].mtm == 5
+
+
+def test_a_balance_all_deposited_today_needs_no_price():
+    """amount 1 deposited today nets to 0: worth 0 without a price, and not asked a price for;
+    amount 0 after a withdrawal of 1 today needs one (unknown without it)."""
+    deposited = row(amount=1, totalDayDeposits=1)
+    withdrawn = row(productId=2, productSymbol="USD", amount=0, totalDayWithdraws=1)
+
+    snapshot = parse(rows(deposited, withdrawn))
+
+    assert snapshot.positions[BTC].mtm == 0
+    assert snapshot.positions[USD].mtm is None
+    balances = alphapoint.decode(rows(deposited, withdrawn))
+    assert alphapoint.open_symbols(balances) == ["USD"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        pytest.param("totalDayDeposits", '"1"', "expected a number, got '1'", id="text"),
+        pytest.param("totalDayWithdraws", "null", "expected a number, got None", id="null"),
+        pytest.param("totalDayDeposits", "1e999999", "out of range: ", id="huge"),
+    ],
+)
+def test_a_bad_day_total_is_bad_response_naming_it(field, value, reason):
+    """A total that is not a bounded number is a BadResponse naming the field."""
+    raw = (
+        b'[{"omsId": 1, "productSymbol": "BTC", "productId": 1, "amount": 1, "'
+        + field.encode()
+        + b'": '
+        + value.encode()
+        + b"}]"
+    )
+
+    with pytest.raises(BadResponse) as info:
+        parse(raw, {"BTC": Decimal("2")})
+
+    assert str(info.value).startswith(f"alphapoint: [0].{field}: {reason}")
+
+
 def test_deeply_nested_body_is_bad_response():
     """A pathological body of 100,000 open brackets is a BadResponse, not a RecursionError."""
     with pytest.raises(BadResponse):
@@ -239,7 +297,7 @@ def test_value_of_bounded_amount_and_price_past_the_bound_is_bad_response():
     with pytest.raises(BadResponse) as info:
         parse(raw, {"BTC": Decimal("900000000000000")})
 
-    assert str(info.value).startswith("alphapoint: [0]: amount * price: out of range: ")
+    assert str(info.value).startswith("alphapoint: [0]: net amount * price: out of range: ")
 
 
 @pytest.mark.parametrize("price", [b"1e999999", b"1" * 1_000_000 + b".5"])

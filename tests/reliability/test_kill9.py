@@ -100,18 +100,27 @@ def make_script(steps: int, seed: int) -> list[Rows]:
     return script
 
 
-def stored_positions(state: Path) -> dict[tuple[str, str], tuple[Decimal, Decimal]] | None:
-    """The committed rows of the account; None before the state file has any."""
+def stored_positions(
+    state: Path, *, with_carried: bool = False
+) -> dict[tuple[str, str], tuple[Decimal, Decimal]] | None:
+    """The committed rows the last poll reported, and with ``with_carried`` also the rows
+    carried for it (README, "Rows missing from an answer"); None before the state file has any."""
     try:
         rows = query(
-            state, "SELECT exchange_segment, token, net_qty, mtm FROM positions WHERE account='p1'"
+            state,
+            "SELECT exchange_segment, token, net_qty, mtm, carried FROM positions"
+            " WHERE account = 'p1'",
         )
         polled = query(state, "SELECT count(*) FROM accounts WHERE account = 'p1'")[0][0]
     except sqlite3.Error:
         return None
     if not polled:
         return None
-    return {(seg, tok): (Decimal(net), Decimal(mtm)) for seg, tok, net, mtm in rows}
+    return {
+        (seg, tok): (Decimal(net), Decimal(mtm))
+        for seg, tok, net, mtm, carried in rows
+        if with_carried or not carried
+    }
 
 
 def expected_positions(rows: Rows) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
@@ -142,18 +151,20 @@ class ScriptedPortfolio(portfolio.PortfolioState):
         return super().body()
 
     def done(self) -> bool:
-        """True once the last step is committed."""
+        """True once the last step is committed with no row left carried: a row it lacks is
+        removed only by a second poll of it."""
         last = self.script[-1]
         return self.step == len(self.script) - 1 and (
-            stored_positions(self.state_path) == expected_positions(last)
+            stored_positions(self.state_path, with_carried=True) == expected_positions(last)
         )
 
 
 def replay_file(path: Path, script: list[Rows]) -> Path:
-    """The script in the replay format, one line per step, a second apart, today."""
+    """The script in the replay format, one line per step, a second apart, today, and the last
+    step twice: the fake serves it until no row is left carried (``done``)."""
     start = datetime.now(ZoneInfo(noon_zone())).replace(microsecond=0)
     with path.open("w") as out:
-        for n, rows in enumerate(script):
+        for n, rows in enumerate([*script, script[-1]]):
             body = {"Status": "Success", "message": "", "errorCode": "", "data": rows}
             line = {"at": (start + timedelta(seconds=n)).isoformat(), "account": "p1",
                     "broker": "portfolio", "status": 200, "body": body}  # fmt: skip
