@@ -40,7 +40,8 @@ def test_bundled_rules_pass(capsys: pytest.CaptureFixture[str], bundled_rules: P
     assert (code, err) == (0, [])
     assert out == [
         f"{bundled_rules}: OK: no accounts (run uses the built-in simulator); "
-        "4 rules (2 mtm_drawdown, 1 new_short, 1 squared_off); sinks: console,"
+        "7 rules (1 mtm_above, 1 mtm_below, 2 mtm_drawdown, 1 new_short, 1 position_limit, "
+        "1 squared_off); sinks: console,"
         " telegram:me (optional)"
     ]
 
@@ -67,7 +68,8 @@ def test_check_defaults_to_rules_yaml(
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         "rules.yaml: OK: no accounts (run uses the built-in simulator); "
-        "4 rules (2 mtm_drawdown, 1 new_short, 1 squared_off); sinks: console,"
+        "7 rules (1 mtm_above, 1 mtm_below, 2 mtm_drawdown, 1 new_short, 1 position_limit, "
+        "1 squared_off); sinks: console,"
         " telegram:me (optional)"
     ]
 

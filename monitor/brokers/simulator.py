@@ -6,8 +6,12 @@ values. A restarted daemon therefore finds the market where it would have been, 
 trades made while it was down, exactly like a real broker.
 
 Each tick prices take a mean-reverting random step, and every one to three ticks the next action
-of a fixed cycle happens (open a short, open a long, a price shock against the book, flip a
-position, square one off, a rally), so every rule kind fires within the first minute of polling.
+of a fixed cycle happens (open a short, open a long, a market move, flip a position, square one
+off). A market move goes against every open position while the day's trend is falling and with
+them while it is rising; the trend turns when the day's MTM reaches a loss or a profit of
+``_SWING``. So at any hour the day's P&L is a believable few lakh at most, and it swings from a
+loss to a profit and back every minute or two: every rule of the bundled rules.yaml fires within
+the first few minutes of polling (the loss limit resolving too).
 Positions are valued like Kotak rows: mtm = cash from trades + net_qty * ltp.
 """
 
@@ -32,17 +36,15 @@ _INSTRUMENTS = (
     ("nse_cm", "1594", "INFY-EQ", 1650.0, 200, ("CNC", "MIS")),
     ("mcx_fo", "430106", "CRUDEOIL25DECFUT", 5900.0, 100, ("NRML",)),
 )
-# Every close that follows a shock is mirrored by one that follows a rally, so the day's P&L
-# swings both ways (drawdowns fire and re-arm) and wanders like a random walk over the day
-# instead of falling steadily.
 _ACTIONS = (
-    "open_short", "shock", "square_off", "open_long", "rally", "flip",
-    "open_long", "shock", "flip", "rally", "square_off",
+    "open_short", "move", "square_off", "open_long", "move", "flip",
+    "open_long", "move", "flip", "move", "square_off",
 )  # fmt: skip
 _MAX_OPEN = 5
 _VOLATILITY = 0.0015  # per tick
 _REVERSION = 0.02  # pull back towards the base price per tick
-_SHOCK = 0.012  # an adverse move against every open position
+_MOVE = 0.012  # a market move against (or with) every open position
+_SWING = 100_000.0  # the day's loss or profit at which the market's trend turns
 
 
 @dataclass(slots=True)
@@ -58,6 +60,7 @@ class _World:
     tick: int = -1
     next_action_tick: int = 1
     action_index: int = 0
+    falling: bool = True  # market moves go against the book (True) or with it
     prices: list[float] = field(default_factory=lambda: [i[3] for i in _INSTRUMENTS])
     holdings: dict[tuple[int, str], _Holding] = field(default_factory=dict)
 
@@ -78,14 +81,16 @@ class _World:
         open_keys = sorted(k for k, h in self.holdings.items() if h.qty)
         if action.startswith("open") and len(open_keys) >= _MAX_OPEN:
             action = "square_off"
-        if action in ("flip", "square_off", "shock", "rally") and not open_keys:
+        if action in ("flip", "square_off", "move") and not open_keys:
             action = "open_short"
-        if action in ("shock", "rally"):
-            # A move against (shock) or with (rally) every open position.
-            sign = 1 if action == "shock" else -1
+        if action == "move":
+            mtm = sum(h.cash + h.qty * self.prices[i] for (i, _), h in self.holdings.items())
+            if mtm <= -_SWING if self.falling else mtm >= _SWING:
+                self.falling = not self.falling
+            sign = 1 if self.falling else -1
             for index, product in open_keys:
                 direction = 1 if self.holdings[(index, product)].qty > 0 else -1
-                self.prices[index] *= 1 - sign * direction * _SHOCK
+                self.prices[index] *= 1 - sign * direction * _MOVE
         elif action.startswith("open"):
             flat = [
                 (i, product)

@@ -161,3 +161,18 @@ def test_dst_fall_back_hour_does_not_replay_the_world():
     # same wall time, but 00:30 UTC and 01:30 UTC: 720 ticks of 5 s apart
 
     assert sim.snapshot_at(first).positions != sim.snapshot_at(second).positions
+
+
+@pytest.mark.parametrize("seed", [1, 7])
+def test_the_days_mtm_swings_between_a_loss_and_a_profit_of_a_few_lakh(seed):
+    """All day long the account's MTM stays within 5 lakh either way, yet reaches a loss and a
+    profit of a lakh: the market turns against the book and back, without drifting away."""
+    sim = simulator(seed=seed)
+    day = [
+        sum(p.mtm for p in sim.snapshot_at(at_tick(n)).positions.values())
+        for n in range(0, 86_400 // 5, 3)
+    ]
+
+    assert min(day) <= -100_000
+    assert max(day) >= 100_000
+    assert all(abs(mtm) < 500_000 for mtm in day)
