@@ -23,7 +23,7 @@ from monitor.printable import printable
 MESSAGE_LIMIT = 4096
 _FIELD_LIMIT = 300  # any one user-derived string; keeps every line far below the limit
 
-_SEVERITY_MARK = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
+SEVERITY_MARK = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
 _MONEY = {"mtm": "MTM", "peak": "Peak", "drawdown": "Drawdown", "threshold": "Threshold"}
 
 
@@ -65,7 +65,7 @@ def alert_lines(alert: Alert, zone: tzinfo | None = None) -> list[str]:
         lines = [f"✅ <b>RESOLVED</b> {title}"]
     else:
         still = " · still firing" if since is not None else ""
-        mark = _SEVERITY_MARK[alert.severity]
+        mark = SEVERITY_MARK[alert.severity]
         lines = [f"{mark} <b>{html_field(alert.severity.upper())}</b> {title}{still}"]
     if alert.key is not None:
         product = f" · {html_field(alert.key.product)}" if alert.key.product else ""
