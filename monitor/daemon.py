@@ -53,6 +53,7 @@ from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.notify.telegram.updates import CommandListener
 from monitor.poller import AccountPoller
 from monitor.recording import DEFAULT_MAX_BYTES, Recorder
+from monitor.rules.conditions import FiringCondition
 from monitor.store import Store, StoreError
 from monitor.store_schema import StateFileRefused, claim_state_file
 
@@ -149,6 +150,9 @@ class _View:
 
     def rule_names(self) -> Sequence[str]:
         return self._rules
+
+    def firing_conditions(self) -> list[FiringCondition]:
+        return self._engine.firing_conditions()
 
 
 async def fetch_once(

@@ -21,6 +21,7 @@ from monitor.health import failing_key
 from monitor.model import Alert, Snapshot
 from monitor.pipeline import Evaluation, evaluate_poll
 from monitor.rules.base import Rule
+from monitor.rules.conditions import FiringCondition, firing_conditions, firing_counts
 from monitor.store import EntryWrite, Store
 
 log = structlog.get_logger(__name__)
@@ -48,6 +49,23 @@ class Engine:
     def last_snapshot(self, account: str) -> Snapshot | None:
         """The last committed good snapshot of ``account``."""
         return self._state(account).snapshot
+
+    def firing_conditions(self) -> list[FiringCondition]:
+        """The conditions firing now in the accounts this process has polled (a restart's
+        stored ones show from each account's first poll), accounts in the order first seen."""
+        return [
+            condition
+            for account, known in self._accounts.items()
+            for condition in firing_conditions(
+                self._rules, account, known.rule_states, known.snapshot
+            )
+        ]
+
+    def firing_counts(self, account: str) -> dict[str, int]:
+        """How many subjects each condition rule has firing in ``account`` now (every
+        condition rule named, 0 for none; all 0 before the account's first poll)."""
+        known = self._accounts.get(account)
+        return firing_counts(self._rules, {} if known is None else known.rule_states)
 
     def ingest(self, snapshot: Snapshot, timezone: ZoneInfo) -> Evaluation:
         """Evaluate one good poll and commit it; raises StoreError and then changes nothing."""

@@ -7,9 +7,12 @@ symbol or error text.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from monitor import __version__
+from monitor.model import Alert
 
 NAMESPACE = "position_monitor"
 
@@ -38,8 +41,12 @@ class Metrics:
             ["account", "kind"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.alerts = Counter(
-            "alerts", "Alerts raised, by rule and severity.",
-            ["rule", "severity"], namespace=NAMESPACE, registry=registry,
+            "alerts", "Alerts raised, by rule, severity and state (firing or resolved).",
+            ["rule", "severity", "state"], namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
+        self.conditions_firing = Gauge(
+            "conditions_firing", "Subjects (accounts or positions) a condition rule fires for now.",
+            ["rule"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.mtm_unknown = Counter(
             "mtm_unknown_polls", "Good polls with an open position whose MTM had no price.",
@@ -97,3 +104,14 @@ class Metrics:
         self.undeliverable.labels(sink)
         self.outbox_unreadable.labels(sink)
         self.outbox_depth.labels(sink).set(0)
+
+    def count_alert(self, alert: Alert) -> None:
+        """Count one raised alert."""
+        self.alerts.labels(alert.rule, str(alert.severity), str(alert.state)).inc()
+
+    def count_firing(self, before: Mapping[str, int], after: Mapping[str, int]) -> None:
+        """Move each condition rule's firing gauge by one account's change from ``before`` to
+        ``after``: every account adds its own count, so the gauge is their sum. A rule named
+        in ``after`` is exported even at 0."""
+        for rule, count in after.items():
+            self.conditions_firing.labels(rule).inc(count - before.get(rule, 0))

@@ -61,6 +61,9 @@ class AccountPoller:
         self._polls_ok = metrics.polls.labels(account.id, PollOutcome.OK)
         self._last_success = metrics.last_success.labels(account.id)
         self._positions = metrics.positions.labels(account.id)
+        # This account's share of the conditions-firing gauges, all at 0 before its first poll.
+        self._firing: dict[str, int] = {}
+        self._count_firing()
         self._on_alerts = on_alerts
         self._recorder = recorder
         # After failures the next polls wait: Retry-After, or capped exponential backoff.
@@ -181,9 +184,10 @@ class AccountPoller:
                 alerts=len(evaluation.alerts),
             )
         self._resumed = True
+        self._count_firing()
         if evaluation.alerts:
             for alert in evaluation.alerts:
-                self._metrics.alerts.labels(alert.rule, str(alert.severity)).inc()
+                self._metrics.count_alert(alert)
             self._log.info("alerts_raised", count=len(evaluation.alerts))
             self._on_alerts()
         return recovered
@@ -225,9 +229,14 @@ class AccountPoller:
             self._log.error("alert_not_stored", rule=alert.rule, error=str(err))
             return
         self.health.raised(alert)
-        self._metrics.alerts.labels(alert.rule, str(alert.severity)).inc()
+        self._metrics.count_alert(alert)
         self._log.info("alerts_raised", count=1, rule=alert.rule)
         self._on_alerts()
+
+    def _count_firing(self) -> None:
+        firing = self._engine.firing_counts(self.account.id)
+        self._metrics.count_firing(self._firing, firing)
+        self._firing = firing
 
     def _count(self, outcome: PollOutcome) -> None:
         if outcome is PollOutcome.OK:

@@ -40,6 +40,7 @@ PROMISED_METRICS = {
     "position_monitor_positions",
     "position_monitor_changes_total",
     "position_monitor_alerts_total",
+    "position_monitor_conditions_firing",
     "position_monitor_notifications_total",
     "position_monitor_outbox_depth",
     "position_monitor_last_successful_poll_timestamp_seconds",
@@ -245,4 +246,4 @@ def test_the_exposition_has_no_unbounded_labels(scrape: str) -> None:
     label_names = set(re.findall(r"[{,]([a-z_]+)=", scrape))
     assert label_names & forbidden == set()
     assert label_names <= {"account", "outcome", "broker", "le", "kind", "rule", "severity",
-                           "sink", "result", "version"}  # fmt: skip
+                           "state", "sink", "result", "version"}  # fmt: skip

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -33,7 +33,7 @@ from monitor.model import (
     Severity,
     Snapshot,
 )
-from monitor.rules.base import Poll, PositionFilter, RuleConfigError, describe
+from monitor.rules.base import Poll, PositionFilter, Rule, RuleConfigError, describe
 from monitor.rules.lifecycle import (
     INACTIVE,
     LIFECYCLE_OPTIONS,
@@ -308,3 +308,51 @@ def amount(
     if not value.is_finite():
         raise RuleConfigError(field, f"must be a finite number; got {raw}")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class FiringCondition:
+    """A condition firing now: its rule, the account, the position (None for the account as
+    a whole) and since when it fires."""
+
+    rule: str
+    severity: Severity
+    account: str
+    key: PositionKey | None
+    symbol: str | None
+    since: datetime
+
+
+def firing_conditions(
+    rules: Sequence[Rule], account: str, states: Mapping[str, Any], snapshot: Snapshot | None
+) -> list[FiringCondition]:
+    """The conditions firing in one account's rule ``states``, rules in file order; the
+    account's last ``snapshot`` names each position's symbol."""
+    positions = snapshot.positions if snapshot is not None else {}
+    firing = []
+    for rule in rules:
+        if not isinstance(rule, ConditionRule):
+            continue
+        state: ConditionState = states.get(rule.name) or {}
+        for key, tracked in state.items():
+            since = tracked.condition.firing_since
+            if since is not None:
+                position = None if key is None else positions.get(key)
+                symbol = None if position is None else position.symbol
+                firing.append(
+                    FiringCondition(rule.name, rule.severity, account, key, symbol, since)
+                )
+    return firing
+
+
+def firing_counts(rules: Sequence[Rule], states: Mapping[str, Any]) -> dict[str, int]:
+    """How many subjects each condition rule has firing in one account's rule ``states``,
+    naming every condition rule (0 when none fires)."""
+    counts = {}
+    for rule in rules:
+        if isinstance(rule, ConditionRule):
+            state: ConditionState = states.get(rule.name) or {}
+            counts[rule.name] = sum(
+                1 for tracked in state.values() if tracked.condition.firing_since is not None
+            )
+    return counts

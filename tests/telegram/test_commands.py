@@ -15,10 +15,12 @@ import structlog
 from monitor.config import AccountConfig
 from monitor.durations import parse_duration
 from monitor.health import AccountStatus
-from monitor.model import Position, PositionKey, Snapshot
-from monitor.notify.telegram.commands import MAX_MUTE, MIN_MUTE, PAGE_ROWS, Commands
+from monitor.model import Position, PositionKey, Severity, Snapshot
+from monitor.notify.telegram.commands import MAX_MUTE, MIN_MUTE, PAGE_ROWS, Chat, Commands
+from monitor.notify.telegram.format import MESSAGE_LIMIT, utf16_len
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.notify.telegram.updates import CommandListener, parse_command
+from monitor.rules.conditions import FiringCondition
 from monitor.store import Store
 from tests.fakes.telegram import USERNAME, TelegramState, _parse_problem
 from tests.telegram.conftest import AT, GROUP, PRIVATE, commit, short
@@ -61,6 +63,11 @@ class View:
 
     def rule_names(self) -> Sequence[str]:
         return ("fresh-short", "desk-drawdown")
+
+    firing: list[FiringCondition] = field(default_factory=list)
+
+    def firing_conditions(self) -> Sequence[FiringCondition]:
+        return self.firing
 
 
 @dataclass
@@ -107,6 +114,59 @@ async def test_status_lists_accounts_failures_and_the_outbox(chat_bot: Bot, stor
     assert "samco-1" in reply and "12 failed" in reply and "HTTP 503 &lt;html&gt;" in reply
     assert "1 alert deliveries waiting" in reply
     assert _parse_problem(reply) == ""
+
+
+def status(view: View, store: Store) -> list[str]:
+    """The /status reply at NOW, asked in the private chat."""
+    chat = Chat(["telegram:me"], IST)
+    return Commands(view, store, store).answer("status", [], chat, NOW)
+
+
+def test_status_lists_the_conditions_firing_now(store: Store) -> None:
+    """/status: each condition firing with its rule, account, subject and since when, in the
+    account's zone with the time elapsed; none firing says so."""
+    view = View()
+    (quiet,) = status(view, store)
+    assert "<b>Firing now</b>: none" in quiet
+    since = NOW - timedelta(minutes=25)
+    view.firing = [
+        FiringCondition("desk-drawdown", Severity.CRITICAL, "kotak-main", None, None, since),
+        FiringCondition("size<cap>", Severity.WARNING, "kotak-main", position(7).key, "M&M", since),
+    ]
+    (reply,) = status(view, store)
+    firing = reply.split("<b>Firing now</b>: 2\n", 1)[1].split("\n")[:2]
+    assert firing == [
+        "🔴 <b>desk-drawdown</b> <code>kotak-main</code> account since 09:05:00 IST (25m)",
+        "🟠 <b>size&lt;cap&gt;</b> <code>kotak-main</code> <b>M&amp;M</b> nse_fo NRML"
+        " since 09:05:00 IST (25m)",
+    ]
+    assert _parse_problem(reply) == ""
+
+
+def test_status_lists_at_most_fifty_firing_conditions(store: Store) -> None:
+    """A position limit firing for hundreds of rows: 50 of them and how many more, in
+    messages within Telegram's limit."""
+    key = position(1).key
+    view = View()
+    view.firing = [
+        FiringCondition("size-cap", Severity.WARNING, "kotak-main", key, f"S{i:03d}", NOW)
+        for i in range(300)
+    ]
+    replies = status(view, store)
+    assert all(utf16_len(reply) <= MESSAGE_LIMIT for reply in replies)
+    text = "\n".join(replies)
+    assert "<b>Firing now</b>: 300" in text
+    assert "S049" in text and "S050" not in text
+    assert "and 250 more" in text
+
+
+async def test_status_answers_in_the_chat_with_the_conditions_firing(chat_bot: Bot) -> None:
+    """Through the fake Bot API, the firing list reaches the chat."""
+    chat_bot.view.firing = [
+        FiringCondition("desk-drawdown", Severity.CRITICAL, "kotak-main", None, None, NOW)
+    ]
+    (reply,) = await chat_bot.ask(PRIVATE, "/status")
+    assert "<b>Firing now</b>: 1" in reply and "<b>desk-drawdown</b>" in reply
 
 
 async def test_positions_are_paginated(chat_bot: Bot) -> None:

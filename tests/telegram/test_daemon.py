@@ -15,7 +15,7 @@ from tests.fakes import ThreadedServer
 from tests.fakes.telegram import TOKEN, TelegramState, make_app
 
 CHAT = "4242"
-_ALERT_MARK = re.compile("^(🔴|🟠|🔵) ", re.MULTILINE)
+_ALERT_MARK = re.compile("^(🔴|🟠|🔵|✅) ", re.MULTILINE)  # a severity, or resolved
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def last_alert_id(state: Path) -> int:
 
 
 def alerts_in(texts: list[str]) -> int:
-    """How many alert blocks the messages hold (one severity mark opens each)."""
+    """How many alert blocks the messages hold (a severity mark or ✅ opens each)."""
     return sum(len(_ALERT_MARK.findall(t)) for t in texts)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+import json
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -11,7 +13,12 @@ from hypothesis import strategies as st
 
 from monitor.model import Alert, PositionKey, Severity
 from monitor.notify.telegram.format import MESSAGE_LIMIT, group_messages, pack, utf16_len
+from monitor.rules.base import PositionFilter
+from monitor.rules.conditions import Scope
+from monitor.rules.lifecycle import Lifecycle
+from monitor.rules.mtm_below import MtmBelow
 from tests.fakes.telegram import _parse_problem
+from tests.snapshots import poll, pos, snap
 
 IST = ZoneInfo("Asia/Kolkata")
 AT = datetime(2026, 11, 23, 9, 20, 5, tzinfo=IST)
@@ -124,3 +131,68 @@ def test_a_long_status_is_split_into_messages_within_the_limit() -> None:
     assert len(messages) > 1
     assert all(utf16_len(m) <= MESSAGE_LIMIT for m in messages)
     assert "\n".join(messages).split("\n") == lines
+
+
+def loss_limit_alerts() -> list[Alert]:
+    """The alerts of a loss limit at -50,000 that repeats every 10 min and sends resolved:
+    fired at 09:20:05, repeated at 09:30:05 and 09:45:05, resolved at 09:50:05; the alerts come
+    back from the outbox's JSON, as the sink gets them."""
+    rule = MtmBelow(
+        "daily-loss", Severity.CRITICAL, PositionFilter(), Scope.ACCOUNT,
+        Lifecycle(repeat_interval=timedelta(minutes=10), send_resolved=True), Decimal(-50000),
+    )  # fmt: skip
+    state = None
+    alerts: list[Alert] = []
+    for minute, mtm in [(0, -52000), (10, -55000), (25, -53000), (30, -20000)]:
+        taken = snap(pos("1", 25, mtm=mtm), at=AT + timedelta(minutes=minute))
+        state, raised = rule.evaluate(state, poll(taken))
+        alerts += [Alert.from_json(json.loads(alert.to_jsonl())) for alert in raised]
+    return alerts
+
+
+def test_a_resolved_alert_reads_as_good_news_with_how_long_it_fired() -> None:
+    """✅ RESOLVED instead of the red CRITICAL, and since when and for how long it fired, in
+    the account's zone; the raw since detail is not repeated."""
+    *_, resolved = loss_limit_alerts()
+    (message,) = group_messages([resolved], IST)
+    first, *rest = message.text.split("\n")[2:]
+    assert first == "✅ <b>RESOLVED</b> <b>daily-loss</b> (mtm_below)"
+    assert "🔴" not in message.text and "CRITICAL" not in message.text
+    assert rest[0].startswith("Resolved: MTM at or below the limit on account kotak-main")
+    assert rest[-1] == "Firing since 09:20 IST, resolved after 30 min"
+    assert "since:" not in message.text and "T09:20" not in message.text
+    assert _parse_problem(message.text) == ""
+
+
+def test_a_repeat_says_still_firing_since_when_in_the_accounts_zone() -> None:
+    """A reminder: the severity's styling, "still firing", and since 09:20 IST with the time
+    elapsed (the outbox gives it as +05:30; the zone names it IST)."""
+    fired, *repeats, _ = loss_limit_alerts()
+    assert len(repeats) == 2
+    (message,) = group_messages([repeats[-1]], IST)
+    lines = message.text.split("\n")
+    assert lines[2] == "🔴 <b>CRITICAL</b> <b>daily-loss</b> (mtm_below) · still firing"
+    assert "MTM <code>-53,000.00</code>" in message.text  # this poll's figures
+    assert lines[-1] == "⏳ Still firing since 09:20 IST (25 min)"
+    assert "since:" not in message.text
+    assert _parse_problem(message.text) == ""
+    (first,) = group_messages([fired], IST)
+    assert "still" not in first.text.lower() and "RESOLVED" not in first.text
+
+
+def test_a_condition_firing_for_hours_shows_hours_and_minutes() -> None:
+    """The time since is written for a trader: 2 h 05 min, not 125 min."""
+    *_, resolved = loss_limit_alerts()
+    later = dataclasses.replace(resolved, at=resolved.at + timedelta(minutes=95))
+    (message,) = group_messages([later], IST)
+    assert message.text.endswith("resolved after 2 h 05 min")
+
+
+def test_a_since_that_is_not_an_instant_is_shown_as_it_is() -> None:
+    """A stored alert whose since detail does not read as an instant keeps it as a plain
+    detail, escaped, instead of failing the delivery."""
+    odd = dataclasses.replace(drawdown(), details={"since": "<yesterday>"})
+    (message,) = group_messages([odd], IST)
+    assert "since: &lt;yesterday&gt;" in message.text
+    assert "still" not in message.text
+    assert _parse_problem(message.text) == ""

@@ -17,10 +17,12 @@ from zoneinfo import ZoneInfo
 from monitor.durations import parse_duration
 from monitor.health import AccountStatus
 from monitor.model import ZERO, Snapshot, format_money, format_qty
-from monitor.notify.telegram.format import html_field, pack
+from monitor.notify.telegram.format import SEVERITY_MARK, html_field, pack
 from monitor.printable import printable
+from monitor.rules.conditions import FiringCondition
 
 PAGE_ROWS = 25
+FIRING_ROWS = 50  # conditions listed by /status; a position limit may fire for hundreds
 MIN_MUTE = timedelta(seconds=1)
 MAX_MUTE = timedelta(days=7)
 _SYMBOL_WIDTH = 24
@@ -29,7 +31,7 @@ HEALTH_RULES = ("poll_failing", "poll_recovered")
 HELP = "\n".join(
     [
         "<b>position-monitor</b>",
-        "/status: accounts, last good poll, failures, alerts waiting",
+        "/status: accounts, last good poll, failures, conditions firing, alerts waiting",
         "/positions [account] [page]: net positions and MTM",
         "/mute &lt;rule|account&gt; &lt;duration&gt;: hold back alerts here, e.g. /mute"
         " fresh-short 30m (s, m, h, d; at most 7d)",
@@ -47,6 +49,8 @@ class DaemonView(Protocol):
     def snapshot(self, account: str) -> Snapshot | None: ...
 
     def rule_names(self) -> Sequence[str]: ...
+
+    def firing_conditions(self) -> Sequence[FiringCondition]: ...
 
 
 class Mutes(Protocol):
@@ -111,6 +115,7 @@ class Commands:
             if status.failed_polls:
                 line += f"; {status.failed_polls} failed since: {html_field(status.last_reason)}"
             lines.append(line)
+        lines += self._firing(now)
         depth = self._outbox.outbox_depth()
         waiting = sum(depth.values())
         lines.append(f"\n<b>Outbox</b>: {waiting} alert deliveries waiting")
@@ -122,6 +127,31 @@ class Commands:
                 at = until.astimezone(chat.timezone).strftime("%Y-%m-%d %H:%M %Z")
                 lines.append(f"{html_field(target.replace(':', ' ', 1))} until {html_field(at)}")
         return "\n".join(lines)
+
+    def _firing(self, now: datetime) -> list[str]:
+        """The conditions firing now: rule, account, subject and since when (account's zone)."""
+        firing = self._view.firing_conditions()
+        if not firing:
+            return ["\n<b>Firing now</b>: none"]
+        zones = {status.account.id: status.account.timezone for status in self._view.statuses()}
+        lines = [f"\n<b>Firing now</b>: {len(firing)}"]
+        for condition in firing[:FIRING_ROWS]:
+            zone = zones.get(condition.account)
+            since = condition.since if zone is None else condition.since.astimezone(zone)
+            at = since.strftime("%H:%M:%S %Z").strip()
+            key = condition.key
+            subject = "account"
+            if key is not None:
+                where = " ".join(part for part in (key.exchange_segment, key.product) if part)
+                subject = f"<b>{html_field(condition.symbol or key.token)}</b> {html_field(where)}"
+            lines.append(
+                f"{SEVERITY_MARK[condition.severity]} <b>{html_field(condition.rule)}</b>"
+                f" <code>{html_field(condition.account)}</code> {subject}"
+                f" since {html_field(at)} ({_ago(now - condition.since)})"
+            )
+        if len(firing) > FIRING_ROWS:
+            lines.append(f"and {len(firing) - FIRING_ROWS} more")
+        return lines
 
     def _positions(self, args: Sequence[str]) -> str:
         accounts = [s.account.id for s in self._view.statuses()]

@@ -12,10 +12,10 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 
-from monitor.model import Alert, DetailValue, Severity, format_money, format_qty
+from monitor.model import Alert, AlertState, DetailValue, Severity, format_money, format_qty
 from monitor.printable import printable
 
 # Telegram's limit on a message's text (https://core.telegram.org/bots/api#sendmessage),
@@ -23,7 +23,7 @@ from monitor.printable import printable
 MESSAGE_LIMIT = 4096
 _FIELD_LIMIT = 300  # any one user-derived string; keeps every line far below the limit
 
-_SEVERITY_MARK = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
+SEVERITY_MARK = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
 _MONEY = {"mtm": "MTM", "peak": "Peak", "drawdown": "Drawdown", "threshold": "Threshold"}
 
 
@@ -49,12 +49,24 @@ def utf16_len(value: str) -> int:
     return len(value.encode("utf-16-le")) // 2
 
 
-def alert_lines(alert: Alert) -> list[str]:
-    """The lines of one alert: severity and rule, the position, the message, the figures."""
-    lines = [
-        f"{_SEVERITY_MARK[alert.severity]} <b>{html_field(alert.severity.upper())}</b> "
-        f"<b>{html_field(alert.rule)}</b> ({html_field(alert.kind)})"
-    ]
+def alert_lines(alert: Alert, zone: tzinfo | None = None) -> list[str]:
+    """The lines of one alert: its title, the position, the message, the figures.
+
+    A resolved alert reads as good news (✅ RESOLVED, not the severity's colour) and says how
+    long its condition fired; a repeat of a firing condition says it is still firing and since
+    when, in ``zone`` (the account's) like the group's header.
+    """
+    details = dict(alert.details)
+    since = _instant(details.get("since"))
+    if since is not None:
+        del details["since"]
+    title = f"<b>{html_field(alert.rule)}</b> ({html_field(alert.kind)})"
+    if alert.state is AlertState.RESOLVED:
+        lines = [f"✅ <b>RESOLVED</b> {title}"]
+    else:
+        still = " · still firing" if since is not None else ""
+        mark = SEVERITY_MARK[alert.severity]
+        lines = [f"{mark} <b>{html_field(alert.severity.upper())}</b> {title}{still}"]
     if alert.key is not None:
         product = f" · {html_field(alert.key.product)}" if alert.key.product else ""
         lines.append(
@@ -62,7 +74,6 @@ def alert_lines(alert: Alert) -> list[str]:
             f"{html_field(alert.key.exchange_segment)}{product}"
         )
     lines.append(html_field(alert.message))
-    details = dict(alert.details)
     if "net_qty" in details:
         before, after = details.pop("net_qty_before", None), details.pop("net_qty")
         arrow = f"{_qty(before)} → {_qty(after)}" if before is not None else _qty(after)
@@ -77,6 +88,14 @@ def alert_lines(alert: Alert) -> list[str]:
     for name, value in details.items():
         if name not in _MONEY and value is not None:
             lines.append(f"{html_field(name.replace('_', ' '))}: {html_field(_plain(value))}")
+    if since is not None:
+        local = since.astimezone(zone or alert.at.tzinfo)
+        started = html_field(local.strftime("%H:%M %Z").strip())
+        lasted = _elapsed(alert.at - since)
+        if alert.state is AlertState.RESOLVED:
+            lines.append(f"Firing since {started}, resolved after {lasted}")
+        else:
+            lines.append(f"⏳ Still firing since {started} ({lasted})")
     return lines
 
 
@@ -93,7 +112,7 @@ def group_messages(alerts: Sequence[Alert], zone: tzinfo | None = None) -> list[
     when = at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     count = f" · {len(alerts)} alerts" if len(alerts) > 1 else ""
     header = f"<b>{html_field(first.account)}</b> · {html_field(when)}{count}"
-    blocks = [["", *alert_lines(alert)] for alert in alerts]  # a blank line between alerts
+    blocks = [["", *alert_lines(alert, zone)] for alert in alerts]  # a blank line between alerts
     return pack(blocks, header)
 
 
@@ -126,6 +145,28 @@ def pack(blocks: Sequence[Sequence[str]], header: str | None = None) -> list[Mes
             lines.append(line)
     messages.append(Message("\n".join(lines), len(blocks)))
     return messages
+
+
+def _instant(value: DetailValue) -> datetime | None:
+    """``details.since`` as an instant; None when absent or not an instant with an offset."""
+    if not isinstance(value, str):
+        return None
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return instant if instant.tzinfo is not None else None
+
+
+def _elapsed(delta: timedelta) -> str:
+    """A duration as a trader reads it: 40 s, 25 min, 2 h 05 min."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _qty(value: DetailValue) -> str:
