@@ -2,7 +2,7 @@
 
 The pipeline is what a good poll costs inside the monitor: the Kotak parser on the raw body
 (decode, net quantity and MTM per row; as in the live client, only rows that changed since the
-first poll are checked for duplicate keys) and ``evaluate_poll`` (diff against the previous
+first poll are neither checked for duplicate keys nor decoded again) and ``evaluate_poll`` (diff against the previous
 snapshot, then every rule of the bundled rules.yaml). The floor is msgspec decoding the same
 body into typed Structs of the same fields, the least any parser must do.
 """
@@ -58,19 +58,19 @@ class Poll:
     rules: tuple[Rule, ...]
     baseline: Evaluation
     previous: Any  # the first poll's snapshot
-    checked: frozenset[bytes]  # the first body's raw rows, checked for duplicate keys
+    known: dict[bytes, Any]  # the first body's rows by their raw bytes, as the client keeps them
 
     @classmethod
     def after_first(cls, data: BenchData, rules: tuple[Rule, ...]) -> Poll:
         """The state after the first poll: its snapshot, trading day and rule states."""
         first = parse(data.first, data, FIRST_AT)
-        _, checked = kotak_neo.decode_rows(data.first, ACCOUNT, frozenset())
+        _, known = kotak_neo.decode_rows(data.first, ACCOUNT, {})
         baseline = evaluate_poll(None, None, first, rules, {}, IST)
-        return cls(data, rules, baseline, first, checked)
+        return cls(data, rules, baseline, first, known)
 
     def run(self) -> Evaluation:
         """Parse the next body and evaluate it: the pipeline's work for one poll."""
-        rows, _ = kotak_neo.decode_rows(self.data.second, ACCOUNT, self.checked)
+        rows, _ = kotak_neo.decode_rows(self.data.second, ACCOUNT, self.known)
         current = kotak_neo.build(
             rows, account=ACCOUNT, taken_at=FIRST_AT + timedelta(seconds=5), quotes=self.data.quotes
         )

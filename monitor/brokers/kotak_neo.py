@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Context, Decimal, DivisionByZero, DivisionUndefined, InvalidOperation
@@ -120,20 +120,21 @@ def parse(
 
 def decode(body: bytes, account: str) -> list[_Unpriced]:
     """The rows of a positions body before pricing; error envelopes raise their typed error."""
-    return decode_rows(body, account, frozenset())[0]
+    return decode_rows(body, account, {})[0]
 
 
 def decode_rows(
-    body: bytes, account: str, checked: Set[bytes]
-) -> tuple[list[_Unpriced], frozenset[bytes]]:
-    """``decode``, skipping the duplicate-key check for rows in ``checked`` (raw rows already
-    found free of them); also returns this body's raw rows, all checked now."""
+    body: bytes, account: str, known: Mapping[bytes, _Unpriced]
+) -> tuple[list[_Unpriced], dict[bytes, _Unpriced]]:
+    """``decode``, reusing the rows in ``known`` (raw rows of this account already checked and
+    decoded): between trades a body repeats the last one's rows byte for byte, and a row carries
+    no price. Also returns this body's rows by their raw bytes, for the next body."""
     envelope = decode_json_envelope(body, _Envelope, BROKER)
     if envelope.stat.lower() != "ok":  # the positions document says "Ok", newer SDK docs "ok"
         code = str(envelope.st_code)
         message = envelope.err_msg or envelope.emsg or ""
         if code == NO_DATA_CODE and message.strip().lower() == NO_DATA_MESSAGE:
-            return [], frozenset()  # the API's answer for an account with no positions today
+            return [], {}  # the API's answer for an account with no positions today
         reason = f"stat {envelope.stat}, stCode {code}: {message}".rstrip(": ")
         if code in SESSION_EXPIRED_CODES:
             raise AuthExpired(BROKER, reason)
@@ -141,24 +142,34 @@ def decode_rows(
     if envelope.data is None:
         raise BadResponse(BROKER, "data: missing from a stat Ok response")
     texts = list(map(bytes, envelope.data))
-    _reject_duplicate_keys(texts, checked)
+    _reject_duplicate_keys(texts, known)
     rows = []
-    for index, raw in enumerate(envelope.data):
-        try:
-            row = _ROW.decode(raw)
-        except msgspec.ValidationError as err:
-            raise validation_error(err, BROKER, f"data[{index}]") from err
-        try:
-            rows.append(_unpriced(PositionKey(account, row.ex_seg, row.tok, row.prod), row, index))
-        except ArithmeticError as err:
-            raise row_arithmetic_error(err, row, BROKER, f"data[{index}]") from err
-    return rows, frozenset(texts)
+    decoded: dict[bytes, _Unpriced] = {}
+    for index, text in enumerate(texts):
+        unpriced = known.get(text)
+        if unpriced is None:
+            unpriced = _decode_row(text, account, index)
+        decoded[text] = unpriced
+        rows.append(unpriced)
+    return rows, decoded
 
 
-def _reject_duplicate_keys(rows: list[bytes], checked: Set[bytes]) -> None:
-    """Raise BadResponse naming the first row holding a key twice; rows in ``checked`` are not
-    read again. The rest are read in one go, which costs far less than one call per row."""
-    fresh = [(index, row) for index, row in enumerate(rows) if row not in checked]
+def _decode_row(text: bytes, account: str, index: int) -> _Unpriced:
+    """One raw row, checked for bounds and priced but for its price."""
+    try:
+        row = _ROW.decode(text)
+    except msgspec.ValidationError as err:
+        raise validation_error(err, BROKER, f"data[{index}]") from err
+    try:
+        return _unpriced(PositionKey(account, row.ex_seg, row.tok, row.prod), row, index)
+    except ArithmeticError as err:
+        raise row_arithmetic_error(err, row, BROKER, f"data[{index}]") from err
+
+
+def _reject_duplicate_keys(rows: list[bytes], known: Mapping[bytes, _Unpriced]) -> None:
+    """Raise BadResponse naming the first row holding a key twice; rows in ``known`` were
+    checked before. The rest are read in one go, which costs far less than one call per row."""
+    fresh = [(index, row) for index, row in enumerate(rows) if row not in known]
     if not fresh:
         return
     try:
@@ -314,7 +325,7 @@ class _Decoded:
     digest: bytes
     rows: list[_Unpriced]
     instruments: list[str]
-    raw_rows: frozenset[bytes]  # the body's rows as sent, found free of duplicate keys
+    by_text: dict[bytes, _Unpriced]  # the body's rows by their raw bytes, for the next body
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,9 +417,9 @@ class Client(SessionClient):
         if self._decoded is None or self._decoded.digest != digest:
             # Most rows of a changed body are the last body's rows byte for byte: those were
             # checked for duplicate keys already.
-            checked = frozenset() if self._decoded is None else self._decoded.raw_rows
-            rows, raw_rows = decode_rows(body, self._conn.account, checked)
-            self._decoded = _Decoded(digest, rows, open_instruments(rows), raw_rows)
+            known = {} if self._decoded is None else self._decoded.by_text
+            rows, by_text = decode_rows(body, self._conn.account, known)
+            self._decoded = _Decoded(digest, rows, open_instruments(rows), by_text)
         return self._decoded
 
     async def _quotes(self, session: _Session, instruments: list[str]) -> dict[str, Decimal]:

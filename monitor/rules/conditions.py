@@ -122,15 +122,17 @@ class ConditionRule:
         state: ConditionState = {}
         alerts = []
         check_filter = self.filter.filters_positions
+        # A carried row went missing from this answer (README "Rows missing from an answer"):
+        # it keeps its state rather than being judged on figures the broker did not report.
+        carried = poll.snapshot.carried
+        measure, advance = self.measure, self._advance  # looked up once: this runs per row
         for key, position in poll.snapshot.positions.items():
             if check_filter and not self.filter.allows(position):
                 continue
             tracked = previous.get(key, UNTRACKED)
-            figure = self.measure(position)
-            # A carried row went missing from this answer (README "Rows missing from an answer"):
-            # it keeps its state rather than being judged on figures the broker did not report.
-            if figure is not None and not poll.snapshot.is_carried(key):
-                tracked, alert = self._advance(tracked, figure, position, poll)
+            figure = measure(position)
+            if figure is not None and key not in carried:
+                tracked, alert = advance(tracked, figure, position, poll)
                 if alert is not None:
                     alerts.append(alert)
             if tracked is not UNTRACKED:

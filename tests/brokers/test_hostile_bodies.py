@@ -90,7 +90,7 @@ def test_a_key_given_twice_is_a_bad_response_naming_it(broker: str, body: bytes,
 def test_kotak_rows_checked_before_are_not_trusted_blindly():
     """A row that was checked in the last body is skipped; a changed row is read again."""
     good = (FIXTURES / "kotak_neo/positions.json").read_bytes()
-    _, checked = kotak_neo.decode_rows(good, "a", frozenset())
+    _, checked = kotak_neo.decode_rows(good, "a", {})
     assert checked  # the premise: the memo holds the rows
     bad = repeated("kotak_neo/positions.json", '"flSellQty": "25",', '"flSellQty": "0",')
     with pytest.raises(BadResponse, match="duplicate key 'flSellQty'"):
@@ -125,3 +125,20 @@ def test_samco_failure_is_empty_only_for_no_positions_found(message: str):
         samco.parse(body, account="a", taken_at=TAKEN_AT, quotes={})
     found = b'{"status": "Failure", "statusMessage": " no positions FOUND "}'
     assert samco.parse(found, account="a", taken_at=TAKEN_AT, quotes={}).positions == {}
+
+
+def test_kotak_rows_seen_in_the_last_body_are_reused_and_changed_rows_decoded_again():
+    """A row repeated byte for byte is the last body's decoding (it carries no price); a row
+    that changed is decoded again, its new figures and its errors included."""
+    good = (FIXTURES / "kotak_neo/positions.json").read_bytes()
+    first, known = kotak_neo.decode_rows(good, "a", {})
+    again, _ = kotak_neo.decode_rows(good, "a", known)
+    assert [row is seen for row, seen in zip(again, first, strict=True)] == [True] * len(first)
+    traded = good.replace(b'"flSellQty": "25",', b'"flSellQty": "30",', 1)
+    assert traded != good  # the premise: one row changed
+    changed, _ = kotak_neo.decode_rows(traded, "a", known)
+    assert changed[0] is not first[0]
+    assert changed[0].net_qty == first[0].net_qty - 5
+    hostile = good.replace(b'"flSellQty": "25",', b'"flSellQty": "1e999999",', 1)
+    with pytest.raises(BadResponse, match=r"data\[0\]"):
+        kotak_neo.decode_rows(hostile, "a", known)

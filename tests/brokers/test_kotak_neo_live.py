@@ -569,9 +569,9 @@ async def test_an_unchanged_positions_body_is_decoded_once_and_a_changed_one_aga
     decoded: list[bytes] = []
     real_decode = kotak_neo.decode_rows
 
-    def counting_decode(body: bytes, account: str, checked: frozenset[bytes]) -> tuple:
+    def counting_decode(body: bytes, account: str, known: dict) -> tuple:
         decoded.append(body)
-        return real_decode(body, account, checked)
+        return real_decode(body, account, known)
 
     monkeypatch.setattr(kotak_neo, "decode_rows", counting_decode)
     state = make_state()
