@@ -5,7 +5,8 @@ in hand (the quotes round trips are the broker's time, not the monitor's) to the
 ``Engine.ingest`` has committed the poll (changed rows, rule states, alerts and their pending
 deliveries) to a real SQLite file in a temporary directory, WAL mode as the daemon runs it.
 The polls alternate between two bodies of 1,000 positions that differ in 5% of the rows, so
-every poll changes positions and raises alerts.
+every poll changes positions and raises alerts. A body is decoded as the live client decodes
+it: rows repeated byte for byte from the last body reuse their decoding.
 """
 
 from __future__ import annotations
@@ -55,16 +56,16 @@ def _timed_polls(
         store = Store(Path(tmp) / "state.db")
         try:
             engine = Engine(store, rules, sinks)
-            first = kotak_neo.parse(
-                data.first, account=ACCOUNT, taken_at=FIRST_AT, quotes=data.quotes
-            )
+            rows, known = kotak_neo.decode_rows(data.first, ACCOUNT, {})
+            first = kotak_neo.build(rows, account=ACCOUNT, taken_at=FIRST_AT, quotes=data.quotes)
             engine.ingest(first, IST)
             times = []
             for index in range(1, POLLS + 1):
                 body = data.odd if index % 2 else data.even
                 at = FIRST_AT + timedelta(seconds=5 * index)
                 start = time.perf_counter()
-                snapshot = kotak_neo.parse(body, account=ACCOUNT, taken_at=at, quotes=data.quotes)
+                rows, known = kotak_neo.decode_rows(body, ACCOUNT, known)
+                snapshot = kotak_neo.build(rows, account=ACCOUNT, taken_at=at, quotes=data.quotes)
                 evaluation = engine.ingest(snapshot, IST)
                 times.append(time.perf_counter() - start)
                 if not evaluation.alerts:
