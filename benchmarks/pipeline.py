@@ -3,8 +3,8 @@
 The pipeline is what a good poll costs inside the monitor: the Kotak parser on the raw body
 (decode, net quantity and MTM per row; as in the live client, rows unchanged since the first
 poll are neither checked for duplicate keys nor decoded again) and ``evaluate_poll`` (diff
-against the previous snapshot, then every rule of the bundled rules.yaml). The floor is msgspec decoding the same
-body into typed Structs of the same fields, the least any parser must do.
+against the previous snapshot, then every rule of the bundled rules.yaml). The floor is msgspec
+decoding the same body into typed Structs of the same fields, the least any parser must do.
 """
 
 from __future__ import annotations
