@@ -114,4 +114,6 @@ class Metrics:
         ``after``: every account adds its own count, so the gauge is their sum. A rule named
         in ``after`` is exported even at 0."""
         for rule, count in after.items():
-            self.conditions_firing.labels(rule).inc(count - before.get(rule, 0))
+            # Every poll calls this: a series is looked up only when it moves, or is new.
+            if count != before.get(rule, -1):
+                self.conditions_firing.labels(rule).inc(count - before.get(rule, 0))
