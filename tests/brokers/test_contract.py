@@ -48,7 +48,7 @@ class Session:
     stale: Mapping[str, Reply]  # each answer the broker gives a stale session, by test id
     refused: Reply  # the refusal that still comes after a fresh login
     refused_error: str  # the AuthExpired text that refusal gives
-    refused_status: int | None
+    refused_status: int | None  # and its status (None where the refusal came with a 200)
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ class Fake:
     make_state: Callable[[], Any]  # the fake's account, with a ``requests: list[Received]``
     make_app: Callable[[Any], web.Application]
     secrets: Mapping[str, str]
-    # Each call of one poll, in order, and the endpoint the fake records it under.
+    # The calls of a poll up to the positions call, in order, each with the endpoint name the
+    # fake records it under (pricing calls after it are each broker's own business).
     steps: Mapping[str, str]
     script: Callable[[Any, str, Reply], None]  # queue one answer for the next call of an endpoint
     issued: Callable[[Any], Iterable[str]]  # the session tokens the fake handed out
@@ -246,10 +247,7 @@ TORUS = Fake(
     error_reply=lambda status: torus.failed(status, "Internal server error"),
     malformed={
         # The seed's own sample ends its array with a trailing comma.
-        "seed-trailing-comma": (
-            TORUS_SEED.read_bytes(),
-            "body: not valid JSON",
-        ),
+        "seed-trailing-comma": (TORUS_SEED.read_bytes(), "body: not valid JSON"),
     },
     failures={"envelope-error": torus.failed(200, "Unable to fetch net positions")},
     renew="renew the Torus access token (browser login) and restart",
