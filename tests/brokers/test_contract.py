@@ -1,10 +1,11 @@
 """What every live broker client promises, run against each broker's fake.
 
 Each failure a poll can meet (429, 5xx, a reply slower than the timeout, a malformed or oversized
-body, a session or token the broker stops accepting) comes out as its typed BrokerError, and no
-secret (a credential, a session token the fake issued) reaches the error, a log line or the
-exchange kept for ``run --record``. A broker joins the suite with one ``Fake`` entry in ``FAKES``:
-how to build its fake and the client's connection, and how to script the fake's answers.
+body, a session or token the broker stops accepting, nothing listening) comes out as its typed
+BrokerError, and no secret (a credential, a session token the fake issued) reaches the error, a
+log line or the exchange kept for ``run --record``. A broker joins the suite with one ``Fake``
+entry in ``FAKES``: how to build its fake and the client's connection, and how to script the
+fake's answers.
 """
 
 from __future__ import annotations
@@ -569,3 +570,18 @@ async def test_no_failure_leaks_a_secret(running, fake, reply):
             await live.client.fetch()
 
     live.assert_nothing_leaked(info.value)
+
+
+@pytest.mark.parametrize("fake", by_name(FAKES))
+async def test_nothing_listening_is_broker_unavailable_naming_the_host(logged, fake):
+    """A base URL where nothing listens is BrokerUnavailable naming the host, not a crash."""
+    async with serve(fake.make_app(fake.make_state())) as base:
+        pass  # the server is gone once the block ends
+    async with connection(base, fake.secrets, fake.options) as conn:
+        client = FORMATS[fake.name].live.client(conn)
+        with pytest.raises(BrokerUnavailable) as info:
+            await client.fetch()
+
+    assert str(info.value).startswith(f"{fake.name}: 127.0.0.1: ")
+    assert client.last_exchange is None
+    assert_no_secret_leaks(fake.secrets.values(), info.value, logged())

@@ -12,7 +12,7 @@ import pytest
 from yarl import URL
 
 from monitor.brokers import kotak_neo, totp
-from monitor.brokers.errors import AuthExpired, BadResponse, BrokerUnavailable
+from monitor.brokers.errors import AuthExpired, BadResponse
 from monitor.model import PositionKey
 from tests.brokers.live import connection
 from tests.fakes import serve
@@ -227,18 +227,6 @@ async def test_totp_from_the_wrong_secret_is_refused_at_the_login_step():
     assert state.calls("login")[0].status == 400
     assert str(info.value) == "kotak_neo: tradeApiLogin: HTTP 400: login refused"
     assert_no_secret_leaks([*SECRETS.values(), other_secret], info.value)
-
-
-async def test_connection_refused_is_broker_unavailable():
-    """Nothing listening at the base URL is BrokerUnavailable naming the host, not a crash."""
-    async with serve(make_app(make_state())) as base:
-        pass  # the server is gone once the block ends
-    async with connection(base, SECRETS) as conn:
-        with pytest.raises(BrokerUnavailable) as info:
-            await kotak_neo.Client(conn).fetch()
-
-    assert str(info.value).startswith("kotak_neo: 127.0.0.1: ")
-    assert_no_secret_leaks(SECRETS.values(), info.value)
 
 
 async def test_validate_reply_without_base_url_is_bad_response():
