@@ -150,6 +150,7 @@ class KotakNeoState:
         self.rate_limit = rate_limit
         self.stale_reply = INVALID_SESSION_403
         self.requests: list[Received] = []
+        self.issued: list[str] = []  # every token and sid handed out, in order
         self._faults: defaultdict[str, deque[Reply]] = defaultdict(deque)
         self._views: dict[str, str] = {}  # view token -> its sid
         self._sessions: dict[str, str] = {}  # trade token -> its sid
@@ -177,7 +178,9 @@ class KotakNeoState:
 
     def _issue(self, kind: str) -> tuple[str, str]:
         n = next(self._ids)
-        return f"fake-{kind}-token-{n:04d}", f"fake-{kind}-sid-{n:04d}"
+        token, sid = f"fake-{kind}-token-{n:04d}", f"fake-{kind}-sid-{n:04d}"
+        self.issued += [token, sid]
+        return token, sid
 
 
 _ENDPOINTS = {

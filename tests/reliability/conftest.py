@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.leaks import assert_no_secret_leaks
 from tests.reliability.harness import Harness
 
 
@@ -21,17 +22,15 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     finally:
         for daemon in h.daemons:
             daemon.stop()
-    assert_no_secret_leaks(h)
+    assert_daemons_leaked_no_secret(h)
 
 
-def assert_no_secret_leaks(h: Harness) -> None:
+def assert_daemons_leaked_no_secret(h: Harness) -> None:
     """No watched value in any log line, alert line or file the test's daemons left."""
-    lines = [line for d in h.daemons for line in (*d.log_lines, *d.stdout_lines)]
-    found = [(value, line) for value in h.watched for line in lines if value in line]
-    assert not found, f"secret in output: {found[:3]}"
+    for daemon in h.daemons:
+        assert_no_secret_leaks(h.watched, *daemon.log_lines, where="the log")
+        assert_no_secret_leaks(h.watched, *daemon.stdout_lines, where="the alerts")
     for path in (p for directory in h.directories for p in directory.rglob("*")):
         if not path.is_file() or path.is_symlink() or not os.access(path, os.R_OK):
             continue
-        data = path.read_bytes()
-        leaked = [value for value in h.watched if value.encode() in data]
-        assert not leaked, f"secret written to {path}"
+        assert_no_secret_leaks(h.watched, path.read_bytes(), where=str(path))

@@ -17,6 +17,7 @@ import yaml
 import monitor
 from monitor import config
 from tests.fakes import portfolio, serve
+from tests.leaks import assert_no_secret_leaks
 from tests.reliability.harness import (
     PORTFOLIO_TOKEN,
     SECRETS,
@@ -68,9 +69,7 @@ async def test_state_lock_and_record_files_are_owner_only(harness: Harness) -> N
         r.headers["Authorization"] == PORTFOLIO_TOKEN for r in fake.requests
     )
     assert read_jsonl(record), "the session was recorded"
-    for secret in SECRETS.values():
-        assert secret.encode() not in command_line
-        assert secret not in metrics
+    assert_no_secret_leaks(SECRETS.values(), command_line, metrics)
 
 
 def test_yaml_is_only_ever_loaded_safely() -> None:
@@ -128,7 +127,7 @@ def test_credentials_come_only_from_the_environment(tmp_path: Path) -> None:
     path.write_text(body.replace("${PM_REL_PORTFOLIO_TOKEN}", PORTFOLIO_TOKEN))
     with pytest.raises(config.ConfigError) as refused:
         config.load(path)
-    assert PORTFOLIO_TOKEN not in str(refused.value)
+    assert_no_secret_leaks([PORTFOLIO_TOKEN], refused.value)
     assert "must be an environment reference" in str(refused.value)
 
     path.write_text(body)

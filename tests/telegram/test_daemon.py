@@ -13,6 +13,7 @@ import pytest
 from tests.daemon_process import DaemonProcess
 from tests.fakes import ThreadedServer
 from tests.fakes.telegram import TOKEN, TelegramState, make_app
+from tests.leaks import assert_no_secret_leaks
 
 CHAT = "4242"
 _ALERT_MARK = re.compile("^(🔴|🟠|🔵|✅) ", re.MULTILINE)  # a severity, or resolved
@@ -118,8 +119,7 @@ def test_two_variables_switch_telegram_on_and_outages_lose_nothing(
     assert times == sorted(times)
     # Read back from the outbox, each alert's time still names the simulator's zone.
     assert all(f"{time} IST" in text for time, text in zip(times, texts, strict=True))
-    logs = "\n".join(first.log_lines + second.log_lines)
-    assert TOKEN not in logs and TOKEN.split(":")[1] not in logs
+    assert_no_secret_leaks([TOKEN, TOKEN.split(":")[1]], *first.log_lines, *second.log_lines)
     assert any(e.get("event") == "telegram_ready" for e in second.logs())
 
 
