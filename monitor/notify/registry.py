@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from monitor.notify.console import CONSOLE
 from monitor.notify.kind import SinkKind
 from monitor.notify.telegram import TELEGRAM
+from monitor.notify.webhook import WEBHOOK
 
 SINK_KINDS: Mapping[str, SinkKind] = {
     kind.name: kind
     for kind in (
         CONSOLE,
         TELEGRAM,
+        WEBHOOK,
     )
 }
