@@ -21,7 +21,7 @@ from monitor.backoff import Backoff
 from monitor.config.routing import SinkConfig
 from monitor.metrics import Metrics
 from monitor.model import Alert, AlertState, PositionKey, Severity, Snapshot
-from monitor.notify.alertmanager.config import KIND, AlertmanagerSettings
+from monitor.notify.alertmanager.config import AlertmanagerSettings
 from monitor.notify.alertmanager.sink import AlertmanagerSink
 from monitor.notify.outbox import Dispatcher
 from monitor.rules.conditions import FiringCondition
@@ -69,7 +69,7 @@ class Harness:
         self.sinks: list[AlertmanagerSink] = []
 
     def sink(self, name: str = "am", **settings: Any) -> AlertmanagerSink:
-        config = SinkConfig(name, KIND)
+        config = SinkConfig(name, "alertmanager")
         values = AlertmanagerSettings(self.server.url, **settings)
         sink = AlertmanagerSink(
             config, values, authorization=None, redact=lambda text: text,

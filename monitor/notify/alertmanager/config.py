@@ -10,15 +10,13 @@ from datetime import timedelta
 
 from monitor.config import secrets
 from monitor.config.problems import Problems, is_http_url
-from monitor.config.routing import SinkConfig, SinkEntry, SinkKind
+from monitor.config.routing import ROUTING_FIELDS, SinkConfig, SinkEntry
 from monitor.config.yaml_lines import LineMap
-from monitor.model import Severity
 from monitor.notify.alertmanager.payload import BUILT_IN_LABELS
 
-KIND = "alertmanager"
-_FIELDS = (
-    "kind", "name", "min_severity", "accounts", "rules", "url", "labels", "timeout",
-    "resend_interval", "event_expiry", "basic_auth", "bearer_token",
+FIELDS = (
+    *ROUTING_FIELDS, "url", "labels", "timeout", "resend_interval", "event_expiry", "basic_auth",
+    "bearer_token",
 )  # fmt: skip
 _BASIC_AUTH_FIELDS = ("username", "password")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")  # Prometheus's label name rule
@@ -77,16 +75,7 @@ def read_config(problems: Problems, sink: SinkEntry) -> list[SinkConfig]:
         str(url).rstrip("/"), _labels(problems, entry, owner), timeout, resend, expiry,
         username, password, bearer,
     )  # fmt: skip
-    return [
-        SinkConfig(
-            sink.name,
-            KIND,
-            problems.severity(entry, owner, Severity.INFO, "min_severity"),
-            accounts=problems.globs(entry, "accounts", owner),
-            rules=problems.globs(entry, "rules", owner),
-            settings=settings,
-        )
-    ]
+    return [sink.routed(problems, settings)]
 
 
 def _labels(problems: Problems, entry: LineMap, owner: str) -> tuple[tuple[str, str], ...]:
@@ -145,6 +134,3 @@ def _credentials(
         example="${ALERTMANAGER_PASSWORD}", required=True,
     )  # fmt: skip
     return str(username), str(password), None
-
-
-ALERTMANAGER = SinkKind(_FIELDS, read_config)
