@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from monitor.notify.alertmanager import ALERTMANAGER
 from monitor.notify.console import CONSOLE
 from monitor.notify.kind import SinkKind
 from monitor.notify.telegram import TELEGRAM
@@ -19,5 +20,6 @@ SINK_KINDS: Mapping[str, SinkKind] = {
         CONSOLE,
         TELEGRAM,
         WEBHOOK,
+        ALERTMANAGER,
     )
 }
