@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from monitor import config
 from monitor.reload import Changes, plan
 
@@ -53,7 +55,9 @@ def test_rules_are_added_changed_and_removed_by_name_and_definition(tmp_path: Pa
 
 def test_accounts_added_removed_and_changed(tmp_path: Path) -> None:
     """A new interval is a changed account; an id gone is removed, a new id added."""
-    text = BASE.replace("{id: a1, broker: simulator, poll_every: 1s}", "{id: a1, broker: simulator, poll_every: 2s}")
+    text = BASE.replace(
+        "{id: a1, broker: simulator, poll_every: 1s}", "{id: a1, broker: simulator, poll_every: 2s}"
+    )
     text = text.replace("id: a2,", "id: a3,")
     result = plan(load(tmp_path, BASE), load(tmp_path, text, "new.yaml"))
     assert result.accounts == Changes(added=("a3",), changed=("a1",), removed=("a2",))
@@ -78,7 +82,9 @@ def test_new_holidays_change_every_account(tmp_path: Path) -> None:
 
 def test_sinks_added_changed_and_removed(tmp_path: Path) -> None:
     """A sink's routing or format changed is a changed sink."""
-    text = BASE.replace("{kind: console, name: screen}", "{kind: console, name: screen, min_severity: critical}")
+    text = BASE.replace(
+        "{kind: console, name: screen}", "{kind: console, name: screen, min_severity: critical}"
+    )
     text = text.replace("name: log,", "name: file,")
     result = plan(load(tmp_path, BASE), load(tmp_path, text, "new.yaml"))
     assert result.sinks == Changes(added=("file",), changed=("screen",), removed=("log",))
@@ -97,12 +103,11 @@ def test_state_and_listen_need_a_restart(tmp_path: Path) -> None:
 def test_lifecycle_must_be_a_boolean(tmp_path: Path) -> None:
     """``daemon.lifecycle: yes please`` is one problem line naming the field and line."""
     path = tmp_path / "rules.yaml"
-    path.write_text("rules: [{name: closed, kind: squared_off}]\ndaemon:\n  lifecycle: yes please\n")
-    try:
+    path.write_text(
+        "rules: [{name: closed, kind: squared_off}]\ndaemon:\n  lifecycle: yes please\n"
+    )
+    with pytest.raises(config.ConfigError) as caught:
         config.load(path)
-    except config.ConfigError as err:
-        assert err.problems == [
-            f"{path}: daemon: lifecycle: must be true or false; got 'yes please' (line 3)"
-        ]
-    else:
-        raise AssertionError("a string lifecycle was accepted")
+    assert caught.value.problems == [
+        f"{path}: daemon: lifecycle: must be true or false; got 'yes please' (line 3)"
+    ]
