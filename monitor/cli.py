@@ -117,12 +117,12 @@ def _run(args: argparse.Namespace) -> int:
         for account in loaded.accounts
     }
     notify = config.resolve_notify(loaded, os.environ)
+    values = [v for account in secrets.values() for v in account.values()]
+    redactor = configure_logging(secrets=[*values, *notify.secrets])
     settings = daemon.Settings(
         args.state or loaded.state_path, host, port, secrets, args.record, notify=notify,
-        record_max_bytes=args.record_max_bytes,
+        record_max_bytes=args.record_max_bytes, protect=redactor.add,
     )  # fmt: skip
-    values = [v for account in secrets.values() for v in account.values()]
-    configure_logging(secrets=[*values, *notify.secrets])
     try:
         asyncio.run(daemon.run(loaded, settings))
     except daemon.StartupError as err:

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 _TOP_LEVEL = ("timezone", "holidays", "accounts", "rules", "notify", "daemon")
-_DAEMON_FIELDS = ("state", "listen")
+_DAEMON_FIELDS = ("state", "listen", "lifecycle")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,7 @@ class Config:
     state_path: Path = DEFAULT_STATE_PATH
     listen: tuple[str, int] = DEFAULT_LISTEN
     holidays: frozenset[date] = frozenset()
+    lifecycle: bool = False  # POST /-/reload is served (README, "Reloading the configuration")
 
     def timezone_for(self, broker: str) -> ZoneInfo:
         """The trading-day zone of an account that sets none: the file's, else the broker's."""
@@ -87,10 +88,10 @@ def load(path: Path) -> Config:
     accounts = read_accounts(problems, document, timezone)
     rules = read_rules(problems, document)
     sinks = read_sinks(problems, document)
-    state_path, listen = _daemon(problems, document)
+    state_path, listen, lifecycle = _daemon(problems, document)
     holidays = read_holidays(problems, document)
     problems.raise_any()
-    return Config(path, timezone, accounts, rules, sinks, state_path, listen, holidays)
+    return Config(path, timezone, accounts, rules, sinks, state_path, listen, holidays, lifecycle)
 
 
 def parse_listen(raw: object) -> tuple[str, int]:
@@ -103,14 +104,14 @@ def parse_listen(raw: object) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _daemon(problems: Problems, document: LineMap) -> tuple[Path, tuple[str, int]]:
-    """The state file and the metrics address."""
+def _daemon(problems: Problems, document: LineMap) -> tuple[Path, tuple[str, int], bool]:
+    """The state file, the metrics address and whether the lifecycle endpoint is served."""
     section = document.get("daemon")
     if section is None:
-        return DEFAULT_STATE_PATH, DEFAULT_LISTEN
+        return DEFAULT_STATE_PATH, DEFAULT_LISTEN, False
     if not isinstance(section, LineMap):
         problems.problem("", "daemon", "must be a mapping", document.line_of("daemon"))
-        return DEFAULT_STATE_PATH, DEFAULT_LISTEN
+        return DEFAULT_STATE_PATH, DEFAULT_LISTEN, False
     for key in section:
         if key not in _DAEMON_FIELDS:
             reason = f"unknown field; expected {', '.join(_DAEMON_FIELDS)}"
@@ -125,7 +126,14 @@ def _daemon(problems: Problems, document: LineMap) -> tuple[Path, tuple[str, int
             listen = parse_listen(section["listen"])
         except ValueError as err:
             problems.problem("daemon", "listen", str(err), section.line_of("listen"))
-    return Path(state), listen
+    lifecycle = section.get("lifecycle", False)
+    if not isinstance(lifecycle, bool):
+        problems.problem(
+            "daemon", "lifecycle", f"must be true or false; got {lifecycle!r}",
+            section.line_of("lifecycle"),
+        )  # fmt: skip
+        lifecycle = False
+    return Path(state), listen, lifecycle
 
 
 def simulator_account(config: Config) -> AccountConfig:
