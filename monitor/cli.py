@@ -13,6 +13,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import __version__, config, daemon, replay, rule_tests
@@ -194,6 +195,8 @@ def _check(args: argparse.Namespace) -> int:
         f"{s.name} (optional)" if s.bot is not None and s.bot.optional else s.name
         for s in loaded.sinks
     )
+    for warning in loaded.warnings_on(datetime.now(UTC).date()):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
     return EXIT_OK
 

@@ -223,7 +223,6 @@ class Daemon:
                 self.metrics,
                 self.dispatcher.wake,
                 self.recorder,
-                holidays=config.holidays,
                 redact=Redactor(settings.secrets.get(account.id, {}).values()).scrub,
             )
             for account, broker in zip(accounts, self.brokers, strict=True)
@@ -295,6 +294,8 @@ class Daemon:
             task.add_done_callback(_log_if_crashed)
         for name in self._skipped_bots:
             log.info("telegram_not_configured", sink=name, hint="its variables are unset")
+        for warning in self.config.warnings_on(datetime.now(UTC).date()):
+            log.warning("config_warning", problem=warning)
         if not self.sinks:
             log.warning("no_sinks", hint="alerts are stored but go nowhere: configure notify")
         log.info(
