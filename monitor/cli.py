@@ -207,6 +207,7 @@ def _plural(count: int, noun: str) -> str:
 
 def _replay(args: argparse.Namespace) -> int:
     loaded = config.load(args.rules)
+    configure_logging()  # standard output is the alerts'
 
     def emit(alert: Alert) -> None:
         print(alert.to_jsonl() if args.output == "jsonl" else alert.to_line(), flush=True)
@@ -229,6 +230,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    configure_logging()  # standard output is the report's
     files, problems = [], []
     for path in args.files:
         try:
