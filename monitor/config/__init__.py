@@ -1,10 +1,11 @@
 """Load and validate rules.yaml into typed, immutable configuration.
 
 Every problem is reported, not just the first, as one line each (``monitor/config/problems.py``
-gives the shape). Each section has its reader: accounts and trading windows
-(``accounts.py``), rules (``rules.py``), notify (``sinks.py``, dispatching to each sink kind's
-reader beside its sink); ``${ENV}`` references are ``secrets.py``'s. This module is the public
-face: the whole file, the top-level fields and the daemon section, and resolving references.
+gives the shape). Each section has its reader: accounts and trading windows (``accounts.py``),
+exchange calendars (``calendars.py``), rules (``rules.py``), notify (``sinks.py``, dispatching to
+each sink kind's reader beside its sink); ``${ENV}`` references are ``secrets.py``'s. This module
+is the public face: the whole file, the top-level fields and the daemon section, and resolving
+references.
 """
 
 from __future__ import annotations
