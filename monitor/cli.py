@@ -13,6 +13,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import __version__, config, daemon, replay, rule_tests
@@ -194,6 +195,8 @@ def _check(args: argparse.Namespace) -> int:
     sinks = ", ".join(
         f"{s.name} (optional)" if SINK_KINDS[s.kind].optional(s) else s.name for s in loaded.sinks
     )
+    for warning in loaded.warnings_on(datetime.now(UTC).date()):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
     return EXIT_OK
 
@@ -204,6 +207,7 @@ def _plural(count: int, noun: str) -> str:
 
 def _replay(args: argparse.Namespace) -> int:
     loaded = config.load(args.rules)
+    configure_logging()  # standard output is the alerts'
 
     def emit(alert: Alert) -> None:
         print(alert.to_jsonl() if args.output == "jsonl" else alert.to_line(), flush=True)
@@ -226,6 +230,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    configure_logging()  # standard output is the report's
     files, problems = [], []
     for path in args.files:
         try:

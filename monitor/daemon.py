@@ -243,6 +243,8 @@ class Daemon:
         self._reloaded()
         for name in self._notify.skipped:
             log.info("sink_not_configured", sink=name, hint="its variables are unset")
+        for warning in self.config.warnings_on(datetime.now(UTC).date()):
+            log.warning("config_warning", problem=warning)
         if not self.dispatcher.sinks:
             log.warning("no_sinks", hint="alerts are stored but go nowhere: configure notify")
         log.info(
@@ -412,7 +414,6 @@ class Daemon:
             self.metrics,
             self.dispatcher.wake,
             self.recorder,
-            holidays=config.holidays,
             redact=Redactor(self._secrets.get(account.id, {}).values()).scrub,
         )
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Collection
-from datetime import date, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -47,7 +47,6 @@ class AccountPoller:
         on_alerts: Callable[[], None],
         recorder: Recorder | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-        holidays: Collection[date] = (),
         clock: Callable[[], datetime] | None = None,
         redact: Callable[[str], str] = str,
     ) -> None:
@@ -70,14 +69,13 @@ class AccountPoller:
         self._backoff = Backoff(initial=account.poll_every.total_seconds(), cap=MAX_BACKOFF)
         self._not_before = 0.0
         self._monotonic = monotonic
-        self._holidays = holidays
         self._now = clock or (lambda: datetime.now(account.timezone))
         self._last_attempt: datetime | None = None
         try:  # a poll_failing raised before a restart still waits for its poll_recovered
             failing = engine.poll_failing_raised(account.id)
         except StoreError:
             failing = False
-        self.health = HealthTracker(account, self._now(), failing=failing, holidays=holidays)
+        self.health = HealthTracker(account, self._now(), failing=failing)
         self._redact = redact  # broker error text may echo a credential back
         self._task: asyncio.Task[Any] | None = None
         # A poll is several requests (login, positions, prices): bound the whole of it too.
@@ -112,8 +110,8 @@ class AccountPoller:
             return
         now = self._now()
         window = self.account.window
-        if not window.is_open(now, self._holidays):
-            closed = window.last_close(now, self._holidays)
+        if not window.is_open(now):
+            closed = window.last_close(now)
             if closed is None or (self._last_attempt is not None and self._last_attempt >= closed):
                 return
         if self._monotonic() < self._not_before:
