@@ -6,7 +6,7 @@ reader dispatches by kind through ``monitor/config/sinks.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,7 @@ class SinkConfig:
     rules: Globs = field(default_factory=Globs)
     bot: TelegramBotConfig | None = None  # telegram only
     chat: str | None = None  # telegram only: a chat id, @channel, or "${ENV_VAR}"
+    settings: Hashable = None  # the kind's own value, made by its reader; only it looks inside
 
     def accepts(self, alert: Alert) -> bool:
         """True when the alert's severity, account and rule are routed here."""
