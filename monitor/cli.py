@@ -121,7 +121,9 @@ def _run(args: argparse.Namespace) -> int:
         record_max_bytes=args.record_max_bytes,
     )  # fmt: skip
     values = [v for account in secrets.values() for v in account.values()]
-    configure_logging(secrets=[*values, *notify.tokens.values()])
+    # Log times on a terminal in the zone the alerts are shown in.
+    zone = loaded.timezone or (loaded.accounts or (config.simulator_account(loaded),))[0].timezone
+    configure_logging(secrets=[*values, *notify.tokens.values()], zone=zone)
     try:
         asyncio.run(daemon.run(loaded, settings))
     except daemon.StartupError as err:

@@ -91,9 +91,11 @@ def make_broker(
     """The live source for an account; ``recording`` keeps each poll's exchange for
     ``run --record``."""
     if account.broker == SIMULATOR:
+        zone = account.timezone
         return Simulator(
-            account.id, seed=account.seed, tick=account.poll_every, timezone=account.timezone
-        )
+            account.id, seed=account.seed, tick=account.poll_every, timezone=zone,
+            started=datetime.now(zone),
+        )  # fmt: skip
     live = FORMATS[account.broker].live
     assert account.base_url is not None  # noqa: S101 - type narrowing: config requires it  # nosec B101
     total = account.request_timeout.total_seconds()
