@@ -19,6 +19,7 @@ from monitor import __version__, config, daemon, replay, rule_tests
 from monitor.brokers.errors import BrokerError
 from monitor.logs import Redactor, configure_logging
 from monitor.model import ZERO, Alert, Snapshot, format_money, format_qty
+from monitor.notify.registry import SINK_KINDS
 from monitor.printable import printable
 from monitor.recording import DEFAULT_MAX_BYTES
 from monitor.store import StoreError
@@ -123,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     values = [v for account in secrets.values() for v in account.values()]
     # Log times on a terminal in the zone the alerts are shown in.
     zone = loaded.timezone or (loaded.accounts or (config.simulator_account(loaded),))[0].timezone
-    configure_logging(secrets=[*values, *notify.tokens.values()], zone=zone)
+    configure_logging(secrets=[*values, *notify.secrets], zone=zone)
     try:
         asyncio.run(daemon.run(loaded, settings))
     except daemon.StartupError as err:
@@ -193,8 +194,7 @@ def _check(args: argparse.Namespace) -> int:
     )
     rules = _plural(len(loaded.rules), "rule")
     sinks = ", ".join(
-        f"{s.name} (optional)" if s.bot is not None and s.bot.optional else s.name
-        for s in loaded.sinks
+        f"{s.name} (optional)" if SINK_KINDS[s.kind].optional(s) else s.name for s in loaded.sinks
     )
     print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
     return EXIT_OK

@@ -12,9 +12,9 @@ import contextlib
 import os
 import random
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -45,12 +45,9 @@ from monitor.http import make_app, serve
 from monitor.logs import Redactor
 from monitor.metrics import Metrics
 from monitor.model import Snapshot
-from monitor.notify.base import Sink
-from monitor.notify.console import ConsoleSink
+from monitor.notify.kind import Destination, SinkContext, SinkSet
 from monitor.notify.outbox import Dispatcher
-from monitor.notify.telegram.commands import Commands
-from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
-from monitor.notify.telegram.updates import CommandListener
+from monitor.notify.registry import SINK_KINDS
 from monitor.poller import AccountPoller
 from monitor.recording import DEFAULT_MAX_BYTES, Recorder
 from monitor.rules.conditions import FiringCondition
@@ -117,23 +114,21 @@ def make_broker(
         raise ConfigError([f"{config.path}: account '{account.id}': credentials: {err}"]) from err
 
 
-def make_sinks(
-    notify: Notify, redact: Callable[[str], str], zones: Mapping[str, tzinfo]
-) -> tuple[list[Sink], list[TelegramBot]]:
-    """A sink per destination, and the Telegram bots their chats share; ``zones`` (account id
-    -> zone) name the time in Telegram headers."""
-    bots = {
-        name: TelegramBot(name, notify.tokens[name], bot.api_url, redact=redact)
-        for name, bot in notify.bots.items()
-    }
-    sinks: list[Sink] = []
-    for sink in notify.sinks:
-        if sink.bot is None:
-            sinks.append(ConsoleSink(sink.name, sink.format))
-        else:
-            chat, bot = notify.chats[sink.name], bots[sink.bot.name]
-            sinks.append(TelegramChatSink(sink.name, chat, bot, zones))
-    return sinks, list(bots.values())
+def make_sinks(notify: Notify, context: SinkContext) -> SinkSet:
+    """Every destination's sink, built by its kind, in file order; with the loops the kinds
+    run beside them and the resources their destinations share."""
+    by_kind: dict[str, list[Destination]] = {}
+    for destination in notify.destinations:
+        by_kind.setdefault(destination.config.kind, []).append(destination)
+    built = SinkSet()
+    for kind, destinations in by_kind.items():
+        part = SINK_KINDS[kind].build(destinations, context)
+        built.sinks += part.sinks
+        built.services += part.services
+        built.resources += part.resources
+    order = {sink.name: index for index, sink in enumerate(notify.sinks)}
+    built.sinks.sort(key=lambda sink: order[sink.name])
+    return built
 
 
 class _View:
@@ -203,12 +198,20 @@ class Daemon:
             os.close(self._state_lock)
             raise StartupError(str(err)) from err
         secrets = [v for values in settings.secrets.values() for v in values.values()]
-        redact = Redactor([*secrets, *notify.tokens.values()]).scrub
-        zones = {account.id: account.timezone for account in accounts}
-        self.sinks, self.bots = make_sinks(notify, redact, zones)
-        self.dispatcher = Dispatcher(self.store, self.sinks, self.metrics)
         engine = Engine(self.store, config.rules, notify.sinks)
-        self._skipped_bots = notify.skipped
+        self.pollers: list[AccountPoller] = []  # the sinks' view of them is filled in below
+        context = SinkContext(
+            redact=Redactor([*secrets, *notify.secrets]).scrub,
+            zones={account.id: account.timezone for account in accounts},
+            timezone=config.timezone or accounts[0].timezone,
+            view=_View(self.pollers, engine, [r.name for r in config.rules]),
+            store=self.store,
+            clock=lambda: datetime.now(UTC),
+        )
+        built = make_sinks(notify, context)
+        self.sinks, self._services, self._resources = built.sinks, built.services, built.resources
+        self.dispatcher = Dispatcher(self.store, self.sinks, self.metrics)
+        self._skipped_sinks = notify.skipped
         self.recorder = None
         if settings.record is not None:
             try:
@@ -217,7 +220,7 @@ class Daemon:
                 self.store.close()
                 os.close(self._state_lock)
                 raise StartupError(f"--record {settings.record}: {err.strerror}") from err
-        self.pollers = [
+        self.pollers += [
             AccountPoller(
                 account,
                 broker,
@@ -229,21 +232,6 @@ class Daemon:
                 redact=Redactor(settings.secrets.get(account.id, {}).values()).scrub,
             )
             for account, broker in zip(accounts, self.brokers, strict=True)
-        ]
-        zone = config.timezone or accounts[0].timezone
-        view = _View(self.pollers, engine, [r.name for r in config.rules])
-        commands = Commands(view, self.store, self.store)
-        self.listeners = [
-            CommandListener(
-                bot,
-                [s for s in self.sinks if isinstance(s, TelegramChatSink) and s.bot is bot],
-                commands,
-                self.store,
-                zone,
-                clock=lambda: datetime.now(UTC),
-            )
-            for bot in self.bots
-            if notify.bots[bot.name].commands
         ]
         self._tasks: list[asyncio.Task[None]] = []
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -288,15 +276,12 @@ class Daemon:
         self._delivery = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         self._tasks = [
             asyncio.create_task(watch_clock(self.scheduler), name="clock-watch"),
-            *(
-                asyncio.create_task(listener.run(), name=f"commands-{listener.bot_name}")
-                for listener in self.listeners
-            ),
+            *(asyncio.create_task(service.run(), name=service.name) for service in self._services),
         ]
         for task in (self._delivery, *self._tasks):
             task.add_done_callback(_log_if_crashed)
-        for name in self._skipped_bots:
-            log.info("telegram_not_configured", sink=name, hint="its variables are unset")
+        for name in self._skipped_sinks:
+            log.info("sink_not_configured", sink=name, hint="its variables are unset")
         if not self.sinks:
             log.warning("no_sinks", hint="alerts are stored but go nowhere: configure notify")
         log.info(
@@ -313,7 +298,7 @@ class Daemon:
         """Stop scheduling, finish polls in flight, flush the outbox, release everything."""
         log.info("daemon_stopping")
         self.scheduler.pause()
-        for task in self._tasks:  # the clock watch and the bots' command loops
+        for task in self._tasks:  # the clock watch and the sinks' loops (bot commands)
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
@@ -342,9 +327,9 @@ class Daemon:
             self.recorder.close()
         for sink in self.sinks:
             await sink.close()
-        for bot in self.bots:
+        for resource in self._resources:
             with contextlib.suppress(Exception):  # closing must not stop the shutdown
-                await bot.close()
+                await resource.close()
         self.store.close()
         os.close(self._state_lock)
         log.info("daemon_stopped")

@@ -427,7 +427,14 @@ def test_durations_share_the_bot_commands_grammar(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["monitor.notify.console", "monitor.notify.telegram.config", "monitor.config"]
+    "module",
+    [
+        "monitor.notify.console",
+        "monitor.notify.telegram.config",
+        "monitor.notify.kind",
+        "monitor.notify.registry",
+        "monitor.config",
+    ],
 )
 def test_each_sink_reader_imports_first(module: str) -> None:
     """The sink readers and the config package import each other's modules: any may be the
