@@ -107,7 +107,7 @@ def test_kill9_restart_reports_downtime_changes_once_and_nothing_twice(
     assert [a.to_json() for a in expected.alerts] == reported
     assert resumed["alerts"] == len(reported)
     assert held is not None and held.positions, "the first run left a book to resume from"
-    assert expected.snapshot.carried, "the new market lacks rows of the old: they are carried"
+    assert resumed["changes"] > 0, "the restarted daemon's market differs from the book held"
 
     # Nothing fires twice: every committed alert is distinct, and the first run's alerts are
     # still the first rows (the restart re-raised none of them).

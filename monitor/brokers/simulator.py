@@ -35,6 +35,9 @@ BROKER = "simulator"
 
 log = structlog.get_logger(__name__)
 
+# The market opens this long before the daemon starts: `snapshot` and the first poll see a book.
+WARM_UP = timedelta(minutes=1)
+
 # (exchange segment, token, symbol (a future's underlying), base price, lot size, products)
 _INSTRUMENTS = (
     ("nse_fo", "53179", "BANKNIFTY", 52000.0, 30, ("NRML", "MIS")),
