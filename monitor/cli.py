@@ -119,7 +119,9 @@ def _run(args: argparse.Namespace) -> int:
     }
     notify = config.resolve_notify(loaded, os.environ)
     values = [v for account in secrets.values() for v in account.values()]
-    redactor = configure_logging(secrets=[*values, *notify.secrets])
+    # Log times on a terminal in the zone the alerts are shown in.
+    zone = loaded.timezone or (loaded.accounts or (config.simulator_account(loaded),))[0].timezone
+    redactor = configure_logging(secrets=[*values, *notify.secrets], zone=zone)
     settings = daemon.Settings(
         args.state or loaded.state_path, host, port, secrets, args.record, notify=notify,
         record_max_bytes=args.record_max_bytes, protect=redactor.add,

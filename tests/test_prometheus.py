@@ -45,6 +45,10 @@ PROMISED_METRICS = {
     "position_monitor_outbox_depth",
     "position_monitor_last_successful_poll_timestamp_seconds",
     "position_monitor_build_info",
+    "position_monitor_account_mtm",
+    "position_monitor_account_drawdown",
+    "process_cpu_seconds_total",
+    "python_info",
 }
 
 
@@ -247,4 +251,6 @@ def test_the_exposition_has_no_unbounded_labels(scrape: str) -> None:
     label_names = set(re.findall(r"[{,]([a-z_]+)=", scrape))
     assert label_names & forbidden == set()
     assert label_names <= {"account", "outcome", "broker", "le", "kind", "rule", "severity",
-                           "state", "sink", "result", "version"}  # fmt: skip
+                           "state", "sink", "result", "version",
+                           # python_info: the interpreter, one series
+                           "implementation", "major", "minor", "patchlevel"}  # fmt: skip
