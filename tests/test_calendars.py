@@ -201,11 +201,11 @@ def test_a_calendar_nearing_its_end_says_so_and_then_every_weekday_trades() -> N
     nse = exchange_calendars()["nse"]
     assert running_out(nse, date(2026, 10, 31)) is None
     assert running_out(nse, date(2026, 11, 1)) == (
-        "calendar nse: exchange holidays known through 2026-12-31 (end); after that every"
+        "calendar nse: exchange holidays are known only through 2026-12-31; after that date every"
         " weekday counts as a trading day: upgrade position-monitor or list them under"
         " calendars.nse.holidays_add"
     )
-    assert "(ended)" in str(running_out(nse, date(2027, 1, 1)))
+    assert "has passed" in str(running_out(nse, date(2027, 1, 1)))
     assert date(2027, 1, 26) not in nse.closed  # Republic Day 2027: not yet published
 
 

@@ -29,7 +29,7 @@ TOP_LEVEL = "timezone, calendars, holidays, accounts, rules, notify, daemon"
 DURATION = "must be a duration like 5s, 500ms or 1m"
 
 
-_RUNNING_OUT = re.compile(r"^warning: .*: calendar (nse|mcx): exchange holidays known through ")
+_RUNNING_OUT = re.compile(r"^warning: .*: calendar (nse|mcx): exchange holidays are known only ")
 
 
 def check(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, list[str], list[str]]:

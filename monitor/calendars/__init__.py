@@ -46,9 +46,13 @@ def running_out(calendar: Calendar, today: date) -> str | None:
     end = calendar.known_through
     if end is None or today < end - NOTICE:
         return None
-    tense = "ended" if today > end else "end"
+    known = f"calendar {calendar.name}: exchange holidays are known only through {end.isoformat()}"
+    after = (
+        ", which has passed; every weekday now counts"
+        if today > end
+        else "; after that date every weekday counts"
+    )
     return (
-        f"calendar {calendar.name}: exchange holidays known through {end.isoformat()}"
-        f" ({tense}); after that every weekday counts as a trading day: upgrade position-monitor"
-        f" or list them under calendars.{calendar.name}.holidays_add"
+        f"{known}{after} as a trading day: upgrade position-monitor or list them under"
+        f" calendars.{calendar.name}.holidays_add"
     )

@@ -111,7 +111,10 @@ def test_check_accepts_a_16_character_secret_and_an_unset_variable(
     monkeypatch.setenv("PM_T_TOTP", SHORT_SECRET)
     assert cli.main(["check", str(path)]) == 0
     out, err = capsys.readouterr()
-    assert err == ""
+    # The notice of the calendar nearing its last known date depends on today's date.
+    assert [
+        line for line in err.splitlines() if "exchange holidays are known only" not in line
+    ] == []
     assert out.count(": OK: 1 account") == 2
 
 
