@@ -54,6 +54,7 @@ from monitor.notify.telegram.updates import CommandListener
 from monitor.poller import AccountPoller
 from monitor.recording import DEFAULT_MAX_BYTES, Recorder
 from monitor.rules.conditions import FiringCondition
+from monitor.shard import WHOLE, Shard
 from monitor.store import Store, StoreError
 from monitor.store_schema import StateFileRefused, claim_state_file
 
@@ -78,6 +79,7 @@ class Settings:
     record: Path | None = None  # append every poll outcome here in the replay format
     notify: Notify | None = None  # resolved notify section; None: resolved from os.environ
     record_max_bytes: int = DEFAULT_MAX_BYTES  # then the record file is rotated to FILE.1
+    shard: Shard = WHOLE  # this daemon polls only the accounts of its shard
 
 
 def make_broker(
@@ -175,7 +177,8 @@ class Daemon:
     def __init__(self, config: Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        accounts = config.accounts or (simulator_account(config),)
+        # The simulator stands in only for a file with no accounts, not for an empty shard.
+        accounts = settings.shard.select(config.accounts or (simulator_account(config),))
         notify = settings.notify or resolve_notify(config, os.environ)  # before taking the lock
         # One HTTP session for every broker, opened in start(): shared pools, one place to close.
         self._transport = Transport()
@@ -188,6 +191,8 @@ class Daemon:
         ]  # fmt: skip
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
+        shard = settings.shard
+        self.metrics.shard_info.labels(str(shard.index), str(shard.count)).set(1)
         try:
             self._state_lock = claim_state_file(settings.state_path)
         except StateFileRefused as err:
@@ -228,7 +233,9 @@ class Daemon:
             )
             for account, broker in zip(accounts, self.brokers, strict=True)
         ]
-        zone = config.timezone or accounts[0].timezone
+        # An empty shard has no account to take the zone from: the file's, else the default.
+        zone = accounts[0].timezone if accounts else config.timezone_for(SIMULATOR)
+        zone = config.timezone or zone
         view = _View(self.pollers, engine, [r.name for r in config.rules])
         commands = Commands(view, self.store, self.store)
         self.listeners = [
@@ -297,10 +304,16 @@ class Daemon:
             log.info("telegram_not_configured", sink=name, hint="its variables are unset")
         if not self.sinks:
             log.warning("no_sinks", hint="alerts are stored but go nowhere: configure notify")
+        if not self.pollers:
+            log.warning(
+                "shard_has_no_accounts", shard=str(settings.shard),
+                hint="the hashing gave this shard none of the file's accounts; it stays ready",
+            )  # fmt: skip
         log.info(
             "daemon_started",
             version=__version__,
             accounts=[p.account.id for p in self.pollers],
+            shard=str(settings.shard),
             rules=[r.name for r in self.config.rules],
             sinks=[s.name for s in self.sinks],
             state=str(settings.state_path),

@@ -36,7 +36,9 @@ def make_app(registry: CollectorRegistry, health: Sequence[HealthTracker]) -> we
         now = datetime.now(UTC)
         stale = [h.account.id for h in health if not h.ready(now)]
         status = 503 if stale else 200
-        return web.json_response({"ready": not stale, "stale_accounts": stale}, status=status)
+        # A shard the hashing gave no account is ready, and "accounts": 0 says why.
+        body = {"ready": not stale, "accounts": len(health), "stale_accounts": stale}
+        return web.json_response(body, status=status)
 
     app = web.Application()
     app.router.add_get("/metrics", make_aiohttp_handler(registry))

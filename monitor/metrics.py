@@ -85,6 +85,10 @@ class Metrics:
             "Connections to the HTTP endpoint closed at once: too many open.",
             namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        self.shard_info = Gauge(
+            "shard_info", "1, labelled with this daemon's shard and the number of shards.",
+            ["shard", "shards"], namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
         Info("build", "Version of position-monitor.", namespace=NAMESPACE, registry=registry).info(
             {"version": __version__}
         )
