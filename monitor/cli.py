@@ -20,6 +20,7 @@ from monitor import __version__, config, daemon, replay, rule_tests, shard
 from monitor.brokers.errors import BrokerError
 from monitor.logs import Redactor, configure_logging
 from monitor.model import ZERO, Alert, Snapshot, format_money, format_qty
+from monitor.notify.registry import SINK_KINDS
 from monitor.printable import printable
 from monitor.recording import DEFAULT_MAX_BYTES
 from monitor.store import StoreError
@@ -138,12 +139,12 @@ def _run(args: argparse.Namespace) -> int:
         for account in loaded.accounts
     }
     notify = config.resolve_notify(loaded, os.environ)
+    values = [v for account in secrets.values() for v in account.values()]
+    redactor = configure_logging(secrets=[*values, *notify.secrets])
     settings = daemon.Settings(
         args.state or loaded.state_path, host, port, secrets, args.record, notify=notify,
-        record_max_bytes=args.record_max_bytes, shard=this_shard,
+        record_max_bytes=args.record_max_bytes, protect=redactor.add, shard=this_shard,
     )  # fmt: skip
-    values = [v for account in secrets.values() for v in account.values()]
-    configure_logging(secrets=[*values, *notify.tokens.values()])
     try:
         asyncio.run(daemon.run(loaded, settings))
     except daemon.StartupError as err:
@@ -213,8 +214,7 @@ def _check(args: argparse.Namespace) -> int:
     )
     rules = _plural(len(loaded.rules), "rule")
     sinks = ", ".join(
-        f"{s.name} (optional)" if s.bot is not None and s.bot.optional else s.name
-        for s in loaded.sinks
+        f"{s.name} (optional)" if SINK_KINDS[s.kind].optional(s) else s.name for s in loaded.sinks
     )
     print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
     return EXIT_OK

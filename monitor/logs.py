@@ -57,17 +57,20 @@ class Redactor:
     secret is replaced by its scrubbed ``repr``, since that is what the renderers would print.
     """
 
-    __slots__ = ("_secrets",)
+    __slots__ = ("_secrets", "_values")
 
     def __init__(self, secrets: Iterable[str]) -> None:
+        self._values: set[str] = set()
+        self._secrets: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Redact ``secrets`` too (an account added by a reload brings its credentials)."""
         # Shorter values would redact ordinary words and numbers; longest first, so a secret
         # that contains another is removed whole. A secret in a URL or form body is
         # percent-encoded, in upper- or lower-case hex.
-        values = sorted(
-            {form for s in secrets if len(s) >= 4 for form in _encoded_forms(s)},
-            key=len,
-            reverse=True,
-        )
+        self._values |= {form for s in secrets if len(s) >= 4 for form in _encoded_forms(s)}
+        values = sorted(self._values, key=len, reverse=True)
         self._secrets = re.compile("|".join(map(re.escape, values))) if values else None
 
     def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
@@ -250,8 +253,9 @@ class _Handler(logging.StreamHandler[TextIO]):
 
 def configure_logging(
     *, secrets: Iterable[str] = (), stream: TextIO | None = None, json_output: bool | None = None
-) -> None:
-    """Install one handler on the root logger and configure structlog to feed it."""
+) -> Redactor:
+    """Install one handler on the root logger and configure structlog to feed it; the
+    redactor it scrubs with, to add secrets to later."""
     stream = stream or sys.stderr
     if json_output is None:
         json_output = not stream.isatty()
@@ -305,3 +309,4 @@ def configure_logging(
     # A library's warning (a deprecation, an unclosed session) is a JSON line like the rest,
     # not raw text in the middle of the stream.
     logging.captureWarnings(True)
+    return redactor

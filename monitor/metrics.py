@@ -85,6 +85,17 @@ class Metrics:
             "Connections to the HTTP endpoint closed at once: too many open.",
             namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        # Named as Prometheus names its own: alerting rules written for one fit the other.
+        self.reload_successful = Gauge(
+            "config_last_reload_successful",
+            "Whether the last configuration reload succeeded (1 after a start).",
+            namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
+        self.reload_success_time = Gauge(
+            "config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration reload (or the start).",
+            namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
         self.shard_info = Gauge(
             "shard_info", "1, labelled with this daemon's shard and the number of shards.",
             ["shard", "shards"], namespace=NAMESPACE, registry=registry,
@@ -101,6 +112,14 @@ class Metrics:
         """
         self.polls.labels(account, "ok")
         self.poll_duration.labels(broker)
+
+    def forget_account(self, account: str) -> None:
+        """Stop exporting a removed account's series: its last good poll must not look stale
+        to an alert for as long as the daemon runs."""
+        for metric in (
+            self.polls, self.positions, self.changes, self.mtm_unknown, self.last_success
+        ):  # fmt: skip
+            metric.remove_by_labels({"account": account})
 
     def track_sink(self, sink: str) -> None:
         """Export a sink's delivery and outbox series at zero before its first alert."""

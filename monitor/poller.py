@@ -85,6 +85,22 @@ class AccountPoller:
         self._lock = asyncio.Lock()
         self._log = log.bind(account=account.id, broker=account.broker)
         self._resumed = False
+        self._retired = False
+
+    def retire(self) -> None:
+        """The account is no longer polled: no new poll starts."""
+        self._retired = True
+
+    def forget_metrics(self) -> None:
+        """Take this retired account's share of the firing gauges and its series out of the
+        metrics, once no poll of it is in flight."""
+        self._metrics.count_firing(self._firing, dict.fromkeys(self._firing, 0))
+        self._firing = {}
+        self._metrics.forget_account(self.account.id)
+
+    def recount_firing(self) -> None:
+        """Count this account's firing conditions again (the rules changed)."""
+        self._count_firing()
 
     async def poll(self) -> None:
         """Run one poll (the scheduler never starts a second one while one is in flight).
@@ -92,6 +108,8 @@ class AccountPoller:
         Outside the account's trading window nothing is fetched, except one poll right after
         the window closes, which records the end-of-day state.
         """
+        if self._retired:  # a job already submitted when the account was removed
+            return
         now = self._now()
         window = self.account.window
         if not window.is_open(now, self._holidays):
@@ -235,7 +253,9 @@ class AccountPoller:
 
     def _count_firing(self) -> None:
         firing = self._engine.firing_counts(self.account.id)
-        self._metrics.count_firing(self._firing, firing)
+        # A rule gone since the last count (a reload) takes this account's share with it.
+        gone = dict.fromkeys(self._firing.keys() - firing.keys(), 0)
+        self._metrics.count_firing(self._firing, {**firing, **gone})
         self._firing = firing
 
     def _count(self, outcome: PollOutcome) -> None:

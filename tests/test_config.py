@@ -17,6 +17,7 @@ import pytest
 
 from monitor import config
 from monitor.cli import main
+from monitor.notify.registry import SINK_KINDS
 from monitor.rules.registry import RULE_KINDS
 from monitor.schedule import ALWAYS, PRESETS, Window
 
@@ -167,8 +168,8 @@ def test_several_problems_all_reported(capsys: pytest.CaptureFixture[str]) -> No
         f"{path}: rule 'fresh-short': severity: must be info, warning or critical; got 'urgent'"
         " (line 15)",
         f"{path}: rule 'desk-drawdown': name: duplicate of the rule on line 10 (line 16)",
-        f"{path}: notify 'pager': kind: unknown sink kind 'pager'; expected one of console,"
-        " telegram (line 19)",
+        f"{path}: notify 'pager': kind: unknown sink kind 'pager'; expected one of"
+        f" {', '.join(SINK_KINDS)} (line 19)",
         f"{path}: colour: unknown field; expected one of {TOP_LEVEL} (line 20)",
     ]
 
@@ -427,7 +428,14 @@ def test_durations_share_the_bot_commands_grammar(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["monitor.notify.console", "monitor.notify.telegram.config", "monitor.config"]
+    "module",
+    [
+        "monitor.notify.console",
+        "monitor.notify.telegram.config",
+        "monitor.notify.kind",
+        "monitor.notify.registry",
+        "monitor.config",
+    ],
 )
 def test_each_sink_reader_imports_first(module: str) -> None:
     """The sink readers and the config package import each other's modules: any may be the

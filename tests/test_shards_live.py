@@ -172,7 +172,7 @@ async def test_a_shard_without_accounts_is_ready_and_runs_no_simulator(tmp_path:
         running = daemon.Daemon(loaded, settings)
         await running.start()
         try:
-            assert running.pollers == []  # neither the file's accounts nor the simulator
+            assert running.pollers.pollers == []  # neither the file's accounts nor the simulator
             async with (
                 aiohttp.ClientSession() as session,
                 session.get(f"http://127.0.0.1:{running.port}/readyz") as response,
@@ -181,5 +181,35 @@ async def test_a_shard_without_accounts_is_ready_and_runs_no_simulator(tmp_path:
                 assert json.loads(await response.read()) == {
                     "ready": True, "accounts": 0, "stale_accounts": [],
                 }  # fmt: skip
+        finally:
+            await running.stop()
+
+
+async def test_a_reload_starts_only_the_shards_share_of_the_new_accounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(len(ACCOUNTS)):
+        monkeypatch.setenv(f"PM_SHARD_TOKEN_{n}", "token")
+    this = Shard(1, SHARDS)
+    async with serve(web.Application()) as base:
+        rules_path = tmp_path / "rules.yaml"
+        full = rules(base)
+        first_four = full[: full.index(f"  - id: {ACCOUNTS[4]}")] + full[full.index("rules:") :]
+        rules_path.write_text(first_four)
+        loaded = config.load(rules_path)
+        assert [a.id for a in loaded.accounts] == ACCOUNTS[:4]  # the premise
+        secrets = {account: {"token": "token"} for account in ACCOUNTS[:4]}
+        state = tmp_path / "state.db"
+        settings = daemon.Settings(state, "127.0.0.1", 0, secrets, shard=this)
+        running = daemon.Daemon(loaded, settings)
+        await running.start()
+        try:
+            polled = [p.account.id for p in running.pollers.pollers]
+            assert polled == [a for a in ACCOUNTS[:4] if this.owns(a)]
+            rules_path.write_text(full)
+            assert await running.reload() == []
+            polled = [p.account.id for p in running.pollers.pollers]
+            assert sorted(polled) == sorted(a for a in ACCOUNTS if this.owns(a))
+            assert len(polled) < len(ACCOUNTS)
         finally:
             await running.stop()

@@ -130,8 +130,18 @@ def test_status_lists_the_conditions_firing_now(store: Store) -> None:
     assert "<b>Firing now</b>: none" in quiet
     since = NOW - timedelta(minutes=25)
     view.firing = [
-        FiringCondition("desk-drawdown", Severity.CRITICAL, "kotak-main", None, None, since),
-        FiringCondition("size<cap>", Severity.WARNING, "kotak-main", position(7).key, "M&M", since),
+        FiringCondition(
+            "desk-drawdown", Severity.CRITICAL, "kotak-main", None, None, since, "mtm_drawdown"
+        ),
+        FiringCondition(
+            "size<cap>",
+            Severity.WARNING,
+            "kotak-main",
+            position(7).key,
+            "M&M",
+            since,
+            "position_limit",
+        ),
     ]
     (reply,) = status(view, store)
     firing = reply.split("<b>Firing now</b>: 2\n", 1)[1].split("\n")[:2]
@@ -149,7 +159,9 @@ def test_status_lists_at_most_fifty_firing_conditions(store: Store) -> None:
     key = position(1).key
     view = View()
     view.firing = [
-        FiringCondition("size-cap", Severity.WARNING, "kotak-main", key, f"S{i:03d}", NOW)
+        FiringCondition(
+            "size-cap", Severity.WARNING, "kotak-main", key, f"S{i:03d}", NOW, "position_limit"
+        )
         for i in range(300)
     ]
     replies = status(view, store)
@@ -163,7 +175,9 @@ def test_status_lists_at_most_fifty_firing_conditions(store: Store) -> None:
 async def test_status_answers_in_the_chat_with_the_conditions_firing(chat_bot: Bot) -> None:
     """Through the fake Bot API, the firing list reaches the chat."""
     chat_bot.view.firing = [
-        FiringCondition("desk-drawdown", Severity.CRITICAL, "kotak-main", None, None, NOW)
+        FiringCondition(
+            "desk-drawdown", Severity.CRITICAL, "kotak-main", None, None, NOW, "mtm_drawdown"
+        )
     ]
     (reply,) = await chat_bot.ask(PRIVATE, "/status")
     assert "<b>Firing now</b>: 1" in reply and "<b>desk-drawdown</b>" in reply
@@ -270,9 +284,17 @@ def test_commands_for_another_bot_are_not_ours() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "seconds"),
-    [("90s", 90), ("30m", 1800), ("2h", 7200), ("7d", 604800), ("8d", None), ("0m", None),
-     ("5", None), ("1w", None)],
-)  # fmt: skip
+    [
+        ("90s", 90),
+        ("30m", 1800),
+        ("2h", 7200),
+        ("7d", 604800),
+        ("8d", None),
+        ("0m", None),
+        ("5", None),
+        ("1w", None),
+    ],
+)
 def test_mute_durations(raw: str, seconds: int | None) -> None:
     """s, m, h, d from one second to seven days."""
     try:

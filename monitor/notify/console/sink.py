@@ -1,5 +1,4 @@
-"""The console sink: one line per alert on standard output, text or the alert JSON contract;
-and the reader of its rules.yaml entry."""
+"""The console sink: one line per alert on standard output, text or the alert JSON contract."""
 
 from __future__ import annotations
 
@@ -7,13 +6,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from monitor.config.problems import Problems
-from monitor.config.routing import SinkConfig, SinkEntry, SinkKind
-from monitor.model import Alert, Severity
+from monitor.model import Alert
 from monitor.notify.base import DeliveryFailed, Reason, sink_bug
-
-_FIELDS = ("kind", "name", "min_severity", "format", "accounts", "rules")
-_FORMATS = ("text", "json")
 
 
 class ConsoleSink:
@@ -47,25 +41,3 @@ class ConsoleSink:
 
     async def close(self) -> None:
         """Standard output is not ours to close."""
-
-
-def read_config(problems: Problems, sink: SinkEntry) -> list[SinkConfig]:
-    """A console entry of rules.yaml: its format and the alerts routed to it."""
-    entry, owner = sink.entry, sink.owner
-    output = entry.get("format", "text")
-    if output not in _FORMATS:
-        reason = f"must be text or json; got {output!r}"
-        problems.problem(owner, "format", reason, entry.line_of("format"))
-    return [
-        SinkConfig(
-            sink.name,
-            "console",
-            problems.severity(entry, owner, Severity.INFO, "min_severity"),
-            output,
-            problems.globs(entry, "accounts", owner),
-            problems.globs(entry, "rules", owner),
-        )
-    ]
-
-
-CONSOLE = SinkKind(_FIELDS, read_config)
