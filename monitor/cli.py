@@ -14,6 +14,7 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import __version__, config, daemon, replay, rule_tests, shard
@@ -140,7 +141,9 @@ def _run(args: argparse.Namespace) -> int:
     }
     notify = config.resolve_notify(loaded, os.environ)
     values = [v for account in secrets.values() for v in account.values()]
-    redactor = configure_logging(secrets=[*values, *notify.secrets])
+    # Log times on a terminal in the zone the alerts are shown in.
+    zone = loaded.timezone or (loaded.accounts or (config.simulator_account(loaded),))[0].timezone
+    redactor = configure_logging(secrets=[*values, *notify.secrets], zone=zone)
     settings = daemon.Settings(
         args.state or loaded.state_path, host, port, secrets, args.record, notify=notify,
         record_max_bytes=args.record_max_bytes, protect=redactor.add, shard=this_shard,
@@ -216,6 +219,8 @@ def _check(args: argparse.Namespace) -> int:
     sinks = ", ".join(
         f"{s.name} (optional)" if SINK_KINDS[s.kind].optional(s) else s.name for s in loaded.sinks
     )
+    for warning in loaded.warnings_on(datetime.now(UTC).date()):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
     return EXIT_OK
 
@@ -240,6 +245,7 @@ def _plural(count: int, noun: str) -> str:
 
 def _replay(args: argparse.Namespace) -> int:
     loaded = config.load(args.rules)
+    configure_logging()  # standard output is the alerts'
 
     def emit(alert: Alert) -> None:
         print(alert.to_jsonl() if args.output == "jsonl" else alert.to_line(), flush=True)
@@ -262,6 +268,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    configure_logging()  # standard output is the report's
     files, problems = [], []
     for path in args.files:
         try:

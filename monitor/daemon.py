@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from monitor import __version__
 from monitor.brokers import FORMATS, Broker
 from monitor.brokers.simulator import BROKER as SIMULATOR
+from monitor.brokers.simulator import WARM_UP as SIMULATOR_WARM_UP
 from monitor.brokers.simulator import Simulator
 from monitor.brokers.transport import Connection, Transport
 from monitor.clock_watch import watch_clock
@@ -93,9 +94,11 @@ def make_broker(
     """The live source for an account; ``recording`` keeps each poll's exchange for
     ``run --record``."""
     if account.broker == SIMULATOR:
+        zone = account.timezone
         return Simulator(
-            account.id, seed=account.seed, tick=account.poll_every, timezone=account.timezone
-        )
+            account.id, seed=account.seed, tick=account.poll_every, timezone=zone,
+            started=datetime.now(zone) - SIMULATOR_WARM_UP,
+        )  # fmt: skip
     live = FORMATS[account.broker].live
     assert account.base_url is not None  # noqa: S101 - type narrowing: config requires it  # nosec B101
     total = account.request_timeout.total_seconds()
@@ -247,6 +250,8 @@ class Daemon:
         self._reloaded()
         for name in self._notify.skipped:
             log.info("sink_not_configured", sink=name, hint="its variables are unset")
+        for warning in self.config.warnings_on(datetime.now(UTC).date()):
+            log.warning("config_warning", problem=warning)
         if not self.dispatcher.sinks:
             log.warning("no_sinks", hint="alerts are stored but go nowhere: configure notify")
         if not self.pollers.pollers:
@@ -423,7 +428,6 @@ class Daemon:
             self.metrics,
             self.dispatcher.wake,
             self.recorder,
-            holidays=config.holidays,
             redact=Redactor(self._secrets.get(account.id, {}).values()).scrub,
         )
 

@@ -85,6 +85,10 @@ class Engine:
             )
         ]
 
+    def rules_for(self, account: str) -> list[Rule]:
+        """The rules that apply to ``account``."""
+        return [rule for rule in self._rules if rule.filter.accounts.match(account)]
+
     def firing_counts(self, account: str) -> dict[str, int]:
         """How many subjects each condition rule has firing in ``account`` now (every
         condition rule named, 0 for none; all 0 before the account's first poll)."""

@@ -6,7 +6,7 @@ daemon's job (README, "Reloading the configuration").
 
 A rule is unchanged when its whole definition is (name, kind, severity, filters, options): only
 then does it keep its state (peaks, pending and firing conditions). An account is unchanged when
-its settings are and the holidays it follows are; a changed one restarts its poller. A sink is
+its settings are, its window's calendar included; a changed one restarts its poller. A sink is
 unchanged when its entry is.
 """
 
@@ -64,10 +64,9 @@ class ReloadPlan:
 
 def plan(old: Config, new: Config, shard: Shard = WHOLE) -> ReloadPlan:
     """What reloading from ``old`` to ``new`` changes for a daemon polling ``shard``."""
+    # An account's window carries its calendar, so a changed calendar changes the account.
     old_accounts: dict[str, object] = {a.id: a for a in running_accounts(old, shard)}
     new_accounts = {a.id: a for a in running_accounts(new, shard)}
-    if old.holidays != new.holidays:  # every account follows the one holiday list
-        old_accounts = {ident: None for ident in old_accounts}
     needs_restart = [
         name
         for name, before, after in (

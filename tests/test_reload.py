@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -74,10 +74,12 @@ def test_the_simulator_runs_when_no_account_is_configured(tmp_path: Path) -> Non
 
 
 def test_new_holidays_change_every_account(tmp_path: Path) -> None:
-    """Every account follows the one holiday list: a new list restarts each poller."""
-    new = load(tmp_path, BASE + "holidays: [2026-01-26]\n", "new.yaml")
-    assert new.holidays == frozenset({date(2026, 1, 26)}), "the premise: the list was read"
-    assert plan(load(tmp_path, BASE), new).accounts == Changes(changed=("a1", "a2"))
+    """The old holidays list closes every window: a new list restarts each poller."""
+    windowed = BASE.replace("poll_every: 1s}", "poll_every: 1s, window: nse}")
+    new = load(tmp_path, windowed + "holidays: [2026-01-27]\n", "new.yaml")
+    closed = [a.window.is_open(datetime(2026, 1, 27, 5, tzinfo=UTC)) for a in new.accounts]
+    assert closed == [False, False], "the premise: the list closes every window"
+    assert plan(load(tmp_path, windowed), new).accounts == Changes(changed=("a1", "a2"))
 
 
 def test_sinks_added_changed_and_removed(tmp_path: Path) -> None:

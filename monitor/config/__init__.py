@@ -1,10 +1,11 @@
 """Load and validate rules.yaml into typed, immutable configuration.
 
 Every problem is reported, not just the first, as one line each (``monitor/config/problems.py``
-gives the shape). Each section has its reader: accounts and trading windows
-(``accounts.py``), rules (``rules.py``), notify (``sinks.py``, dispatching to each sink kind's
-reader beside its sink); ``${ENV}`` references are ``secrets.py``'s. This module is the public
-face: the whole file, the top-level fields and the daemon section, and resolving references.
+gives the shape). Each section has its reader: accounts and trading windows (``accounts.py``),
+exchange calendars (``calendars.py``), rules (``rules.py``), notify (``sinks.py``, dispatching to
+each sink kind's reader beside its sink); ``${ENV}`` references are ``secrets.py``'s. This module
+is the public face: the whole file, the top-level fields and the daemon section, and resolving
+references.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from monitor.brokers.simulator import BROKER as SIMULATOR
+from monitor.calendars import running_out
 from monitor.config import secrets
-from monitor.config.accounts import AccountConfig, read_accounts, read_holidays, trading_zone
+from monitor.config.accounts import AccountConfig, read_accounts, trading_zone
+from monitor.config.calendars import read_calendars
 from monitor.config.defaults import DEFAULT_LISTEN, DEFAULT_STATE_PATH, SIMULATOR_POLL_EVERY
 from monitor.config.errors import ConfigError
 from monitor.config.problems import Problems
@@ -45,7 +48,7 @@ __all__ = [
     "simulator_account",
 ]
 
-_TOP_LEVEL = ("timezone", "holidays", "accounts", "rules", "notify", "daemon")
+_TOP_LEVEL = ("timezone", "calendars", "holidays", "accounts", "rules", "notify", "daemon")
 _DAEMON_FIELDS = ("state", "listen", "lifecycle")
 
 
@@ -60,8 +63,15 @@ class Config:
     sinks: tuple[SinkConfig, ...]
     state_path: Path = DEFAULT_STATE_PATH
     listen: tuple[str, int] = DEFAULT_LISTEN
-    holidays: frozenset[date] = frozenset()
     lifecycle: bool = False  # POST /-/reload is served (README, "Reloading the configuration")
+    warnings: tuple[str, ...] = ()  # the file loads, but should change
+
+    def warnings_on(self, today: date) -> tuple[str, ...]:
+        """The file's warnings, and each calendar in use whose known dates are running out."""
+        calendars = {account.window.calendar for account in self.accounts}
+        ending = (running_out(calendar, today) for calendar in calendars)
+        notes = sorted(f"{self.path}: {note}" for note in ending if note is not None)
+        return (*self.warnings, *notes)
 
     def timezone_for(self, broker: str) -> ZoneInfo:
         """The trading-day zone of an account that sets none: the file's, else the broker's."""
@@ -85,13 +95,14 @@ def load(path: Path) -> Config:
     if "timezone" in document:
         line = document.line_of("timezone")
         timezone = problems.zone(document["timezone"], "", "timezone", line)
-    accounts = read_accounts(problems, document, timezone)
+    calendars = read_calendars(problems, document)
+    accounts = read_accounts(problems, document, timezone, calendars)
     rules = read_rules(problems, document)
     sinks = read_sinks(problems, document)
     state_path, listen, lifecycle = _daemon(problems, document)
-    holidays = read_holidays(problems, document)
     problems.raise_any()
-    return Config(path, timezone, accounts, rules, sinks, state_path, listen, holidays, lifecycle)
+    warnings = tuple(problems.warnings)
+    return Config(path, timezone, accounts, rules, sinks, state_path, listen, lifecycle, warnings)
 
 
 def parse_listen(raw: object) -> tuple[str, int]:
