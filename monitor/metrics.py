@@ -156,7 +156,9 @@ class Metrics:
         """Stop exporting a removed account's series: its last good poll must not look stale
         to an alert for as long as the daemon runs."""
         for metric in (
-            self.polls, self.positions, self.changes, self.mtm_unknown, self.last_success
+            self.polls, self.poll_duration, self.positions, self.changes, self.alerts,
+            self.mtm_unknown, self.last_success, self.account_mtm, self.account_drawdown,
+            self.account_mtm_unknown,
         ):  # fmt: skip
             metric.remove_by_labels({"account": account})
 
