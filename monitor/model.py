@@ -201,7 +201,7 @@ class Alert:
         )
 
     def to_json(self) -> dict[str, object]:
-        """The alert JSON contract (README "Replay files and alert JSON"), field order included."""
+        """The alert JSON contract (README "Alert JSON"), field order included."""
         key = self.key
         return {
             "rule": self.rule,

@@ -312,23 +312,6 @@ def test_a_literal_secret_is_refused_without_being_echoed(
     assert "JBSWY3DPEHPK3PXP" not in "".join(err)
 
 
-def test_readme_broker_examples_are_valid(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    """Every account example in README's Broker setup passes check as written."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    section = readme[readme.index("## Broker setup") : readme.index("## Replay files")]
-    examples = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
-    assert len(examples) == 5
-    path = tmp_path / "rules.yaml"
-    path.write_text(
-        "accounts:\n" + "".join(examples) + "rules:\n  - name: r\n    kind: new_short\n"
-    )
-    code, out, err = check(capsys, path)
-    assert (code, err) == (0, [])
-    assert out == [f"{path}: OK: 5 accounts; 1 rule (1 new_short); sinks: console"]
-
-
 def test_http_timeouts_are_read_and_refused_where_nothing_is_fetched(tmp_path: Path) -> None:
     """timeout and connect_timeout land on a live account; the simulator refuses them."""
     path = tmp_path / "rules.yaml"

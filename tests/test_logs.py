@@ -14,7 +14,7 @@ import structlog
 
 from monitor.logs import FLOOD_SECONDS, REDACTED, FloodGate, Redactor, configure_logging
 
-# The stdlib loggers our libraries write to (README, "Run in production"): each must come out as
+# The stdlib loggers our libraries write to (README, "Logs"): each must come out as
 # our JSON.
 LIBRARY_LOGGERS = (
     "aiohttp.access",

@@ -1,6 +1,6 @@
 """``position-monitor replay``: recorded polls through diff, rules and store.
 
-The file format and the alert JSON are README's "Replay files and alert JSON".
+The file format and the alert JSON are README's "Replay files" and "Alert JSON".
 
 The sessions live in tests/fixtures/replay/*.jsonl and run against
 tests/fixtures/rules/replay.yaml: an account-scope drawdown (threshold 5000, critical),
@@ -549,7 +549,7 @@ def test_resolved_alerts_in_text_output(capsys: pytest.CaptureFixture[str]) -> N
     ]
 
 
-# Rows that vanish: README, "Rows missing from an answer".
+# Rows that vanish: docs/reliability.md, "Rows missing from an answer".
 
 EMPTY_ANSWER_REMOVED = {
     "kotak_neo": ("kotak-main", "+05:30", 6500, [("RELIANCE-EQ", 10), ("BANKNIFTY21JULFUT", -25)]),

@@ -1,5 +1,5 @@
 """Standard output carries alerts only; standard error carries log lines only, each one JSON
-with its ``level``, whichever command runs (README, "Running in a container")."""
+with its ``level``, whichever command runs (README, "Run with Docker")."""
 
 from __future__ import annotations
 

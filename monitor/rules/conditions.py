@@ -122,7 +122,7 @@ class ConditionRule:
         state: ConditionState = {}
         alerts = []
         check_filter = self.filter.filters_positions
-        # A carried row went missing from this answer (README "Rows missing from an answer"):
+        # A carried row went missing from this answer (docs/architecture.md, "Rows that vanish"):
         # it keeps its state rather than being judged on figures the broker did not report.
         carried = poll.snapshot.carried
         measure, advance = self.measure, self._advance  # looked up once: this runs per row

@@ -106,7 +106,8 @@ def stored_positions(
     state: Path, *, with_carried: bool = False
 ) -> dict[tuple[str, str], tuple[Decimal, Decimal]] | None:
     """The committed rows the last poll reported, and with ``with_carried`` also the rows
-    carried for it (README, "Rows missing from an answer"); None before the state file has any."""
+    carried for it (docs/architecture.md, "Rows that vanish"); None before the state file has
+    any."""
     try:
         rows = query(
             state,

@@ -1,6 +1,6 @@
 """Fault: the broker leaves rows out of its answer for one poll, then reports them again.
 
-Documented behaviour (README, "Rows missing from an answer"): only a good snapshot can square a
+Documented behaviour (docs/architecture.md, "Rows that vanish"): only a good snapshot can square a
 position off, and only when the next good poll of the same day confirms it. A failed poll that
 lacks rows changes nothing; a good answer that lacks rows (or is empty) carries them for that
 one poll, and a row back at the next poll raises nothing. Missing from two good answers in a
