@@ -85,7 +85,7 @@ def plan(old: Config, new: Config, shard: Shard = WHOLE) -> ReloadPlan:
 
 def running_accounts(config: Config, shard: Shard = WHOLE) -> tuple[AccountConfig, ...]:
     """The accounts a daemon of ``shard`` on ``config`` polls: the simulator when the file
-    configures none (not when the shard has none; README, "Run on Kubernetes")."""
+    configures none (not when the shard has none; README, "Run with Kubernetes")."""
     return shard.select(config.accounts or (simulator_account(config),))
 
 

@@ -3,7 +3,7 @@
 Rendezvous (highest random weight) hashing: every shard scores every account id with a stable
 hash of (shard index, id), and the account belongs to the shard with the highest score. Going
 from N to N+1 shards moves only the accounts the new shard outscores, about 1/(N+1) of them,
-and each of those moves to the new shard (README, "Run on Kubernetes"). The hash is BLAKE2b,
+and each of those moves to the new shard (README, "Run with Kubernetes"). The hash is BLAKE2b,
 never Python's ``hash()``, which is salted per process: every replica, and ``position-monitor
 shards``, must agree on the assignment.
 
