@@ -1,4 +1,4 @@
-"""Command line: ``position-monitor run | snapshot | check | replay | test``.
+"""Command line: ``position-monitor run | snapshot | check | replay | test | shards``.
 
 Exit status: 0 success; 2 bad input (rules.yaml, replay file, rule test file, arguments), with
 one line per problem on standard error; 1 a runtime failure such as an unusable state file or
@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from monitor import __version__, config, daemon, replay, rule_tests
+from monitor import __version__, config, daemon, replay, rule_tests, shard
 from monitor.brokers.errors import BrokerError
 from monitor.logs import Redactor, configure_logging
 from monitor.model import ZERO, Alert, Snapshot, format_money, format_qty
@@ -66,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         help="when the record FILE would pass N bytes, rename it FILE.1 (replacing the previous"
         " one) and start a new FILE (default: 104857600, 100 MiB)",
     )
+    run.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="poll only shard I of N (0 <= I < N); auto/N takes I from the pod name's ordinal"
+        " (POD_NAME, else the hostname), as a StatefulSet names its pods NAME-<ordinal>",
+    )
     run.set_defaults(handler=_run)
 
     snap = commands.add_parser(
@@ -91,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     test.add_argument("files", type=Path, nargs="+", metavar="FILE", help="rule test file")
     test.set_defaults(handler=_test)
+
+    shards = commands.add_parser(
+        "shards", help="print which of N shards polls each account: ACCOUNT SHARD lines"
+    )
+    shards.add_argument("count", metavar="N", help="the number of shards")
+    shards.add_argument("--config", type=Path, default=Path("rules.yaml"), help="rules file")
+    shards.set_defaults(handler=_shards)
     return parser
 
 
@@ -113,6 +127,14 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"--listen: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    this_shard = shard.WHOLE
+    if args.shard is not None:
+        try:
+            pod_name = os.environ.get("POD_NAME") or socket.gethostname()
+            this_shard = shard.parse(args.shard, pod_name)
+        except shard.ShardError as err:
+            print(f"--shard: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     secrets = {
         account.id: config.resolve_credentials(loaded, account, os.environ)
         for account in loaded.accounts
@@ -124,7 +146,7 @@ def _run(args: argparse.Namespace) -> int:
     redactor = configure_logging(secrets=[*values, *notify.secrets], zone=zone)
     settings = daemon.Settings(
         args.state or loaded.state_path, host, port, secrets, args.record, notify=notify,
-        record_max_bytes=args.record_max_bytes, protect=redactor.add,
+        record_max_bytes=args.record_max_bytes, protect=redactor.add, shard=this_shard,
     )  # fmt: skip
     try:
         asyncio.run(daemon.run(loaded, settings))
@@ -200,6 +222,20 @@ def _check(args: argparse.Namespace) -> int:
     for warning in loaded.warnings_on(datetime.now(UTC).date()):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
+    return EXIT_OK
+
+
+def _shards(args: argparse.Namespace) -> int:
+    try:
+        count = shard.parse_count(args.count)
+    except shard.ShardError as err:
+        print(f"shards: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    loaded = config.load(args.config)
+    # The accounts `run` would poll: the simulator's when the file has none.
+    accounts = loaded.accounts or (config.simulator_account(loaded),)
+    for account, index in shard.assign((a.id for a in accounts), count):
+        print(f"{account} {index}")
     return EXIT_OK
 
 

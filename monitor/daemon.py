@@ -53,6 +53,7 @@ from monitor.pollers import Pollers
 from monitor.recording import DEFAULT_MAX_BYTES, Recorder
 from monitor.reload import ReloadPlan, plan, running_accounts
 from monitor.rules.conditions import FiringCondition
+from monitor.shard import WHOLE, Shard
 from monitor.store import Store, StoreError
 from monitor.store_schema import StateFileRefused, claim_state_file
 
@@ -77,6 +78,7 @@ class Settings:
     record: Path | None = None  # append every poll outcome here in the replay format
     notify: Notify | None = None  # resolved notify section; None: resolved from os.environ
     record_max_bytes: int = DEFAULT_MAX_BYTES  # then the record file is rotated to FILE.1
+    shard: Shard = WHOLE  # this daemon polls only the accounts of its shard
     # Adds values to what the logs redact: the credentials of accounts a reload adds.
     protect: Callable[[Iterable[str]], None] = lambda values: None
 
@@ -175,7 +177,7 @@ class Daemon:
     def __init__(self, config: Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        accounts = running_accounts(config)
+        accounts = running_accounts(config, settings.shard)
         notify = settings.notify or resolve_notify(config, os.environ)  # before taking the lock
         self._secrets = dict(settings.secrets)
         # One HTTP session for every broker, opened in start(): shared pools, one place to close.
@@ -183,6 +185,8 @@ class Daemon:
         brokers = [self._broker(config, account) for account in accounts]
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
+        shard = settings.shard
+        self.metrics.shard_info.labels(str(shard.index), str(shard.count)).set(1)
         try:
             self._state_lock = claim_state_file(settings.state_path)
         except StateFileRefused as err:
@@ -250,10 +254,16 @@ class Daemon:
             log.warning("config_warning", problem=warning)
         if not self.dispatcher.sinks:
             log.warning("no_sinks", hint="alerts are stored but go nowhere: configure notify")
+        if not self.pollers.pollers:
+            log.warning(
+                "shard_has_no_accounts", shard=str(settings.shard),
+                hint="the hashing gave this shard none of the file's accounts; it stays ready",
+            )  # fmt: skip
         log.info(
             "daemon_started",
             version=__version__,
             accounts=[p.account.id for p in self.pollers.pollers],
+            shard=str(settings.shard),
             rules=[r.name for r in self.config.rules],
             sinks=[s.name for s in self.dispatcher.sinks],
             state=str(settings.state_path),
@@ -304,7 +314,7 @@ class Daemon:
         async with self._reload_lock:
             try:
                 new, notify, brokers = self._prepare(load(self.config.path))
-                changes = plan(self.config, new)
+                changes = plan(self.config, new, self.settings.shard)
                 await self._apply(new, notify, brokers, changes)
             except ConfigError as err:
                 return self._reload_failed(err.problems)
@@ -326,8 +336,9 @@ class Daemon:
         """Everything a reload needs that can fail, before anything changes: the credentials
         and clients of the accounts to start, and the notify section's values."""
         notify = resolve_notify(new, os.environ)
-        changes = plan(self.config, new)
-        starting = [a for a in running_accounts(new) if a.id in changes.accounts.new]
+        changes = plan(self.config, new, self.settings.shard)
+        shard_accounts = running_accounts(new, self.settings.shard)
+        starting = [a for a in shard_accounts if a.id in changes.accounts.new]
         problems: list[str] = []
         secrets: dict[str, dict[str, str]] = {}
         for account in starting:
@@ -355,7 +366,7 @@ class Daemon:
             self.engine.forget(ident)
             self._secrets.pop(ident, None)
         self.config = new
-        for account in running_accounts(new):
+        for account in running_accounts(new, self.settings.shard):
             self._zones[account.id] = account.timezone
             if account.id in brokers:
                 broker = brokers[account.id]
@@ -422,6 +433,7 @@ class Daemon:
 
     def _sink_context(self) -> SinkContext:
         values = [v for values in self._secrets.values() for v in values.values()]
+        # The file's first account, not the shard's: every replica names times alike.
         accounts = running_accounts(self.config)
         return SinkContext(
             redact=Redactor([*values, *self._notify.secrets]).scrub,

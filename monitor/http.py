@@ -42,10 +42,12 @@ def make_app(
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
-        now = datetime.now(UTC)
-        stale = [h.account.id for h in health() if not h.ready(now)]
+        now, trackers = datetime.now(UTC), health()
+        stale = [h.account.id for h in trackers if not h.ready(now)]
         status = 503 if stale else 200
-        return web.json_response({"ready": not stale, "stale_accounts": stale}, status=status)
+        # A shard the hashing gave no account is ready, and "accounts": 0 says why.
+        body = {"ready": not stale, "accounts": len(trackers), "stale_accounts": stale}
+        return web.json_response(body, status=status)
 
     async def reload_config(request: web.Request) -> web.Response:
         if not lifecycle():

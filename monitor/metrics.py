@@ -127,6 +127,10 @@ class Metrics:
             "Unix time of the last successful configuration reload (or the start).",
             namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        self.shard_info = Gauge(
+            "shard_info", "1, labelled with this daemon's shard and the number of shards.",
+            ["shard", "shards"], namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
         Info("build", "Version of position-monitor.", namespace=NAMESPACE, registry=registry).info(
             {"version": __version__}
         )

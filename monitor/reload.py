@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.config import AccountConfig, Config, simulator_account
+from monitor.shard import WHOLE, Shard
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +62,11 @@ class ReloadPlan:
         return fields
 
 
-def plan(old: Config, new: Config) -> ReloadPlan:
-    """What reloading from ``old`` to ``new`` changes."""
+def plan(old: Config, new: Config, shard: Shard = WHOLE) -> ReloadPlan:
+    """What reloading from ``old`` to ``new`` changes for a daemon polling ``shard``."""
     # An account's window carries its calendar, so a changed calendar changes the account.
-    old_accounts: dict[str, object] = {a.id: a for a in running_accounts(old)}
-    new_accounts = {a.id: a for a in running_accounts(new)}
+    old_accounts: dict[str, object] = {a.id: a for a in running_accounts(old, shard)}
+    new_accounts = {a.id: a for a in running_accounts(new, shard)}
     needs_restart = [
         name
         for name, before, after in (
@@ -82,9 +83,10 @@ def plan(old: Config, new: Config) -> ReloadPlan:
     )
 
 
-def running_accounts(config: Config) -> tuple[AccountConfig, ...]:
-    """The accounts a daemon on ``config`` polls: the simulator when it configures none."""
-    return config.accounts or (simulator_account(config),)
+def running_accounts(config: Config, shard: Shard = WHOLE) -> tuple[AccountConfig, ...]:
+    """The accounts a daemon of ``shard`` on ``config`` polls: the simulator when the file
+    configures none (not when the shard has none; README, "Run with Kubernetes")."""
+    return shard.select(config.accounts or (simulator_account(config),))
 
 
 def _compare(old: dict[str, object], new: Sequence[tuple[str, object]]) -> Changes:

@@ -186,7 +186,8 @@ def test_metrics_health_and_readiness_are_served(
     assert delivered is not None and delivered >= 1
     assert scrape(port, "/healthz") == (200, '{"status": "ok"}')
     status, body = scrape(port, "/readyz")
-    assert status == 200 and json.loads(body) == {"ready": True, "stale_accounts": []}
+    assert status == 200
+    assert json.loads(body) == {"ready": True, "accounts": 1, "stale_accounts": []}
     assert daemon.terminate() == 0
 
 

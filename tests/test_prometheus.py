@@ -251,6 +251,6 @@ def test_the_exposition_has_no_unbounded_labels(scrape: str) -> None:
     label_names = set(re.findall(r"[{,]([a-z_]+)=", scrape))
     assert label_names & forbidden == set()
     assert label_names <= {"account", "outcome", "broker", "le", "kind", "rule", "severity",
-                           "state", "sink", "result", "version",
+                           "state", "sink", "result", "version", "shard", "shards",
                            # python_info: the interpreter, one series
                            "implementation", "major", "minor", "patchlevel"}  # fmt: skip
