@@ -1,4 +1,4 @@
-"""Command line: ``position-monitor run | snapshot | check | replay | test``.
+"""Command line: ``position-monitor run | snapshot | check | notify test | replay | test``.
 
 Exit status: 0 success; 2 bad input (rules.yaml, replay file, rule test file, arguments), with
 one line per problem on standard error; 1 a runtime failure such as an unusable state file or
@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import __version__, config, daemon, replay, rule_tests
 from monitor.brokers.errors import BrokerError
+from monitor.config import secrets
 from monitor.logs import Redactor, configure_logging
-from monitor.model import ZERO, Alert, Snapshot, format_money, format_qty
+from monitor.model import ZERO, Alert, Severity, Snapshot, format_money, format_qty
+from monitor.notify.base import DeliveryFailed, Sink
 from monitor.printable import printable
 from monitor.recording import DEFAULT_MAX_BYTES
 from monitor.store import StoreError
@@ -27,6 +32,10 @@ EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_TESTS_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_STRICT = 1  # check --strict found an unset variable
+EXIT_NOT_DELIVERED = 1  # notify test: a sink did not take its test message
+
+NOTIFY_TEST_SECONDS = 20.0  # one sink's test message, a first getMe included
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,9 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("--config", type=Path, default=Path("rules.yaml"), help="rules file")
     snap.set_defaults(handler=_snapshot)
 
-    check = commands.add_parser("check", help="validate a rules file")
+    check = commands.add_parser(
+        "check", help="validate a rules file and name every environment variable it needs"
+    )
     check.add_argument("rules", type=Path, nargs="?", default=Path("rules.yaml"))
+    check.add_argument(
+        "--strict", action="store_true", help="an unset environment variable is an error (exit 1)"
+    )
     check.set_defaults(handler=_check)
+
+    notify = commands.add_parser("notify", help="try the notify section's sinks")
+    notify_commands = notify.add_subparsers(required=True, metavar="ACTION")
+    notify_test = notify_commands.add_parser(
+        "test", help="send one test message through every sink; say what to fix for each"
+    )
+    notify_test.add_argument("--config", type=Path, default=Path("rules.yaml"), help="rules file")
+    notify_test.set_defaults(handler=_notify_test)
 
     rerun = commands.add_parser("replay", help="run recorded polls through the rules")
     rerun.add_argument("file", type=Path, help="JSON Lines file of poll outcomes")
@@ -111,16 +133,22 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"--listen: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
-    secrets = {
+    # Every unset variable at once, not the first account's alone.
+    required = [r for r in secrets.unset(loaded.references, os.environ) if not r.optional]
+    for reference in required:
+        print(reference.unset_line(loaded.path), file=sys.stderr)
+    if required:
+        return EXIT_BAD_INPUT
+    credentials = {
         account.id: config.resolve_credentials(loaded, account, os.environ)
         for account in loaded.accounts
     }
     notify = config.resolve_notify(loaded, os.environ)
     settings = daemon.Settings(
-        args.state or loaded.state_path, host, port, secrets, args.record, notify=notify,
+        args.state or loaded.state_path, host, port, credentials, args.record, notify=notify,
         record_max_bytes=args.record_max_bytes,
     )  # fmt: skip
-    values = [v for account in secrets.values() for v in account.values()]
+    values = [v for account in credentials.values() for v in account.values()]
     configure_logging(secrets=[*values, *notify.tokens.values()])
     try:
         asyncio.run(daemon.run(loaded, settings))
@@ -195,7 +223,68 @@ def _check(args: argparse.Namespace) -> int:
         for s in loaded.sinks
     )
     print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
-    return EXIT_OK
+    unset = secrets.unset(loaded.references, os.environ)
+    for reference in unset:
+        line = reference.unset_line(args.rules)
+        print(line if args.strict else f"warning: {line}", file=sys.stderr)
+    return EXIT_STRICT if unset and args.strict else EXIT_OK
+
+
+def _notify_test(args: argparse.Namespace) -> int:
+    """One test message through every sink, and per sink: delivered, or what to fix."""
+    loaded = config.load(args.config)
+    unset: dict[str, list[str]] = {}  # notify entry -> its unset variables
+    for reference in secrets.unset(loaded.references, os.environ):
+        if reference.section == "notify":
+            unset.setdefault(reference.entry, []).append(reference.variable)
+    # A destination is named after its entry (a Telegram chat: ENTRY:CHAT).
+    ready = tuple(s for s in loaded.sinks if s.name.partition(":")[0] not in unset)
+    notify = config.resolve_notify(replace(loaded, sinks=ready), os.environ)
+    configure_logging(secrets=notify.tokens.values())
+    logging.getLogger().setLevel(logging.WARNING)  # the report is the output, not the logs
+    results = asyncio.run(_send_tests(loaded, notify))
+    failed = 0
+    for sink in loaded.sinks:
+        missing = unset.get(sink.name.partition(":")[0])
+        if missing:
+            noun, verb = ("variable", "is") if len(missing) == 1 else ("variables", "are")
+            result = f"not sent: {noun} {', '.join(missing)} {verb} unset"
+        else:
+            result = results[sink.name]
+        failed += result != "delivered"
+        print(f"{sink.name}: {result}")
+    return EXIT_NOT_DELIVERED if failed else EXIT_OK
+
+
+async def _send_tests(loaded: config.Config, notify: config.Notify) -> dict[str, str]:
+    """Each sink's outcome: "delivered" or "not delivered: <what went wrong and its fix>"."""
+    redact = Redactor(notify.tokens.values()).scrub
+    zone = loaded.timezone or loaded.timezone_for("simulator")
+    test = Alert(
+        "notify-test", "test", Severity.INFO, "position-monitor", None, None,
+        datetime.now(UTC), "Test message from position-monitor notify test: alerts reach"
+        " this destination.", {},
+    )  # fmt: skip
+    sinks, bots = daemon.make_sinks(notify, redact, {test.account: zone})
+    try:
+        outcomes = await asyncio.gather(*(_send_test(sink, test) for sink in sinks))
+    finally:
+        for sink in sinks:
+            await sink.close()
+        for bot in bots:
+            await bot.close()
+    return dict(zip((sink.name for sink in sinks), outcomes, strict=True))
+
+
+async def _send_test(sink: Sink, test: Alert) -> str:
+    try:
+        async with asyncio.timeout(NOTIFY_TEST_SECONDS):
+            await sink.send([test])
+    except DeliveryFailed as err:
+        return f"not delivered: {err.detail}"
+    except TimeoutError:
+        return f"not delivered: no answer within {NOTIFY_TEST_SECONDS:g} s"
+    return "delivered"
 
 
 def _plural(count: int, noun: str) -> str:

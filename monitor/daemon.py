@@ -12,6 +12,7 @@ import contextlib
 import os
 import random
 import signal
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -37,6 +38,7 @@ from monitor.config import (
     ConfigError,
     Notify,
     resolve_notify,
+    secrets,
     simulator_account,
 )
 from monitor.engine import Engine
@@ -45,6 +47,7 @@ from monitor.http import make_app, serve
 from monitor.logs import Redactor
 from monitor.metrics import Metrics
 from monitor.model import Snapshot
+from monitor.notify import liveness
 from monitor.notify.base import Sink
 from monitor.notify.console import ConsoleSink
 from monitor.notify.outbox import Dispatcher
@@ -193,6 +196,7 @@ class Daemon:
         except StateFileRefused as err:
             raise StartupError(f"state file {settings.state_path}: {err}") from err
         unreadable = self.metrics.outbox_unreadable
+        self._resumed = _state_age(settings.state_path)
         try:
             self.store = Store(
                 settings.state_path, on_unreadable=lambda sink: unreadable.labels(sink).inc()
@@ -205,6 +209,8 @@ class Daemon:
         zones = {account.id: account.timezone for account in accounts}
         self.sinks, self.bots = make_sinks(notify, redact, zones)
         self.dispatcher = Dispatcher(self.store, self.sinks, self.metrics)
+        self.speakers = [s for s in self.sinks if isinstance(s, TelegramChatSink | ConsoleSink)]
+        self._announcing: list[asyncio.Task[None]] = []
         engine = Engine(self.store, config.rules, notify.sinks)
         self._skipped_bots = notify.skipped
         self.recorder = None
@@ -228,7 +234,7 @@ class Daemon:
             )
             for account, broker in zip(accounts, self.brokers, strict=True)
         ]
-        zone = config.timezone or accounts[0].timezone
+        zone = self.zone = config.timezone or accounts[0].timezone
         view = _View(self.pollers, engine, [r.name for r in config.rules])
         commands = Commands(view, self.store, self.store)
         self.listeners = [
@@ -294,7 +300,7 @@ class Daemon:
         for task in (self._delivery, *self._tasks):
             task.add_done_callback(_log_if_crashed)
         for name in self._skipped_bots:
-            log.info("telegram_not_configured", sink=name, hint="its variables are unset")
+            log_sink_left_out(self.config, name, os.environ)
         if not self.sinks:
             log.warning("no_sinks", hint="alerts are stored but go nowhere: configure notify")
         log.info(
@@ -306,10 +312,51 @@ class Daemon:
             state=str(settings.state_path),
             listen=f"{settings.host}:{self.port}",
         )
+        self._start_liveness()
 
-    async def stop(self) -> None:
+    def _start_liveness(self) -> None:
+        """The started message, and the daily heartbeat when configured (README, "Dead man's
+        switch")."""
+        started = liveness.Started(
+            __version__, socket.gethostname(), [p.account.id for p in self.pollers],
+            len(self.config.rules), self._resumed,
+        )  # fmt: skip
+        text = liveness.started_text(started)
+        self._announce(text, "started", liveness.STARTED_SECONDS)
+        if self.config.heartbeat is not None:
+            heartbeat = liveness.run_heartbeat(
+                self.config.heartbeat, self.zone, self.speakers, self._heartbeat_text,
+                clock=lambda: datetime.now(UTC),
+            )  # fmt: skip
+            task = asyncio.create_task(heartbeat, name="heartbeat")
+            task.add_done_callback(_log_if_crashed)
+            self._tasks.append(task)
+
+    def _heartbeat_text(self, now: datetime) -> str:
+        statuses = [poller.health.status() for poller in self.pollers]
+        # The dispatcher keeps the depth gauge current: no store read on the event loop.
+        depth = sum(
+            int(
+                self.registry.get_sample_value("position_monitor_outbox_depth", {"sink": s.name})
+                or 0
+            )
+            for s in self.sinks
+        )
+        return liveness.heartbeat_text(socket.gethostname(), statuses, depth, now, self.zone)
+
+    def _announce(self, text: str, what: str, timeout: float) -> None:
+        task = asyncio.create_task(
+            liveness.announce(self.speakers, text, what, timeout), name=f"liveness-{what}"
+        )
+        task.add_done_callback(_log_if_crashed)
+        self._announcing.append(task)
+
+    async def stop(self, reason: str = "asked to stop") -> None:
         """Stop scheduling, finish polls in flight, flush the outbox, release everything."""
-        log.info("daemon_stopping")
+        log.info("daemon_stopping", reason=reason)
+        # Said while the polls drain, so it costs the shutdown budget nothing.
+        stopping = liveness.stopping_text(socket.gethostname(), reason)
+        self._announce(stopping, "stopping", liveness.STOPPING_SECONDS)
         self.scheduler.pause()
         for task in self._tasks:  # the clock watch and the bots' command loops
             task.cancel()
@@ -338,6 +385,9 @@ class Daemon:
         await self._transport.close()
         if self.recorder is not None:
             self.recorder.close()
+        for task in self._announcing[:-1]:  # a started message still waiting on a hung chat
+            task.cancel()
+        await asyncio.gather(*self._announcing, return_exceptions=True)
         for sink in self.sinks:
             await sink.close()
         for bot in self.bots:
@@ -346,6 +396,30 @@ class Daemon:
         self.store.close()
         os.close(self._state_lock)
         log.info("daemon_stopped")
+
+
+def _state_age(path: Path) -> timedelta | None:
+    """How long ago the state file (or its write-ahead log) was last written; None when there
+    is no file yet."""
+    times = []
+    for candidate in (path, path.with_name(path.name + "-wal")):
+        with contextlib.suppress(OSError):
+            times.append(candidate.stat().st_mtime)
+    if not times:
+        return None
+    return datetime.now(UTC) - datetime.fromtimestamp(max(times), UTC)
+
+
+def log_sink_left_out(config: Config, name: str, environ: Mapping[str, str]) -> None:
+    """An optional sink left out at start, naming its unset variables: a warning when some of
+    them are set (a setup left half done), a note when none is (switched off)."""
+    mine = tuple(r for r in config.references if r.section == "notify" and r.entry == name)
+    unset = [r.variable for r in secrets.unset(mine, environ)]
+    hint = f"set {', '.join(unset)} to deliver to it"
+    if len(unset) < len(mine):
+        log.warning("sink_left_out", sink=name, unset=unset, hint=hint)
+    else:
+        log.info("sink_left_out", sink=name, unset=unset, hint=hint)
 
 
 def _log_if_crashed(task: asyncio.Task[None]) -> None:
@@ -371,12 +445,18 @@ async def run(config: Config, settings: Settings, stop: asyncio.Event | None = N
     daemon = Daemon(config, settings)
     await daemon.start()
     loop = asyncio.get_running_loop()
+    received: list[str] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        received.append(f"{signum.name} received")
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal, signum)
     loop.add_signal_handler(signal.SIGHUP, reload_not_supported, config)
     try:
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        await daemon.stop()
+        await daemon.stop(*received[:1])

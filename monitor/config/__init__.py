@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,7 @@ from monitor.config.sinks import read_sinks
 from monitor.config.yaml_lines import LineMap, open_regular, read_yaml
 from monitor.notify.telegram import config as telegram  # a module: see sinks.sink_kinds
 from monitor.rules.base import Rule
+from monitor.schedule import parse_clock
 
 __all__ = [
     "AccountConfig",
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 _TOP_LEVEL = ("timezone", "holidays", "accounts", "rules", "notify", "daemon")
-_DAEMON_FIELDS = ("state", "listen")
+_DAEMON_FIELDS = ("state", "listen", "heartbeat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,8 @@ class Config:
     state_path: Path = DEFAULT_STATE_PATH
     listen: tuple[str, int] = DEFAULT_LISTEN
     holidays: frozenset[date] = frozenset()
+    references: tuple[secrets.EnvReference, ...] = ()  # every ${VARIABLE}, in file order
+    heartbeat: time | None = None  # daemon.heartbeat: the daily "alive" message, local time
 
     def timezone_for(self, broker: str) -> ZoneInfo:
         """The trading-day zone of an account that sets none: the file's, else the broker's."""
@@ -86,8 +89,12 @@ def load(path: Path) -> Config:
     sinks = read_sinks(problems, document)
     state_path, listen = _daemon(problems, document)
     holidays = read_holidays(problems, document)
+    heartbeat = _heartbeat(problems, document)
     problems.raise_any()
-    return Config(path, timezone, accounts, rules, sinks, state_path, listen, holidays)
+    return Config(
+        path, timezone, accounts, rules, sinks, state_path, listen, holidays,
+        secrets.references(document), heartbeat,
+    )  # fmt: skip
 
 
 def parse_listen(raw: object) -> tuple[str, int]:
@@ -123,6 +130,19 @@ def _daemon(problems: Problems, document: LineMap) -> tuple[Path, tuple[str, int
         except ValueError as err:
             problems.problem("daemon", "listen", str(err), section.line_of("listen"))
     return Path(state), listen
+
+
+def _heartbeat(problems: Problems, document: LineMap) -> time | None:
+    """``daemon.heartbeat``: the local time of the daily "alive" message (README, "Dead man's
+    switch"), in the file's ``timezone``."""
+    section = document.get("daemon")
+    if not isinstance(section, LineMap) or "heartbeat" not in section:
+        return None
+    try:
+        return parse_clock(section["heartbeat"])
+    except ValueError as err:
+        problems.problem("daemon", "heartbeat", str(err), section.line_of("heartbeat"))
+        return None
 
 
 def simulator_account(config: Config) -> AccountConfig:

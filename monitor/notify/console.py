@@ -11,6 +11,7 @@ from monitor.config.problems import Problems
 from monitor.config.routing import SinkConfig, SinkEntry, SinkKind
 from monitor.model import Alert, Severity
 from monitor.notify.base import DeliveryFailed, Reason, sink_bug
+from monitor.printable import printable
 
 _FIELDS = ("kind", "name", "min_severity", "format", "accounts", "rules")
 _FORMATS = ("text", "json")
@@ -30,6 +31,13 @@ class ConsoleSink:
     def name(self) -> str:
         """The sink's name in rules.yaml, metrics and the outbox."""
         return self._name
+
+    async def say(self, text: str) -> None:
+        """A message about the daemon itself; in json format standard output carries alerts
+        only, so it is left out there."""
+        if self._format == "text":
+            self._stream.write(printable(text) + "\n")
+            self._stream.flush()
 
     async def send(self, alerts: Sequence[Alert]) -> None:
         """Write each alert as one line and flush, so a pipe reader sees it at once."""
