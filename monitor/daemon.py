@@ -191,12 +191,12 @@ class Daemon:
         ]  # fmt: skip
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
+        self._resumed = _state_age(settings.state_path)  # before the claim creates the file
         try:
             self._state_lock = claim_state_file(settings.state_path)
         except StateFileRefused as err:
             raise StartupError(f"state file {settings.state_path}: {err}") from err
         unreadable = self.metrics.outbox_unreadable
-        self._resumed = _state_age(settings.state_path)
         try:
             self.store = Store(
                 settings.state_path, on_unreadable=lambda sink: unreadable.labels(sink).inc()
