@@ -78,9 +78,7 @@ def test_a_restart_says_how_old_the_resumed_state_is(
     assert first.terminate() == 0
     second = DaemonProcess(cfg, tmp_path / "state.db").start()
     daemons.append(second)
-    again = second.wait_for(
-        lambda d: said(fake, server, "▶️")[1:], 60, "the second started message"
-    )
+    again = second.wait_for(lambda d: said(fake, server, "▶️")[1:], 60, "the second started message")
     assert "state resumed, last written " in again[0]
 
 
