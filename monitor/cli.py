@@ -13,20 +13,26 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from tempfile import TemporaryDirectory
+from zoneinfo import ZoneInfo
 
 from monitor import __version__, config, daemon, replay, rule_tests
 from monitor.brokers.errors import BrokerError
 from monitor.config import secrets
+from monitor.health import AccountStatus
 from monitor.logs import Redactor, configure_logging
 from monitor.model import ZERO, Alert, Severity, Snapshot, format_money, format_qty
 from monitor.notify.base import DeliveryFailed, Sink
+from monitor.notify.kind import SinkContext
+from monitor.notify.registry import SINK_KINDS
 from monitor.printable import printable
 from monitor.recording import DEFAULT_MAX_BYTES
-from monitor.store import StoreError
+from monitor.rules.conditions import FiringCondition
+from monitor.store import Store, StoreError
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -144,12 +150,13 @@ def _run(args: argparse.Namespace) -> int:
         for account in loaded.accounts
     }
     notify = config.resolve_notify(loaded, os.environ)
+    values = [v for account in credentials.values() for v in account.values()]
+    # Log times on a terminal in the zone the alerts are shown in.
+    redactor = configure_logging(secrets=[*values, *notify.secrets], zone=_alerts_zone(loaded))
     settings = daemon.Settings(
         args.state or loaded.state_path, host, port, credentials, args.record, notify=notify,
-        record_max_bytes=args.record_max_bytes,
+        record_max_bytes=args.record_max_bytes, protect=redactor.add,
     )  # fmt: skip
-    values = [v for account in credentials.values() for v in account.values()]
-    configure_logging(secrets=[*values, *notify.tokens.values()])
     try:
         asyncio.run(daemon.run(loaded, settings))
     except daemon.StartupError as err:
@@ -219,9 +226,10 @@ def _check(args: argparse.Namespace) -> int:
     )
     rules = _plural(len(loaded.rules), "rule")
     sinks = ", ".join(
-        f"{s.name} (optional)" if s.bot is not None and s.bot.optional else s.name
-        for s in loaded.sinks
+        f"{s.name} (optional)" if SINK_KINDS[s.kind].optional(s) else s.name for s in loaded.sinks
     )
+    for warning in loaded.warnings_on(datetime.now(UTC).date()):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
     unset = secrets.unset(loaded.references, os.environ)
     for reference in unset:
@@ -237,15 +245,21 @@ def _notify_test(args: argparse.Namespace) -> int:
     for reference in secrets.unset(loaded.references, os.environ):
         if reference.section == "notify":
             unset.setdefault(reference.entry, []).append(reference.variable)
-    # A destination is named after its entry (a Telegram chat: ENTRY:CHAT).
-    ready = tuple(s for s in loaded.sinks if s.name.partition(":")[0] not in unset)
+    ready = tuple(s for s in loaded.sinks if _entry_of(s.name) not in unset)
     notify = config.resolve_notify(replace(loaded, sinks=ready), os.environ)
-    configure_logging(secrets=notify.tokens.values())
+    redactor = configure_logging(secrets=notify.secrets)
     logging.getLogger().setLevel(logging.WARNING)  # the report is the output, not the logs
-    results = asyncio.run(_send_tests(loaded, notify))
+    # The kinds build their command loops too, which keep state; notify test never runs
+    # them, and must not touch the state file of a daemon that may be running.
+    with TemporaryDirectory(prefix="position-monitor-notify-test-") as scratch:
+        store = Store(Path(scratch) / "state.db")
+        try:
+            results = asyncio.run(_send_tests(loaded, notify, redactor.scrub, store))
+        finally:
+            store.close()
     failed = 0
     for sink in loaded.sinks:
-        missing = unset.get(sink.name.partition(":")[0])
+        missing = unset.get(_entry_of(sink.name))
         if missing:
             noun, verb = ("variable", "is") if len(missing) == 1 else ("variables", "are")
             result = f"not sent: {noun} {', '.join(missing)} {verb} unset"
@@ -256,24 +270,34 @@ def _notify_test(args: argparse.Namespace) -> int:
     return EXIT_NOT_DELIVERED if failed else EXIT_OK
 
 
-async def _send_tests(loaded: config.Config, notify: config.Notify) -> dict[str, str]:
+def _entry_of(destination: str) -> str:
+    """The notify entry a destination belongs to: a destination is named after its entry,
+    a Telegram chat ``ENTRY:CHAT`` (a name holds no ':')."""
+    return destination.partition(":")[0]
+
+
+async def _send_tests(
+    loaded: config.Config, notify: config.Notify, redact: Callable[[str], str], store: Store
+) -> dict[str, str]:
     """Each sink's outcome: "delivered" or "not delivered: <what went wrong and its fix>"."""
-    redact = Redactor(notify.tokens.values()).scrub
-    zone = loaded.timezone or loaded.timezone_for("simulator")
+    zone = _alerts_zone(loaded)
     test = Alert(
         "notify-test", "test", Severity.INFO, "position-monitor", None, None,
         datetime.now(UTC), "Test message from position-monitor notify test: alerts reach"
         " this destination.", {},
     )  # fmt: skip
-    sinks, bots = daemon.make_sinks(notify, redact, {test.account: zone})
+    context = SinkContext(
+        redact=redact, zones={test.account: zone}, timezone=zone, view=_NoDaemon(loaded),
+        store=store, clock=lambda: datetime.now(UTC),
+    )  # fmt: skip
+    built = daemon.make_sinks(notify, context)
     try:
-        outcomes = await asyncio.gather(*(_send_test(sink, test) for sink in sinks))
+        outcomes = await asyncio.gather(*(_send_test(sink, test) for sink in built.sinks))
     finally:
-        for sink in sinks:
+        for sink in built.sinks:
             await sink.close()
-        for bot in bots:
-            await bot.close()
-    return dict(zip((sink.name for sink in sinks), outcomes, strict=True))
+        await daemon.close_resources(built.resources)
+    return dict(zip((sink.name for sink in built.sinks), outcomes, strict=True))
 
 
 async def _send_test(sink: Sink, test: Alert) -> str:
@@ -287,12 +311,37 @@ async def _send_test(sink: Sink, test: Alert) -> str:
     return "delivered"
 
 
+class _NoDaemon:
+    """The daemon as ``notify test``'s sinks see it: none runs, nothing is polled or firing."""
+
+    def __init__(self, loaded: config.Config) -> None:
+        self._rules = [rule.name for rule in loaded.rules]
+
+    def statuses(self) -> list[AccountStatus]:
+        return []
+
+    def snapshot(self, account: str) -> Snapshot | None:
+        return None
+
+    def rule_names(self) -> Sequence[str]:
+        return self._rules
+
+    def firing_conditions(self) -> list[FiringCondition]:
+        return []
+
+
+def _alerts_zone(loaded: config.Config) -> ZoneInfo:
+    """The zone alerts that belong to no account are written in, as the daemon's."""
+    return loaded.timezone or (loaded.accounts or (config.simulator_account(loaded),))[0].timezone
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def _replay(args: argparse.Namespace) -> int:
     loaded = config.load(args.rules)
+    configure_logging()  # standard output is the alerts'
 
     def emit(alert: Alert) -> None:
         print(alert.to_jsonl() if args.output == "jsonl" else alert.to_line(), flush=True)
@@ -315,6 +364,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    configure_logging()  # standard output is the report's
     files, problems = [], []
     for path in args.files:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,6 +46,30 @@ class Engine:
         self._sinks = tuple(sinks)
         self._accounts: dict[str, _AccountState] = {}
 
+    def replace_rules(self, rules: Sequence[Rule]) -> None:
+        """Evaluate ``rules`` from the next poll on. A rule equal to a current one (same name,
+        kind, severity, filters and options) keeps its state; every other rule's state, in
+        memory and stored, is dropped, so it starts afresh. Raises StoreError and then changes
+        nothing. Called between polls: ``ingest`` never yields between evaluating and
+        committing a poll."""
+        kept = {rule.name for rule in rules if rule in self._rules}
+        dropped = [rule.name for rule in self._rules if rule.name not in kept]
+        dropped += [rule.name for rule in rules if rule.name not in kept]
+        self._store.drop_rule_states(sorted(set(dropped)))
+        self._rules = tuple(rules)
+        for account, known in self._accounts.items():
+            states = {name: s for name, s in known.rule_states.items() if name in kept}
+            self._accounts[account] = replace(known, rule_states=states)
+
+    def forget(self, account: str) -> None:
+        """Drop what memory holds of an account no longer polled; its stored state stays, for
+        when it is polled again."""
+        self._accounts.pop(account, None)
+
+    def route_to(self, sinks: Sequence[SinkConfig]) -> None:
+        """Route the alerts of the next polls to ``sinks``."""
+        self._sinks = tuple(sinks)
+
     def last_snapshot(self, account: str) -> Snapshot | None:
         """The last committed good snapshot of ``account``."""
         return self._state(account).snapshot
@@ -60,6 +84,10 @@ class Engine:
                 self._rules, account, known.rule_states, known.snapshot
             )
         ]
+
+    def rules_for(self, account: str) -> list[Rule]:
+        """The rules that apply to ``account``."""
+        return [rule for rule in self._rules if rule.filter.accounts.match(account)]
 
     def firing_counts(self, account: str) -> dict[str, int]:
         """How many subjects each condition rule has firing in ``account`` now (every

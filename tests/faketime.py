@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.prometheus import ROOT, _apt, _locked
+from tests.prometheus import ROOT, download, locked
 
 CACHE = ROOT / ".cache" / "faketime"
 PACKAGE = "libfaketime"
@@ -25,21 +25,17 @@ def libfaketime(cache: Path = CACHE) -> Path:
     """The cached library, downloading and unpacking the package on first use."""
     library = cache / "root" / LIBRARY
     cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache / ".lock"):
+    with locked(cache / ".lock"):
         if library.is_file():
             return library
         with tempfile.TemporaryDirectory(dir=cache) as work:
-            staging = Path(work)
-            result = _apt("download", PACKAGE, cwd=staging)
-            debs = sorted(staging.glob(f"{PACKAGE}_*.deb"))
-            if result.returncode != 0 or not debs:
-                pytest.fail(f"apt-get download {PACKAGE} failed:\n{result.stderr}", pytrace=False)
+            deb = download(Path(work), PACKAGE)
             extract = subprocess.run(
-                ["dpkg", "-x", str(debs[-1]), str(cache / "root")],
+                ["dpkg", "-x", str(deb), str(cache / "root")],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             if extract.returncode != 0 or not library.is_file():
-                pytest.fail(f"dpkg -x {debs[-1].name} failed:\n{extract.stderr}", pytrace=False)
+                pytest.fail(f"dpkg -x {deb.name} failed:\n{extract.stderr}", pytrace=False)
     return library
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from monitor.config.accounts import AccountConfig
 from monitor.health import AccountStatus
@@ -60,3 +63,46 @@ def test_started_says_what_is_watched_and_how_old_the_state_is() -> None:
         "▶️ position-monitor 1.0 started on box: watching 2 accounts (a, b), 1 rule;"
         " state resumed, last written 3 h 5 min ago."
     )
+
+
+class Chat:
+    """A speaker that keeps what it was told."""
+
+    def __init__(self, name: str, heard: list[tuple[str, str]]) -> None:
+        self.name = name
+        self._heard = heard
+
+    async def say(self, text: str) -> None:
+        self._heard.append((self.name, text))
+
+
+async def test_each_beat_goes_to_the_speakers_of_that_moment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reload that rebuilt the sinks between two beats: the second beat reaches the new
+    sinks, not the ones built at start."""
+    monkeypatch.setattr(liveness, "_RECHECK_SECONDS", 0.01)  # the fake clock moves in steps
+    heard: list[tuple[str, str]] = []
+    now = [datetime(2026, 11, 23, 8, 44, 59, tzinfo=IST)]
+    speakers = [Chat("before-reload", heard)]
+
+    def compose(at: datetime) -> str:
+        return f"alive at {at.astimezone(IST):%d %H:%M}"
+
+    task = asyncio.create_task(
+        liveness.run_heartbeat(time(8, 45), IST, lambda: speakers, compose, lambda: now[0])
+    )
+    async with asyncio.timeout(60):
+        await asyncio.sleep(0)  # the task reads the clock: the first beat is due at 08:45
+        now[0] = datetime(2026, 11, 23, 8, 45, tzinfo=IST)
+        while not heard:
+            await asyncio.sleep(0.01)
+        speakers = [Chat("after-reload", heard)]
+        now[0] += timedelta(days=1)
+        while len(heard) < 2:
+            await asyncio.sleep(0.01)
+    task.cancel()
+    assert heard == [
+        ("before-reload", "alive at 23 08:45"),
+        ("after-reload", "alive at 24 08:45"),
+    ]

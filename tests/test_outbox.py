@@ -17,7 +17,7 @@ from monitor.backoff import Backoff
 from monitor.metrics import Metrics
 from monitor.model import Alert, Severity, Snapshot
 from monitor.notify.base import DeliveryFailed, Reason, sink_bug
-from monitor.notify.console import ConsoleSink
+from monitor.notify.console.sink import ConsoleSink
 from monitor.notify.outbox import Dispatcher
 from monitor.notify.retry import MAX_CRASHES, RetryPolicy
 from monitor.store import Store, StoreError

@@ -138,14 +138,15 @@ async def _say(speaker: Speaker, text: str, what: str, bound: float) -> None:
 async def run_heartbeat(
     at: time,
     zone: tzinfo,
-    speakers: Sequence[Speaker],
+    speakers: Callable[[], Sequence[Speaker]],
     compose: Callable[[datetime], str],
     clock: Callable[[], datetime],
 ) -> None:
-    """Say ``compose(now)`` every day at ``at`` in ``zone``, until cancelled.
+    """Say ``compose(now)`` to ``speakers()`` every day at ``at`` in ``zone``, until cancelled.
 
-    The wall clock is read again at least every minute, so a clock that steps (NTP, a restored
-    VM) moves the heartbeat with it instead of firing it at a wrong time.
+    The speakers are asked for at each beat, since a reload may have rebuilt the sinks. The
+    wall clock is read again at least every minute, so a clock that steps (NTP, a restored VM)
+    moves the heartbeat with it instead of firing it at a wrong time.
     """
     due = next_heartbeat(clock(), at, zone)
     while True:
@@ -153,7 +154,7 @@ async def run_heartbeat(
         if remaining > 0:
             await asyncio.sleep(min(remaining, _RECHECK_SECONDS))
             continue
-        await announce(speakers, compose(clock()), "heartbeat", HEARTBEAT_SECONDS)
+        await announce(speakers(), compose(clock()), "heartbeat", HEARTBEAT_SECONDS)
         due = next_heartbeat(max(clock(), due), at, zone)
 
 
