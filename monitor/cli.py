@@ -1,4 +1,5 @@
-"""Command line: ``position-monitor run | snapshot | check | replay | test | shards``.
+"""Command line: ``position-monitor run | snapshot | check | notify test | replay | test |
+shards``.
 
 Exit status: 0 success; 2 bad input (rules.yaml, replay file, rule test file, arguments), with
 one line per problem on standard error; 1 a runtime failure such as an unusable state file or
@@ -9,27 +10,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import socket
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from tempfile import TemporaryDirectory
+from zoneinfo import ZoneInfo
 
 from monitor import __version__, config, daemon, replay, rule_tests, shard
 from monitor.brokers.errors import BrokerError
+from monitor.config import secrets
+from monitor.health import AccountStatus
 from monitor.logs import Redactor, configure_logging
-from monitor.model import ZERO, Alert, Snapshot, format_money, format_qty
+from monitor.model import ZERO, Alert, Severity, Snapshot, format_money, format_qty
+from monitor.notify.base import DeliveryFailed, Sink
+from monitor.notify.kind import SinkContext
 from monitor.notify.registry import SINK_KINDS
 from monitor.printable import printable
 from monitor.recording import DEFAULT_MAX_BYTES
-from monitor.store import StoreError
+from monitor.rules.conditions import FiringCondition
+from monitor.store import Store, StoreError
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_TESTS_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_STRICT = 1  # check --strict found an unset variable
+EXIT_NOT_DELIVERED = 1  # notify test: a sink did not take its test message
+
+NOTIFY_TEST_SECONDS = 20.0  # one sink's test message, a first getMe included
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,9 +96,22 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("--config", type=Path, default=Path("rules.yaml"), help="rules file")
     snap.set_defaults(handler=_snapshot)
 
-    check = commands.add_parser("check", help="validate a rules file")
+    check = commands.add_parser(
+        "check", help="validate a rules file and name every environment variable it needs"
+    )
     check.add_argument("rules", type=Path, nargs="?", default=Path("rules.yaml"))
+    check.add_argument(
+        "--strict", action="store_true", help="an unset environment variable is an error (exit 1)"
+    )
     check.set_defaults(handler=_check)
+
+    notify = commands.add_parser("notify", help="try the notify section's sinks")
+    notify_commands = notify.add_subparsers(required=True, metavar="ACTION")
+    notify_test = notify_commands.add_parser(
+        "test", help="send one test message through every sink; say what to fix for each"
+    )
+    notify_test.add_argument("--config", type=Path, default=Path("rules.yaml"), help="rules file")
+    notify_test.set_defaults(handler=_notify_test)
 
     rerun = commands.add_parser("replay", help="run recorded polls through the rules")
     rerun.add_argument("file", type=Path, help="JSON Lines file of poll outcomes")
@@ -135,17 +162,22 @@ def _run(args: argparse.Namespace) -> int:
         except shard.ShardError as err:
             print(f"--shard: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
-    secrets = {
+    # Every unset variable at once, not the first account's alone.
+    required = [r for r in secrets.unset(loaded.references, os.environ) if not r.optional]
+    for reference in required:
+        print(reference.unset_line(loaded.path), file=sys.stderr)
+    if required:
+        return EXIT_BAD_INPUT
+    credentials = {
         account.id: config.resolve_credentials(loaded, account, os.environ)
         for account in loaded.accounts
     }
     notify = config.resolve_notify(loaded, os.environ)
-    values = [v for account in secrets.values() for v in account.values()]
+    values = [v for account in credentials.values() for v in account.values()]
     # Log times on a terminal in the zone the alerts are shown in.
-    zone = loaded.timezone or (loaded.accounts or (config.simulator_account(loaded),))[0].timezone
-    redactor = configure_logging(secrets=[*values, *notify.secrets], zone=zone)
+    redactor = configure_logging(secrets=[*values, *notify.secrets], zone=_alerts_zone(loaded))
     settings = daemon.Settings(
-        args.state or loaded.state_path, host, port, secrets, args.record, notify=notify,
+        args.state or loaded.state_path, host, port, credentials, args.record, notify=notify,
         record_max_bytes=args.record_max_bytes, protect=redactor.add, shard=this_shard,
     )  # fmt: skip
     try:
@@ -222,7 +254,108 @@ def _check(args: argparse.Namespace) -> int:
     for warning in loaded.warnings_on(datetime.now(UTC).date()):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
-    return EXIT_OK
+    unset = secrets.unset(loaded.references, os.environ)
+    for reference in unset:
+        line = reference.unset_line(args.rules)
+        print(line if args.strict else f"warning: {line}", file=sys.stderr)
+    return EXIT_STRICT if unset and args.strict else EXIT_OK
+
+
+def _notify_test(args: argparse.Namespace) -> int:
+    """One test message through every sink, and per sink: delivered, or what to fix."""
+    loaded = config.load(args.config)
+    unset: dict[str, list[str]] = {}  # notify entry -> its unset variables
+    for reference in secrets.unset(loaded.references, os.environ):
+        if reference.section == "notify":
+            unset.setdefault(reference.entry, []).append(reference.variable)
+    ready = tuple(s for s in loaded.sinks if _entry_of(s.name) not in unset)
+    notify = config.resolve_notify(replace(loaded, sinks=ready), os.environ)
+    redactor = configure_logging(secrets=notify.secrets)
+    logging.getLogger().setLevel(logging.WARNING)  # the report is the output, not the logs
+    # The kinds build their command loops too, which keep state; notify test never runs
+    # them, and must not touch the state file of a daemon that may be running.
+    with TemporaryDirectory(prefix="position-monitor-notify-test-") as scratch:
+        store = Store(Path(scratch) / "state.db")
+        try:
+            results = asyncio.run(_send_tests(loaded, notify, redactor.scrub, store))
+        finally:
+            store.close()
+    failed = 0
+    for sink in loaded.sinks:
+        missing = unset.get(_entry_of(sink.name))
+        if missing:
+            noun, verb = ("variable", "is") if len(missing) == 1 else ("variables", "are")
+            result = f"not sent: {noun} {', '.join(missing)} {verb} unset"
+        else:
+            result = results[sink.name]
+        failed += result != "delivered"
+        print(f"{sink.name}: {result}")
+    return EXIT_NOT_DELIVERED if failed else EXIT_OK
+
+
+def _entry_of(destination: str) -> str:
+    """The notify entry a destination belongs to: a destination is named after its entry,
+    a Telegram chat ``ENTRY:CHAT`` (a name holds no ':')."""
+    return destination.partition(":")[0]
+
+
+async def _send_tests(
+    loaded: config.Config, notify: config.Notify, redact: Callable[[str], str], store: Store
+) -> dict[str, str]:
+    """Each sink's outcome: "delivered" or "not delivered: <what went wrong and its fix>"."""
+    zone = _alerts_zone(loaded)
+    test = Alert(
+        "notify-test", "test", Severity.INFO, "position-monitor", None, None,
+        datetime.now(UTC), "Test message from position-monitor notify test: alerts reach"
+        " this destination.", {},
+    )  # fmt: skip
+    context = SinkContext(
+        redact=redact, zones={test.account: zone}, timezone=zone, view=_NoDaemon(loaded),
+        store=store, clock=lambda: datetime.now(UTC),
+    )  # fmt: skip
+    built = daemon.make_sinks(notify, context)
+    try:
+        outcomes = await asyncio.gather(*(_send_test(sink, test) for sink in built.sinks))
+    finally:
+        for sink in built.sinks:
+            await sink.close()
+        await daemon.close_resources(built.resources)
+    return dict(zip((sink.name for sink in built.sinks), outcomes, strict=True))
+
+
+async def _send_test(sink: Sink, test: Alert) -> str:
+    try:
+        async with asyncio.timeout(NOTIFY_TEST_SECONDS):
+            await sink.send([test])
+    except DeliveryFailed as err:
+        return f"not delivered: {err.detail}"
+    except TimeoutError:
+        return f"not delivered: no answer within {NOTIFY_TEST_SECONDS:g} s"
+    return "delivered"
+
+
+class _NoDaemon:
+    """The daemon as ``notify test``'s sinks see it: none runs, nothing is polled or firing."""
+
+    def __init__(self, loaded: config.Config) -> None:
+        self._rules = [rule.name for rule in loaded.rules]
+
+    def statuses(self) -> list[AccountStatus]:
+        return []
+
+    def snapshot(self, account: str) -> Snapshot | None:
+        return None
+
+    def rule_names(self) -> Sequence[str]:
+        return self._rules
+
+    def firing_conditions(self) -> list[FiringCondition]:
+        return []
+
+
+def _alerts_zone(loaded: config.Config) -> ZoneInfo:
+    """The zone alerts that belong to no account are written in, as the daemon's."""
+    return loaded.timezone or (loaded.accounts or (config.simulator_account(loaded),))[0].timezone
 
 
 def _shards(args: argparse.Namespace) -> int:

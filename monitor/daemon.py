@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
@@ -38,6 +40,7 @@ from monitor.config import (
     load,
     resolve_credentials,
     resolve_notify,
+    secrets,
 )
 from monitor.engine import Engine
 from monitor.health import AccountStatus
@@ -45,9 +48,12 @@ from monitor.http import make_app, serve
 from monitor.logs import Redactor
 from monitor.metrics import Metrics
 from monitor.model import Snapshot
+from monitor.notify import liveness
+from monitor.notify.console.sink import ConsoleSink
 from monitor.notify.kind import Destination, Resource, SinkContext, SinkSet
 from monitor.notify.outbox import Dispatcher
 from monitor.notify.registry import SINK_KINDS
+from monitor.notify.telegram.sink import TelegramChatSink
 from monitor.poller import AccountPoller
 from monitor.pollers import Pollers
 from monitor.recording import DEFAULT_MAX_BYTES, Recorder
@@ -187,6 +193,7 @@ class Daemon:
         self.metrics = Metrics(self.registry)
         shard = settings.shard
         self.metrics.shard_info.labels(str(shard.index), str(shard.count)).set(1)
+        self._resumed = _state_age(settings.state_path)  # before the claim creates the file
         try:
             self._state_lock = claim_state_file(settings.state_path)
         except StateFileRefused as err:
@@ -219,6 +226,8 @@ class Daemon:
         for account, broker in zip(accounts, brokers, strict=True):
             self.pollers.add(self._poller(config, account, broker), broker)
         self._tasks: list[asyncio.Task[None]] = []
+        self._announcing: list[asyncio.Task[None]] = []  # the dead man's switch messages
+        self._heartbeat: asyncio.Task[None] | None = None
         self._serving: list[asyncio.Task[None]] = []  # the sinks' loops (a bot's commands)
         self.port = settings.port
         self._runner: web.AppRunner | None = None
@@ -249,7 +258,7 @@ class Daemon:
         self._serve()
         self._reloaded()
         for name in self._notify.skipped:
-            log.info("sink_not_configured", sink=name, hint="its variables are unset")
+            log_sink_left_out(self.config, name, os.environ)
         for warning in self.config.warnings_on(datetime.now(UTC).date()):
             log.warning("config_warning", problem=warning)
         if not self.dispatcher.sinks:
@@ -269,14 +278,75 @@ class Daemon:
             state=str(settings.state_path),
             listen=f"{settings.host}:{self.port}",
         )
+        self._start_liveness()
 
-    async def stop(self) -> None:
+    def _start_liveness(self) -> None:
+        """The started message, and the daily heartbeat when configured (README, "Dead man's
+        switch")."""
+        started = liveness.Started(
+            __version__, socket.gethostname(), [p.account.id for p in self.pollers.pollers],
+            len(self.config.rules), self._resumed,
+        )  # fmt: skip
+        self._announce(liveness.started_text(started), "started", liveness.STARTED_SECONDS)
+        self._schedule_heartbeat()
+
+    def _schedule_heartbeat(self) -> None:
+        """(Re)start the daily heartbeat at ``daemon.heartbeat`` in the alerts' zone, or stop it
+        when the config has none."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        if self.config.heartbeat is None:
+            return
+        heartbeat = liveness.run_heartbeat(
+            self.config.heartbeat, self._timezone(), self._speakers, self._heartbeat_text,
+            clock=lambda: datetime.now(UTC),
+        )  # fmt: skip
+        self._heartbeat = asyncio.create_task(heartbeat, name="heartbeat")
+        self._heartbeat.add_done_callback(_log_if_crashed)
+
+    def _speakers(self) -> list[liveness.Speaker]:
+        """The destinations that hear about the daemon itself: the Telegram chats and the
+        console, as the last start or reload built them."""
+        return [
+            sink
+            for sink in self.dispatcher.sinks
+            if isinstance(sink, TelegramChatSink | ConsoleSink)
+        ]
+
+    def _heartbeat_text(self, now: datetime) -> str:
+        statuses = [health.status() for health in self.pollers.health()]
+        # The dispatcher keeps the depth gauge current: no store read on the event loop.
+        depth = sum(
+            int(
+                self.registry.get_sample_value("position_monitor_outbox_depth", {"sink": s.name})
+                or 0
+            )
+            for s in self.dispatcher.sinks
+        )
+        zone = self._timezone()
+        return liveness.heartbeat_text(socket.gethostname(), statuses, depth, now, zone)
+
+    def _announce(self, text: str, what: str, timeout: float) -> None:
+        task = asyncio.create_task(
+            liveness.announce(self._speakers(), text, what, timeout), name=f"liveness-{what}"
+        )
+        task.add_done_callback(_log_if_crashed)
+        self._announcing.append(task)
+
+    async def stop(self, reason: str = "asked to stop") -> None:
         """Stop scheduling, finish polls in flight, flush the outbox, release everything."""
-        log.info("daemon_stopping")
+        log.info("daemon_stopping", reason=reason)
         await self._reload_lock.acquire()  # a reload in progress completes first; none after
-        for task in (*self._tasks, *self._serving):  # the clock watch, the sinks' loops
+        # Said to the sinks that reload left, while the polls drain: no cost to the shutdown.
+        stopping = liveness.stopping_text(socket.gethostname(), reason)
+        self._announce(stopping, "stopping", liveness.STOPPING_SECONDS)
+        background = [*self._tasks, *self._serving]  # the clock watch, the sinks' loops
+        if self._heartbeat is not None:
+            background.append(self._heartbeat)
+        for task in background:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._serving, return_exceptions=True)
+        await asyncio.gather(*background, return_exceptions=True)
         await self.pollers.stop()
         if self._delivery is not None:
             self._delivery.cancel()
@@ -294,9 +364,12 @@ class Daemon:
         await self._transport.close()
         if self.recorder is not None:
             self.recorder.close()
+        for task in self._announcing[:-1]:  # a started message still waiting on a hung chat
+            task.cancel()
+        await asyncio.gather(*self._announcing, return_exceptions=True)
         for sink in self.dispatcher.sinks:
             await sink.close()
-        await _close(self._resources)
+        await close_resources(self._resources)
         self.store.close()
         os.close(self._state_lock)
         log.info("daemon_stopped")
@@ -357,7 +430,7 @@ class Daemon:
         self, new: Config, notify: Notify, brokers: Mapping[str, Broker], changes: ReloadPlan
     ) -> None:
         """Swap in ``new``: rules first (the one step that writes, so a refused write changes
-        nothing), then routing, sinks, accounts and command listeners."""
+        nothing), then routing, sinks, accounts, command listeners and the heartbeat's time."""
         self.engine.replace_rules(new.rules)
         self.engine.route_to(notify.sinks)
         await self._swap_sinks(notify, changes)
@@ -365,7 +438,10 @@ class Daemon:
             await self.pollers.remove(ident)
             self.engine.forget(ident)
             self._secrets.pop(ident, None)
+        beat = (self.config.heartbeat, self._timezone())
         self.config = new
+        if (new.heartbeat, self._timezone()) != beat:
+            self._schedule_heartbeat()
         for account in running_accounts(new, self.settings.shard):
             self._zones[account.id] = account.timezone
             if account.id in brokers:
@@ -399,7 +475,7 @@ class Daemon:
             if sink.name in running:
                 await (await self.dispatcher.remove_sink(sink.name)).close()
             self.dispatcher.add_sink(sink)
-        await _close(self._resources)
+        await close_resources(self._resources)
         self._services, self._resources = built.services, built.resources
         self._serve()
 
@@ -431,14 +507,17 @@ class Daemon:
             redact=Redactor(self._secrets.get(account.id, {}).values()).scrub,
         )
 
+    def _timezone(self) -> ZoneInfo:
+        """The zone of times that belong to no account: the file's, else its first account's
+        (the file's, not the shard's: every replica names times alike)."""
+        return self.config.timezone or running_accounts(self.config)[0].timezone
+
     def _sink_context(self) -> SinkContext:
         values = [v for values in self._secrets.values() for v in values.values()]
-        # The file's first account, not the shard's: every replica names times alike.
-        accounts = running_accounts(self.config)
         return SinkContext(
             redact=Redactor([*values, *self._notify.secrets]).scrub,
             zones=self._zones,
-            timezone=self.config.timezone or accounts[0].timezone,
+            timezone=self._timezone(),
             view=_View(self),
             store=self.store,
             clock=lambda: datetime.now(UTC),
@@ -458,11 +537,35 @@ class Daemon:
         self._serving = []
 
 
-async def _close(resources: Sequence[Resource]) -> None:
+async def close_resources(resources: Sequence[Resource]) -> None:
     """Close what a kind's sinks shared; closing one must not stop the rest."""
     for resource in resources:
         with contextlib.suppress(Exception):
             await resource.close()
+
+
+def _state_age(path: Path) -> timedelta | None:
+    """How long ago the state file (or its write-ahead log) was last written; None when there
+    is no file yet."""
+    times = []
+    for candidate in (path, path.with_name(path.name + "-wal")):
+        with contextlib.suppress(OSError):
+            times.append(candidate.stat().st_mtime)
+    if not times:
+        return None
+    return datetime.now(UTC) - datetime.fromtimestamp(max(times), UTC)
+
+
+def log_sink_left_out(config: Config, name: str, environ: Mapping[str, str]) -> None:
+    """An optional sink left out at start, naming its unset variables: a warning when some of
+    them are set (a setup left half done), a note when none is (switched off)."""
+    mine = tuple(r for r in config.references if r.section == "notify" and r.entry == name)
+    unset = [r.variable for r in secrets.unset(mine, environ)]
+    hint = f"set {', '.join(unset)} to deliver to it"
+    if len(unset) < len(mine):
+        log.warning("sink_left_out", sink=name, unset=unset, hint=hint)
+    else:
+        log.info("sink_left_out", sink=name, unset=unset, hint=hint)
 
 
 def _log_if_crashed(task: asyncio.Task[None]) -> None:
@@ -478,12 +581,18 @@ async def run(config: Config, settings: Settings, stop: asyncio.Event | None = N
     daemon = Daemon(config, settings)
     await daemon.start()
     loop = asyncio.get_running_loop()
+    received: list[str] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        received.append(f"{signum.name} received")
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal, signum)
     loop.add_signal_handler(signal.SIGHUP, daemon.reload)
     try:
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        await daemon.stop()
+        await daemon.stop(*received[:1])

@@ -1,5 +1,6 @@
-"""Standard output carries alerts only; standard error carries log lines only, each one JSON
-with its ``level``, whichever command runs (README, "Run with Docker")."""
+"""Standard output carries alerts only (and, in the console's text format, the daemon's own
+started and stopping messages); standard error carries log lines only, each one JSON with its
+``level``, whichever command runs (README, "Run with Docker")."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from tests.daemon_process import DaemonProcess
 
 FIXTURES = Path(__file__).parent / "fixtures" / "streams"
 ALERT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\S+ (INFO|WARNING|CRITICAL) +\S+ \[[^\]]+\] ")
+# What the text console says about the daemon itself: started, stopping, the daily heartbeat.
+LIVENESS_LINE = re.compile(r"^(▶️|⏹|💓) position-monitor ")
 
 
 def assert_log_lines(lines: list[str]) -> list[dict[str, object]]:
@@ -62,7 +65,9 @@ def test_run_writes_alerts_to_stdout_and_logs_to_stderr(
     daemon.wait_for(lambda d: len(d.stdout_lines) >= 3, 60, "three alert lines")
     assert daemon.terminate() == 0
 
-    assert_alert_lines(daemon.stdout_lines)
+    liveness = [line for line in daemon.stdout_lines if LIVENESS_LINE.match(line)]
+    assert [line.split()[0] for line in liveness] == ["▶️", "⏹"]
+    assert_alert_lines([line for line in daemon.stdout_lines if line not in liveness])
     events = assert_log_lines(daemon.log_lines)
     names = {event["event"] for event in events}
     assert {"daemon_started", "alerts_raised", "daemon_stopped"} <= names

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -30,6 +30,7 @@ from monitor.config.rules import read_rules
 from monitor.config.sinks import read_sinks
 from monitor.config.yaml_lines import LineMap, open_regular, read_yaml
 from monitor.rules.base import Rule
+from monitor.schedule import parse_clock
 
 if TYPE_CHECKING:  # the sink kinds import this package: see config/sinks.py
     from monitor.notify.kind import Destination
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 _TOP_LEVEL = ("timezone", "calendars", "holidays", "accounts", "rules", "notify", "daemon")
-_DAEMON_FIELDS = ("state", "listen", "lifecycle")
+_DAEMON_FIELDS = ("state", "listen", "lifecycle", "heartbeat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,8 @@ class Config:
     listen: tuple[str, int] = DEFAULT_LISTEN
     lifecycle: bool = False  # POST /-/reload is served (README, "Reloading the configuration")
     warnings: tuple[str, ...] = ()  # the file loads, but should change
+    references: tuple[secrets.EnvReference, ...] = ()  # every ${VARIABLE}, in file order
+    heartbeat: time | None = None  # daemon.heartbeat: the daily "alive" message, local time
 
     def warnings_on(self, today: date) -> tuple[str, ...]:
         """The file's warnings, and each calendar in use whose known dates are running out."""
@@ -100,9 +103,13 @@ def load(path: Path) -> Config:
     rules = read_rules(problems, document)
     sinks = read_sinks(problems, document)
     state_path, listen, lifecycle = _daemon(problems, document)
+    heartbeat = _heartbeat(problems, document)
     problems.raise_any()
     warnings = tuple(problems.warnings)
-    return Config(path, timezone, accounts, rules, sinks, state_path, listen, lifecycle, warnings)
+    return Config(
+        path, timezone, accounts, rules, sinks, state_path, listen, lifecycle, warnings,
+        secrets.references(document), heartbeat,
+    )  # fmt: skip
 
 
 def parse_listen(raw: object) -> tuple[str, int]:
@@ -145,6 +152,19 @@ def _daemon(problems: Problems, document: LineMap) -> tuple[Path, tuple[str, int
         )  # fmt: skip
         lifecycle = False
     return Path(state), listen, lifecycle
+
+
+def _heartbeat(problems: Problems, document: LineMap) -> time | None:
+    """``daemon.heartbeat``: the local time of the daily "alive" message (README, "Dead man's
+    switch"), in the file's ``timezone``."""
+    section = document.get("daemon")
+    if not isinstance(section, LineMap) or "heartbeat" not in section:
+        return None
+    try:
+        return parse_clock(section["heartbeat"])
+    except ValueError as err:
+        problems.problem("daemon", "heartbeat", str(err), section.line_of("heartbeat"))
+        return None
 
 
 def simulator_account(config: Config) -> AccountConfig:

@@ -57,7 +57,10 @@ def bad_files(base: str) -> dict[str, tuple[str, list[str]]]:
         "unset variable": (
             f"accounts:\n{good_account.replace('PM_REL_PORTFOLIO_TOKEN', 'PM_REL_UNSET')}"
             "rules:\n  - name: closed\n    kind: squared_off\n",
-            ["{}: account 'p1': credentials.token: environment variable PM_REL_UNSET is not set"],
+            [
+                "{}: account 'p1': credentials.token: environment variable PM_REL_UNSET"
+                " is not set (line 6)"
+            ],
         ),
     }
 

@@ -14,6 +14,7 @@ from typing import TextIO
 from monitor.logs import colours_wanted
 from monitor.model import Alert, AlertState, Severity
 from monitor.notify.base import DeliveryFailed, Reason, sink_bug
+from monitor.printable import printable
 
 _RESET = "\x1b[0m"
 _SEVERITY_COLOUR = {Severity.CRITICAL: "\x1b[1;31m", Severity.WARNING: "\x1b[33m"}
@@ -51,6 +52,13 @@ class ConsoleSink:
     def name(self) -> str:
         """The sink's name in rules.yaml, metrics and the outbox."""
         return self._name
+
+    async def say(self, text: str) -> None:
+        """A message about the daemon itself; in json format standard output carries alerts
+        only, so it is left out there."""
+        if self._format == "text":
+            self._stream.write(printable(text) + "\n")
+            self._stream.flush()
 
     async def send(self, alerts: Sequence[Alert]) -> None:
         """Write each alert as one line and flush, so a pipe reader sees it at once."""

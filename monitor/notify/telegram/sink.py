@@ -4,16 +4,20 @@ The sink sends and says what went wrong; retries, backoff and outbox marking are
 dispatcher's. PTB's errors map to a small set of reasons: 429 (``RetryAfter``) is retried after
 the wait Telegram asked for; timeouts, network errors and 5xx are retried with backoff; a chat
 that cannot be reached (400 chat not found, 403 bot blocked) is refused for good; a rejected
-bot token is retried, since alerts must wait for a fixed token rather than be dropped.
+bot token is retried, since alerts must wait for a fixed token rather than be dropped. Each
+failure's detail ends with what to do about it, for the logs, the parked reason and
+``position-monitor notify test``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
+from urllib.parse import urlsplit
 
 import structlog
 from telegram import Bot, LinkPreviewOptions
@@ -60,6 +64,7 @@ class TelegramBot:
         long_poll: int = LONG_POLL,
     ) -> None:
         self.name = name
+        self.host = urlsplit(api_url).netloc  # named in network errors; the URL holds the token
         self.long_poll = long_poll
         self.redact = redact
         self.pacer = pacer or Pacer()
@@ -93,6 +98,10 @@ class TelegramBot:
         await self.bot.send_message(
             chat_id, text, parse_mode=ParseMode.HTML, link_preview_options=_NO_PREVIEW
         )
+
+    def username(self) -> str:
+        """The bot's @username once getMe answered, else a description of it."""
+        return f"@{self.bot.username}" if self._initialized else "the bot"
 
     async def close(self) -> None:
         """Close the HTTP clients (PTB opens them before getMe, so also after a failed one)."""
@@ -131,6 +140,13 @@ class TelegramChatSink:
     def name(self) -> str:
         """The destination's name: ``<notify entry>:<chat name>``."""
         return self._name
+
+    async def say(self, text: str) -> None:
+        """Send a message about the daemon itself (not an alert); DeliveryFailed as ``send``."""
+        try:
+            await self.bot.send_html(self.chat_id, html.escape(text, quote=False))
+        except TelegramError as err:
+            raise self._failure(err, 0) from err
 
     async def send(self, alerts: Sequence[Alert]) -> None:
         """Send the group's messages in order; on failure say how many alerts went out."""
@@ -171,14 +187,17 @@ class TelegramChatSink:
                 retry_after=retry_seconds(err),
             )  # fmt: skip
         if isinstance(err, Forbidden | BadRequest):
+            detail += _chat_fix(err.message, self.bot.username())
             return DeliveryFailed(Reason.CLIENT_ERROR, detail, retryable=False, delivered=delivered)
         if isinstance(err, InvalidToken):
+            detail = f"bot {self.bot.name}: token rejected: create a new one with @BotFather"
+            detail = f"chat {self.chat_id}: {detail}"
             return DeliveryFailed(Reason.AUTH_ERROR, detail, retryable=True, delivered=delivered)
-        if isinstance(err, TimedOut):
-            return DeliveryFailed(
-                Reason.TRANSPORT_ERROR, detail, retryable=True, delivered=delivered
-            )
-        if isinstance(err, NetworkError) and _NO_ANSWER.match(err.message):
+        if isinstance(err, TimedOut) or (
+            isinstance(err, NetworkError) and _NO_ANSWER.match(err.message)
+        ):
+            reason = self.bot.redact(err.message)
+            detail = f"chat {self.chat_id}: cannot reach {self.bot.host}: {reason}"
             return DeliveryFailed(
                 Reason.TRANSPORT_ERROR, detail, retryable=True, delivered=delivered
             )
@@ -186,3 +205,21 @@ class TelegramChatSink:
 
     async def close(self) -> None:
         """The bot is shared by its chats; the daemon closes it."""
+
+
+def _chat_fix(message: str, username: str) -> str:
+    """What to do about a chat Telegram refused, from its description (README, "Telegram
+    setup"); "" when the refusal is about the message rather than the chat."""
+    lowered = message.lower()
+    if "chat not found" in lowered:
+        return (
+            f": message the bot first (send /start to {username}; a group: add the bot;"
+            " a channel: make the bot an admin), and check the chat id"
+        )
+    if "blocked by the user" in lowered:
+        return f": unblock {username} in that chat"
+    if "not a member" in lowered or "kicked" in lowered:
+        return f": add {username} to the chat again (a channel: as an admin)"
+    if "not enough rights" in lowered or "have no rights" in lowered:
+        return f": let {username} post in the chat (a channel: make it an admin)"
+    return ""
