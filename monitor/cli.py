@@ -22,11 +22,14 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from zoneinfo import ZoneInfo
 
+from prometheus_client import CollectorRegistry
+
 from monitor import __version__, config, daemon, replay, rule_tests, shard
 from monitor.brokers.errors import BrokerError
 from monitor.config import secrets
 from monitor.health import AccountStatus
 from monitor.logs import Redactor, configure_logging
+from monitor.metrics import Metrics
 from monitor.model import ZERO, Alert, Severity, Snapshot, format_money, format_qty
 from monitor.notify.base import DeliveryFailed, Sink
 from monitor.notify.kind import SinkContext
@@ -312,6 +315,7 @@ async def _send_tests(
     context = SinkContext(
         redact=redact, zones={test.account: zone}, timezone=zone, view=_NoDaemon(loaded),
         store=store, clock=lambda: datetime.now(UTC),
+        metrics=Metrics(CollectorRegistry()),  # a one-shot test: nothing scrapes its counts
     )  # fmt: skip
     built = daemon.make_sinks(notify, context)
     try:

@@ -521,6 +521,7 @@ class Daemon:
             view=_View(self),
             store=self.store,
             clock=lambda: datetime.now(UTC),
+            metrics=self.metrics,
         )
 
     def _serve(self) -> None:

@@ -103,6 +103,12 @@ class Metrics:
             "outbox_unreadable", "Stored alerts that do not decode, parked unsent, by sink.",
             ["sink"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        self.alertmanager_resend_failures = Counter(
+            "alertmanager_resend_failures",
+            "Failed rounds of re-posting the conditions firing now to Alertmanager, by sink:"
+            " several in a row let them expire there while they still fire.",
+            ["sink"], namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
         self.outbox_depth = Gauge(
             "outbox_depth", "Alerts waiting for delivery, by sink.",
             ["sink"], namespace=NAMESPACE, registry=registry,

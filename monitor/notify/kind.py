@@ -23,6 +23,7 @@ from monitor.notify.base import Sink
 
 if TYPE_CHECKING:  # the config package imports the kinds: keep this module's imports light
     from monitor.health import AccountStatus
+    from monitor.metrics import Metrics
     from monitor.model import Snapshot
     from monitor.rules.conditions import FiringCondition
     from monitor.store import Store
@@ -90,6 +91,7 @@ class SinkContext:
     view: DaemonView
     store: Store
     clock: Callable[[], datetime]
+    metrics: Metrics  # for the series a kind counts itself (the daemon's, or notify test's own)
 
 
 @dataclass(slots=True)

@@ -3,20 +3,28 @@ local fake Alertmanager means for delivery, with credentials in no output."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from monitor.config import ConfigError, load
 from monitor.config.routing import SinkConfig
-from monitor.model import Alert, AlertState, PositionKey, Severity
-from monitor.notify.alertmanager import payload
+from monitor.health import AccountStatus
+from monitor.metrics import Metrics
+from monitor.model import Alert, AlertState, PositionKey, Severity, Snapshot
+from monitor.notify.alertmanager import ALERTMANAGER, payload
 from monitor.notify.alertmanager.config import AlertmanagerSettings
 from monitor.notify.alertmanager.sink import AlertmanagerSink, authorization
 from monitor.notify.base import DeliveryFailed, Reason
+from monitor.notify.kind import Destination, SinkContext
+from monitor.rules.conditions import FiringCondition
+from monitor.store import Store
 from tests.leaks import assert_no_secret_leaks
 
 AT = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
@@ -141,7 +149,7 @@ async def test_each_answer_is_a_delivery_outcome_and_leaks_no_credential(
         SinkConfig("am", "alertmanager"), settings,
         authorization=authorization(settings, {"bearer_token": token}),
         redact=lambda text: text.replace(token, "[redacted]"), firing=list,
-        clock=lambda: AT,
+        clock=lambda: AT, resend_failed=lambda: None,
     )  # fmt: skip
     answers.append(web.Response(status=status, headers=headers, text=f"refused {token}"))
     try:
@@ -157,3 +165,64 @@ async def test_each_answer_is_a_delivery_outcome_and_leaks_no_credential(
     )  # fmt: skip
     assert f"HTTP {status}" in failure.detail
     assert_no_secret_leaks([token], failure, failure.detail)
+
+
+class Firing:
+    """A daemon with one condition firing, as the sinks see it."""
+
+    def __init__(self, *conditions: FiringCondition) -> None:
+        self.conditions = list(conditions)
+
+    def statuses(self) -> Sequence[AccountStatus]:
+        return []
+
+    def snapshot(self, account: str) -> Snapshot | None:
+        return None
+
+    def rule_names(self) -> Sequence[str]:
+        return [c.rule for c in self.conditions]
+
+    def firing_conditions(self) -> Sequence[FiringCondition]:
+        return self.conditions
+
+
+async def test_failed_resend_rounds_count_on_the_sinks_series_which_starts_at_zero(
+    fake: tuple[str, list[web.Response]], tmp_path: Path
+) -> None:
+    """Built by its kind as the daemon builds it: the series is exported before any round,
+    each failed round adds one, a good round adds none, and only the first failure logs."""
+    url, answers = fake
+    registry = CollectorRegistry()
+    settings = AlertmanagerSettings(url, bearer_token="${AM_TOKEN}")
+    store = Store(tmp_path / "state.db")
+    condition = FiringCondition("r", Severity.WARNING, "k1", KEY, "SYM", AT, "position_limit")
+    context = SinkContext(
+        redact=lambda text: text, zones={}, timezone=ZoneInfo("Asia/Kolkata"),
+        view=Firing(condition), store=store, clock=lambda: AT, metrics=Metrics(registry),
+    )  # fmt: skip
+    destination = Destination(
+        SinkConfig("am", "alertmanager", settings=settings), {"bearer_token": "am-token-4242"}
+    )
+    (sink,) = ALERTMANAGER.build([destination], context).sinks
+    assert isinstance(sink, AlertmanagerSink)
+
+    def failures() -> float | None:
+        name = "position_monitor_alertmanager_resend_failures_total"
+        return registry.get_sample_value(name, {"sink": "am"})
+
+    assert failures() == 0
+    try:
+        with structlog.testing.capture_logs() as logs:
+            answers += [web.Response(status=503), web.Response(status=503)]
+            await sink.resend()
+            await sink.resend()
+            assert failures() == 2
+            answers.append(web.Response(status=200))
+            await sink.resend()
+    finally:
+        await sink.close()
+        store.close()
+    assert failures() == 2
+    assert not answers  # the premise: every round reached Alertmanager
+    events = [e["event"] for e in logs if e["event"].startswith("alertmanager_resend")]
+    assert events == ["alertmanager_resend_failed", "alertmanager_resend_recovered"]

@@ -15,6 +15,8 @@ def build(destinations: Sequence[Destination], context: SinkContext) -> SinkSet:
     built = SinkSet()
     for destination in destinations:
         settings = destination.settings(AlertmanagerSettings)
+        # Exported at zero from the start, like the sink's delivery series.
+        failures = context.metrics.alertmanager_resend_failures.labels(destination.config.name)
         sink = AlertmanagerSink(
             destination.config,
             settings,
@@ -22,6 +24,7 @@ def build(destinations: Sequence[Destination], context: SinkContext) -> SinkSet:
             redact=context.redact,
             firing=context.view.firing_conditions,
             clock=context.clock,
+            resend_failed=failures.inc,
         )
         built.sinks.append(sink)
         built.services.append(sink)

@@ -59,6 +59,7 @@ class AlertmanagerSink:
         redact: Callable[[str], str],
         firing: Callable[[], Sequence[FiringCondition]],
         clock: Callable[[], datetime],
+        resend_failed: Callable[[], None],
     ) -> None:
         self._config = config
         self.settings = settings
@@ -73,7 +74,7 @@ class AlertmanagerSink:
         # A re-post and a delivery never interleave: a resolution posted while a round that
         # still saw the condition firing was in flight would be undone by that round.
         self._posting = asyncio.Lock()
-        self.resend_failures = 0
+        self._resend_failed = resend_failed  # counts one failed round
         self._resend_failing = False
 
     @property
@@ -129,7 +130,7 @@ class AlertmanagerSink:
             try:
                 await self._post(posts)
             except DeliveryFailed as failure:
-                self.resend_failures += 1
+                self._resend_failed()
                 if not self._resend_failing:
                     log.warning("alertmanager_resend_failed", sink=self.name, error=str(failure))
                 self._resend_failing = True
