@@ -112,10 +112,13 @@ def no_references(
 
 
 def references(
-    *fields: str,
+    *fields: str, nested: Mapping[str, str] | None = None
 ) -> Callable[[Path, Sequence[SinkConfig], Mapping[str, str]], Resolution]:
     """A resolver for settings whose ``fields`` (attributes named as in rules.yaml) may hold
-    ``${ENV}`` references; every resolved value is a secret."""
+    ``${ENV}`` references; every resolved value is a secret. ``nested`` gives the rules.yaml
+    path of a field written inside another (``password`` -> ``basic_auth.password``), so a
+    problem names the field as the user wrote it."""
+    written = dict(nested or {})
 
     def resolve(path: Path, sinks: Sequence[SinkConfig], environ: Mapping[str, str]) -> Resolution:
         resolution = Resolution()
@@ -127,7 +130,7 @@ def references(
                     continue
                 missing: list[str] = []
                 value = secrets.from_env(reference, environ, missing)
-                where = f"{path}: notify '{sink.name}': {name}"
+                where = f"{path}: notify '{sink.name}': {written.get(name, name)}"
                 resolution.problems += [
                     f"{where}: environment variable {v} is not set" for v in missing
                 ]

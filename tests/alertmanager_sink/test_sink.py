@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.config import ConfigError, load
+from monitor.config import ConfigError, load, resolve_notify
 from monitor.config.routing import SinkConfig
 from monitor.health import AccountStatus
 from monitor.metrics import Metrics
@@ -226,3 +226,26 @@ async def test_failed_resend_rounds_count_on_the_sinks_series_which_starts_at_ze
     assert not answers  # the premise: every round reached Alertmanager
     events = [e["event"] for e in logs if e["event"].startswith("alertmanager_resend")]
     assert events == ["alertmanager_resend_failed", "alertmanager_resend_recovered"]
+
+
+def test_an_unset_basic_auth_password_is_named_by_its_path_in_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "    url: http://am:9093\n"
+        '    basic_auth: {username: "${AM_USER}", password: "${AM_PASSWORD}"}\n',
+    )
+    config = load(path)
+    with pytest.raises(ConfigError) as raised:
+        resolve_notify(config, {"AM_USER": "pm"})
+    assert raised.value.problems == [
+        f"{path}: notify 'alertmanager': basic_auth.password:"
+        " environment variable AM_PASSWORD is not set"
+    ]
+    with pytest.raises(ConfigError) as raised:
+        resolve_notify(config, {"AM_USER": "p\nm", "AM_PASSWORD": "pw"})
+    assert raised.value.problems == [
+        f"{path}: notify 'alertmanager': basic_auth.username:"
+        " contains a control character (a line break?)"
+    ]
+    (destination,) = resolve_notify(config, {"AM_USER": "pm", "AM_PASSWORD": "pw"}).destinations
+    assert destination.values == {"username": "pm", "password": "pw"}

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from monitor.notify.alertmanager.config import FIELDS, AlertmanagerSettings, read_config
+from monitor.notify.alertmanager.config import (
+    BASIC_AUTH_PATHS,
+    FIELDS,
+    AlertmanagerSettings,
+    read_config,
+)
 from monitor.notify.alertmanager.sink import AlertmanagerSink, authorization
 from monitor.notify.kind import Destination, SinkContext, SinkKind, SinkSet, references
 
@@ -36,5 +41,5 @@ ALERTMANAGER = SinkKind(
     FIELDS,
     read_config,
     build,
-    references("username", "password", "bearer_token"),
+    references("username", "password", "bearer_token", nested=BASIC_AUTH_PATHS),
 )

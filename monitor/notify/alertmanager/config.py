@@ -19,6 +19,8 @@ FIELDS = (
     "bearer_token",
 )  # fmt: skip
 _BASIC_AUTH_FIELDS = ("username", "password")
+# Where the settings' credentials are written in the entry, for the problems that name them.
+BASIC_AUTH_PATHS = {name: f"basic_auth.{name}" for name in _BASIC_AUTH_FIELDS}
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")  # Prometheus's label name rule
 DEFAULT_TIMEOUT = timedelta(seconds=10)
 # Prometheus re-sends firing alerts every minute with endsAt four intervals ahead: a lost post
