@@ -39,13 +39,18 @@ class Receiver:
         self._arrived.put_nowait(body)
         return web.Response(text="ok")
 
-    async def wait_for(self, status: str, alertname: str) -> dict[str, Any]:
-        """The first notification, received so far or arriving, with ``status`` for an alert
-        named ``alertname`` (callers bound the wait with ``asyncio.timeout``)."""
+    async def wait_for(self, status: str, alertname: str, count: int = 1) -> dict[str, Any]:
+        """The ``count``-th notification, received so far or arriving, with ``status`` for an
+        alert named ``alertname`` (callers bound the wait with ``asyncio.timeout``)."""
         while True:
-            for body in self.notifications:
-                if body["status"] == status and any(
-                    a["labels"].get("alertname") == alertname for a in body["alerts"]
-                ):
-                    return body
+            found = [body for body in self.notifications if is_about(body, status, alertname)]
+            if len(found) >= count:
+                return found[count - 1]
             await self._arrived.get()
+
+
+def is_about(notification: dict[str, Any], status: str, alertname: str) -> bool:
+    """Whether a notification has ``status`` and names an alert ``alertname``."""
+    return notification["status"] == status and any(
+        a["labels"].get("alertname") == alertname for a in notification["alerts"]
+    )
