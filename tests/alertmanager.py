@@ -1,8 +1,5 @@
-"""Debian's real Alertmanager 0.25 and ``amtool`` for tests, unpacked once into ``.cache/``.
-
-``apt-get download prometheus-alertmanager`` + ``dpkg -x``, as ``tests/prometheus.py`` does for
-Prometheus: the binaries without installing the package, so no system service starts. Nothing
-here skips: a machine that cannot fetch the package fails the tests that need it, with the reason.
+"""Debian's real Alertmanager 0.25 and ``amtool`` for tests, unpacked once into
+``.cache/alertmanager/`` (``tests/binaries.py``).
 
 Debian's build reads its notification templates from the fixed path
 ``/usr/share/prometheus/alertmanager/default.tmpl``, whatever its flags say. When that file is
@@ -16,19 +13,17 @@ import contextlib
 import json
 import shutil
 import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
-from tests.prometheus import ROOT, download, free_port, locked
+from tests.binaries import ROOT, ServerProcess, locked, unpacked
 
 CACHE = ROOT / ".cache" / "alertmanager"
 PACKAGE = "prometheus-alertmanager"
@@ -53,30 +48,10 @@ class AlertmanagerTools:
 def debian_alertmanager(cache: Path = CACHE) -> AlertmanagerTools:
     """The cached binaries, downloading and unpacking the package on first use, with its
     templates where Debian's build looks for them."""
-    root = cache / "root"
-    tools = AlertmanagerTools(root / "usr/bin/prometheus-alertmanager", root / "usr/bin/amtool")
-    cache.mkdir(parents=True, exist_ok=True)
+    root = unpacked(PACKAGE, cache, "usr/bin/prometheus-alertmanager", "usr/bin/amtool")
     with locked(cache / ".lock"):
-        if not (tools.alertmanager.is_file() and tools.amtool.is_file()):
-            _unpack(cache, root)
-        if not (tools.alertmanager.is_file() and tools.amtool.is_file()):
-            pytest.fail(f"{PACKAGE} holds no usr/bin/prometheus-alertmanager and usr/bin/amtool")
         _install_templates(root / _TEMPLATES_IN_PACKAGE)
-    return tools
-
-
-def _unpack(cache: Path, root: Path) -> None:
-    with tempfile.TemporaryDirectory(dir=cache) as work:
-        staging = Path(work)
-        deb = download(staging, PACKAGE)
-        unpacked = staging / "root"
-        extract = subprocess.run(
-            ["dpkg", "-x", str(deb), str(unpacked)], capture_output=True, text=True, check=False
-        )
-        if extract.returncode != 0:
-            pytest.fail(f"dpkg -x {deb.name} failed:\n{extract.stderr.strip()}", pytrace=False)
-        shutil.rmtree(root, ignore_errors=True)
-        unpacked.rename(root)
+    return AlertmanagerTools(root / "usr/bin/prometheus-alertmanager", root / "usr/bin/amtool")
 
 
 def _install_templates(source: Path) -> None:
@@ -126,17 +101,17 @@ def webhook_config(
     }
 
 
-class AlertmanagerServer:
+class AlertmanagerServer(ServerProcess):
     """A real Alertmanager on 127.0.0.1 with clustering off; stop() and start() again keep its
     port and storage, for an outage and a return."""
 
+    name = "Alertmanager"
+
     def __init__(self, tools: AlertmanagerTools, workdir: Path, config: Mapping[str, Any]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(workdir / "alertmanager.log")
         self.config_file = workdir / "alertmanager.yml"
         # JSON is YAML, and needs no quoting rules of its own.
         self.config_file.write_text(json.dumps(config))
-        self.log = workdir / "alertmanager.log"
         self.command = [
             str(tools.alertmanager),
             f"--config.file={self.config_file}",
@@ -145,32 +120,12 @@ class AlertmanagerServer:
             "--cluster.listen-address=",  # empty: no gossip, no peers
             "--log.level=debug",
         ]
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> AlertmanagerServer:
+    def start(self) -> Self:
         """Start the server and wait until it is ready."""
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
+        super().start()
         self.wait_ready()
         return self
-
-    def logs(self) -> str:
-        """What Alertmanager printed so far (every run of it)."""
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        """Wait for /-/ready; fail with Alertmanager's output if it never is."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                break
-            ready = f"http://127.0.0.1:{self.port}/-/ready"
-            with contextlib.suppress(OSError), urllib.request.urlopen(ready, timeout=5) as answer:
-                if answer.status == 200:
-                    return
-            time.sleep(0.1)
-        raise AssertionError(f"Alertmanager never became ready; its output:\n{self.logs()}")
 
     def alerts(self, *filters: str, **flags: bool) -> list[dict[str, Any]]:
         """``GET /api/v2/alerts``: the alerts it holds (``filters`` as ``name="value"``;
@@ -184,17 +139,6 @@ class AlertmanagerServer:
         except urllib.error.HTTPError as err:
             raise AssertionError(f"{url}: HTTP {err.code}: {err.read().decode()}") from err
         return body
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 @contextlib.contextmanager

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.binaries import ROOT
 from tests.daemon_process import DaemonProcess
 from tests.prometheus import (  # noqa: F401 - prometheus_tools is a fixture
-    ROOT,
     PrometheusServer,
     PrometheusTools,
     prometheus_tools,
