@@ -12,6 +12,7 @@ anything shaped like a Telegram bot token or a bearer token, never reach the str
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -284,7 +285,10 @@ class _Handler(logging.StreamHandler[TextIO]):
     def handleError(self, record: logging.LogRecord) -> None:
         # The stdlib default prints the message and its %-args (perhaps a secret) to stderr.
         note = f"logging_error: cannot format a record of {record.name}: {record.msg!r}"
-        self.stream.write(self._redactor.scrub(note) + self.terminator)
+        # A stream closed under us (interpreter shutdown, a test's captured stream) has nowhere
+        # left to say it; raising here would only turn a log line into a crash.
+        with contextlib.suppress(ValueError, OSError):
+            self.stream.write(self._redactor.scrub(note) + self.terminator)
 
 
 def configure_logging(
