@@ -39,7 +39,7 @@ from monitor.config import (
     resolve_notify,
     simulator_account,
 )
-from monitor.engine import Engine
+from monitor.engine import LiveEngine
 from monitor.health import AccountStatus, PollOutcome
 from monitor.http import make_app, serve
 from monitor.logs import Redactor
@@ -56,11 +56,13 @@ from monitor.recording import DEFAULT_MAX_BYTES, Recorder
 from monitor.rules.conditions import FiringCondition
 from monitor.store import Store, StoreError
 from monitor.store_schema import StateFileRefused, claim_state_file
+from monitor.store_thread import StoreThread
 
 log = structlog.get_logger(__name__)
 
 POLL_DRAIN_SECONDS = 5.0
 FLUSH_SECONDS = 3.0
+CLOSE_SECONDS = 1.0  # then a commit stuck on a locked file is left to the process's exit
 
 
 class StartupError(Exception):
@@ -137,7 +139,7 @@ def make_sinks(
 class _View:
     """The daemon as the bot's commands see it."""
 
-    def __init__(self, pollers: Sequence[AccountPoller], engine: Engine, rules: Sequence[str]):
+    def __init__(self, pollers: Sequence[AccountPoller], engine: LiveEngine, rules: Sequence[str]):
         self._pollers = pollers
         self._engine = engine
         self._rules = tuple(rules)
@@ -194,25 +196,27 @@ class Daemon:
             raise StartupError(f"state file {settings.state_path}: {err}") from err
         unreadable = self.metrics.outbox_unreadable
         try:
-            self.store = Store(
+            store = Store(
                 settings.state_path, on_unreadable=lambda sink: unreadable.labels(sink).inc()
             )
         except StoreError as err:
             os.close(self._state_lock)
             raise StartupError(str(err)) from err
+        # Opened here, used from now on only by its own thread: see docs/architecture.md.
+        self.store = StoreThread(store, queued=self.metrics.state_calls.inc)
         secrets = [v for values in settings.secrets.values() for v in values.values()]
         redact = Redactor([*secrets, *notify.tokens.values()]).scrub
         zones = {account.id: account.timezone for account in accounts}
         self.sinks, self.bots = make_sinks(notify, redact, zones)
         self.dispatcher = Dispatcher(self.store, self.sinks, self.metrics)
-        engine = Engine(self.store, config.rules, notify.sinks)
+        engine = LiveEngine(self.store, config.rules, notify.sinks)
         self._skipped_bots = notify.skipped
         self.recorder = None
         if settings.record is not None:
             try:
                 self.recorder = Recorder(settings.record, secrets, settings.record_max_bytes)
             except OSError as err:
-                self.store.close()
+                self.store.close_unused()
                 os.close(self._state_lock)
                 raise StartupError(f"--record {settings.record}: {err.strerror}") from err
         self.pollers = [
@@ -258,7 +262,7 @@ class Daemon:
                 app, settings.host, settings.port, self.metrics.http_refused
             )
         except OSError as err:
-            self.store.close()
+            self.store.close_unused()
             os.close(self._state_lock)
             raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {err}") from err
 
@@ -343,7 +347,7 @@ class Daemon:
         for bot in self.bots:
             with contextlib.suppress(Exception):  # closing must not stop the shutdown
                 await bot.close()
-        self.store.close()
+        await self.store.close(CLOSE_SECONDS)
         os.close(self._state_lock)
         log.info("daemon_stopped")
 

@@ -21,7 +21,7 @@ from monitor.backoff import Backoff
 from monitor.brokers import Broker
 from monitor.brokers.errors import AuthExpired, BrokerError, BrokerUnavailable, RateLimited
 from monitor.config import AccountConfig
-from monitor.engine import Engine
+from monitor.engine import LiveEngine
 from monitor.health import POLL_FAILING, HealthTracker, PollOutcome
 from monitor.metrics import Metrics
 from monitor.model import Alert, Snapshot
@@ -42,7 +42,7 @@ class AccountPoller:
         self,
         account: AccountConfig,
         broker: Broker,
-        engine: Engine,
+        engine: LiveEngine,
         metrics: Metrics,
         on_alerts: Callable[[], None],
         recorder: Recorder | None = None,
@@ -108,13 +108,14 @@ class AccountPoller:
             try:
                 outcome, health_alert = await self._refresh(now)
             except asyncio.CancelledError:
-                # Shutdown outlasted this poll: nothing of it was committed, say so quietly.
+                # Shutdown outlasted this poll: nothing of it was committed unless its commit
+                # had already started on the store's thread (see LiveEngine.ingest).
                 self._log.info("poll_cancelled")
                 return
             finally:
                 self._task = None
             if health_alert is not None:
-                self._raise(health_alert)
+                await self._raise(health_alert)
             self._count(outcome)
             self._duration.observe(time.perf_counter() - started)
 
@@ -136,8 +137,8 @@ class AccountPoller:
             async with asyncio.timeout(self._deadline):
                 snapshot = await self._broker.fetch()
             self._record(snapshot.taken_at, None)
-            before = self._engine.last_snapshot(snapshot.account)
-            evaluation = self._engine.ingest(snapshot, self.account.timezone)
+            before = await self._engine.resume(snapshot.account)
+            evaluation = await self._engine.ingest(snapshot, self.account.timezone)
         except (TimeoutError, BrokerError) as caught:
             err = (
                 caught
@@ -220,10 +221,10 @@ class AccountPoller:
         ):
             self._metrics.record_failures.inc()
 
-    def _raise(self, alert: Alert) -> None:
+    async def _raise(self, alert: Alert) -> None:
         """Queue a health alert; the tracker counts it raised only once it is stored."""
         try:
-            self._engine.commit_health(alert, failing=alert.rule == POLL_FAILING)
+            await self._engine.commit_health(alert, failing=alert.rule == POLL_FAILING)
         except StoreError as err:
             self._metrics.state_failures.inc()
             self._log.error("alert_not_stored", rule=alert.rule, error=str(err))
