@@ -1,16 +1,22 @@
 # position-monitor: one process, state on a volume, metrics and health on :9650.
 # Secrets never enter the image: rules.yaml holds "${ENV_VAR}" references only, and the values
 # come from the container's environment at run time (deploy/compose.yaml: env_file).
-# Pinned to a patch release (and Debian release) so a rebuild is the same image; bump on purpose.
+# Pinned to a patch release (and Debian release), dependencies to requirements.lock's versions and
+# hashes, so a rebuild is the same image; bump on purpose.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
+# Every dependency at the version and hash requirements.lock pins (`make lock` updates it), then
+# the package itself, built by the locked setuptools without reaching for anything else.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock \
+    && pip install --no-cache-dir --require-hashes --no-deps --prefix=/install -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --no-deps --no-build-isolation --prefix=/install .
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="position-monitor" \

@@ -13,12 +13,14 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import __version__, config, daemon, replay, rule_tests
 from monitor.brokers.errors import BrokerError
 from monitor.logs import Redactor, configure_logging
 from monitor.model import ZERO, Alert, Snapshot, format_money, format_qty
+from monitor.notify.registry import SINK_KINDS
 from monitor.printable import printable
 from monitor.recording import DEFAULT_MAX_BYTES
 from monitor.store import StoreError
@@ -116,12 +118,14 @@ def _run(args: argparse.Namespace) -> int:
         for account in loaded.accounts
     }
     notify = config.resolve_notify(loaded, os.environ)
+    values = [v for account in secrets.values() for v in account.values()]
+    # Log times on a terminal in the zone the alerts are shown in.
+    zone = loaded.timezone or (loaded.accounts or (config.simulator_account(loaded),))[0].timezone
+    redactor = configure_logging(secrets=[*values, *notify.secrets], zone=zone)
     settings = daemon.Settings(
         args.state or loaded.state_path, host, port, secrets, args.record, notify=notify,
-        record_max_bytes=args.record_max_bytes,
+        record_max_bytes=args.record_max_bytes, protect=redactor.add,
     )  # fmt: skip
-    values = [v for account in secrets.values() for v in account.values()]
-    configure_logging(secrets=[*values, *notify.tokens.values()])
     try:
         asyncio.run(daemon.run(loaded, settings))
     except daemon.StartupError as err:
@@ -191,9 +195,10 @@ def _check(args: argparse.Namespace) -> int:
     )
     rules = _plural(len(loaded.rules), "rule")
     sinks = ", ".join(
-        f"{s.name} (optional)" if s.bot is not None and s.bot.optional else s.name
-        for s in loaded.sinks
+        f"{s.name} (optional)" if SINK_KINDS[s.kind].optional(s) else s.name for s in loaded.sinks
     )
+    for warning in loaded.warnings_on(datetime.now(UTC).date()):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.rules}: OK: {accounts}; {rules} ({by_kind}); sinks: {sinks}")
     return EXIT_OK
 
@@ -204,6 +209,7 @@ def _plural(count: int, noun: str) -> str:
 
 def _replay(args: argparse.Namespace) -> int:
     loaded = config.load(args.rules)
+    configure_logging()  # standard output is the alerts'
 
     def emit(alert: Alert) -> None:
         print(alert.to_jsonl() if args.output == "jsonl" else alert.to_line(), flush=True)
@@ -226,6 +232,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    configure_logging()  # standard output is the report's
     files, problems = [], []
     for path in args.files:
         try:

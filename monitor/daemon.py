@@ -2,7 +2,9 @@
 
 Startup refuses to run on anything it cannot honour (bad config, unreadable state file, busy
 port). Shutdown on SIGTERM/SIGINT stops scheduling, lets the polls in flight finish (bounded),
-flushes the outbox (bounded), closes sessions and returns, well inside 10 seconds.
+flushes the outbox (bounded), closes sessions and returns, well inside 10 seconds. SIGHUP (and
+``POST /-/reload``) re-reads rules.yaml and swaps the running rules, accounts and sinks for the
+new ones, or changes nothing when it does not validate (README, "Reloading the configuration").
 """
 
 from __future__ import annotations
@@ -10,24 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import aiohttp
 import structlog
 from aiohttp import web
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from monitor import __version__
 from monitor.brokers import FORMATS, Broker
 from monitor.brokers.simulator import BROKER as SIMULATOR
+from monitor.brokers.simulator import WARM_UP as SIMULATOR_WARM_UP
 from monitor.brokers.simulator import Simulator
 from monitor.brokers.transport import Connection, Transport
 from monitor.clock_watch import watch_clock
@@ -36,23 +35,23 @@ from monitor.config import (
     Config,
     ConfigError,
     Notify,
+    load,
+    resolve_credentials,
     resolve_notify,
-    simulator_account,
 )
 from monitor.engine import LiveEngine
-from monitor.health import AccountStatus, PollOutcome
+from monitor.health import AccountStatus
 from monitor.http import make_app, serve
 from monitor.logs import Redactor
 from monitor.metrics import Metrics
 from monitor.model import Snapshot
-from monitor.notify.base import Sink
-from monitor.notify.console import ConsoleSink
+from monitor.notify.kind import Destination, Resource, SinkContext, SinkSet
 from monitor.notify.outbox import Dispatcher
-from monitor.notify.telegram.commands import Commands
-from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
-from monitor.notify.telegram.updates import CommandListener
+from monitor.notify.registry import SINK_KINDS
 from monitor.poller import AccountPoller
+from monitor.pollers import Pollers
 from monitor.recording import DEFAULT_MAX_BYTES, Recorder
+from monitor.reload import ReloadPlan, plan, running_accounts
 from monitor.rules.conditions import FiringCondition
 from monitor.store import Store, StoreError
 from monitor.store_schema import StateFileRefused, claim_state_file
@@ -60,9 +59,9 @@ from monitor.store_thread import StoreThread
 
 log = structlog.get_logger(__name__)
 
-POLL_DRAIN_SECONDS = 5.0
 FLUSH_SECONDS = 3.0
 CLOSE_SECONDS = 1.0  # then a commit stuck on a locked file is left to the process's exit
+SINK_REMOVED = "sink_removed"  # why a removed sink's pending alerts are undeliverable
 
 
 class StartupError(Exception):
@@ -80,6 +79,8 @@ class Settings:
     record: Path | None = None  # append every poll outcome here in the replay format
     notify: Notify | None = None  # resolved notify section; None: resolved from os.environ
     record_max_bytes: int = DEFAULT_MAX_BYTES  # then the record file is rotated to FILE.1
+    # Adds values to what the logs redact: the credentials of accounts a reload adds.
+    protect: Callable[[Iterable[str]], None] = lambda values: None
 
 
 def make_broker(
@@ -93,9 +94,11 @@ def make_broker(
     """The live source for an account; ``recording`` keeps each poll's exchange for
     ``run --record``."""
     if account.broker == SIMULATOR:
+        zone = account.timezone
         return Simulator(
-            account.id, seed=account.seed, tick=account.poll_every, timezone=account.timezone
-        )
+            account.id, seed=account.seed, tick=account.poll_every, timezone=zone,
+            started=datetime.now(zone) - SIMULATOR_WARM_UP,
+        )  # fmt: skip
     live = FORMATS[account.broker].live
     assert account.base_url is not None  # noqa: S101 - type narrowing: config requires it  # nosec B101
     total = account.request_timeout.total_seconds()
@@ -117,44 +120,40 @@ def make_broker(
         raise ConfigError([f"{config.path}: account '{account.id}': credentials: {err}"]) from err
 
 
-def make_sinks(
-    notify: Notify, redact: Callable[[str], str], zones: Mapping[str, tzinfo]
-) -> tuple[list[Sink], list[TelegramBot]]:
-    """A sink per destination, and the Telegram bots their chats share; ``zones`` (account id
-    -> zone) name the time in Telegram headers."""
-    bots = {
-        name: TelegramBot(name, notify.tokens[name], bot.api_url, redact=redact)
-        for name, bot in notify.bots.items()
-    }
-    sinks: list[Sink] = []
-    for sink in notify.sinks:
-        if sink.bot is None:
-            sinks.append(ConsoleSink(sink.name, sink.format))
-        else:
-            chat, bot = notify.chats[sink.name], bots[sink.bot.name]
-            sinks.append(TelegramChatSink(sink.name, chat, bot, zones))
-    return sinks, list(bots.values())
+def make_sinks(notify: Notify, context: SinkContext) -> SinkSet:
+    """Every destination's sink, built by its kind, in file order; with the loops the kinds
+    run beside them and the resources their destinations share."""
+    by_kind: dict[str, list[Destination]] = {}
+    for destination in notify.destinations:
+        by_kind.setdefault(destination.config.kind, []).append(destination)
+    built = SinkSet()
+    for kind, destinations in by_kind.items():
+        part = SINK_KINDS[kind].build(destinations, context)
+        built.sinks += part.sinks
+        built.services += part.services
+        built.resources += part.resources
+    order = {sink.name: index for index, sink in enumerate(notify.sinks)}
+    built.sinks.sort(key=lambda sink: order[sink.name])
+    return built
 
 
 class _View:
-    """The daemon as the bot's commands see it."""
+    """The daemon as the bot's commands see it, whatever a reload swapped in."""
 
-    def __init__(self, pollers: Sequence[AccountPoller], engine: LiveEngine, rules: Sequence[str]):
-        self._pollers = pollers
-        self._engine = engine
-        self._rules = tuple(rules)
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
 
     def statuses(self) -> list[AccountStatus]:
-        return [poller.health.status() for poller in self._pollers]
+        return [health.status() for health in self._daemon.pollers.health()]
 
     def snapshot(self, account: str) -> Snapshot | None:
-        return self._engine.last_snapshot(account)
+        return self._daemon.engine.last_snapshot(account)
 
     def rule_names(self) -> Sequence[str]:
-        return self._rules
+        return [rule.name for rule in self._daemon.config.rules]
 
     def firing_conditions(self) -> list[FiringCondition]:
-        return self._engine.firing_conditions()
+        return self._daemon.engine.firing_conditions()
 
 
 async def fetch_once(
@@ -172,22 +171,18 @@ async def fetch_once(
 
 
 class Daemon:
-    """Everything one running daemon owns, started and stopped in order."""
+    """Everything one running daemon owns, started and stopped in order; ``reload`` swaps the
+    rules, accounts and sinks while it runs."""
 
     def __init__(self, config: Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        accounts = config.accounts or (simulator_account(config),)
+        accounts = running_accounts(config)
         notify = settings.notify or resolve_notify(config, os.environ)  # before taking the lock
+        self._secrets = dict(settings.secrets)
         # One HTTP session for every broker, opened in start(): shared pools, one place to close.
         self._transport = Transport()
-        self.brokers = [
-            make_broker(
-                config, account, settings.secrets.get(account.id, {}), self._transport,
-                recording=settings.record is not None,
-            )
-            for account in accounts
-        ]  # fmt: skip
+        brokers = [self._broker(config, account) for account in accounts]
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         try:
@@ -204,60 +199,40 @@ class Daemon:
             raise StartupError(str(err)) from err
         # Opened here, used from now on only by its own thread: see docs/architecture.md.
         self.store = StoreThread(store, queued=self.metrics.state_calls.inc)
-        secrets = [v for values in settings.secrets.values() for v in values.values()]
-        redact = Redactor([*secrets, *notify.tokens.values()]).scrub
-        zones = {account.id: account.timezone for account in accounts}
-        self.sinks, self.bots = make_sinks(notify, redact, zones)
-        self.dispatcher = Dispatcher(self.store, self.sinks, self.metrics)
-        engine = LiveEngine(self.store, config.rules, notify.sinks)
-        self._skipped_bots = notify.skipped
+        self._notify = notify
+        # Account id -> zone, shared with the Telegram sinks and updated in place by a reload.
+        self._zones: dict[str, tzinfo] = {account.id: account.timezone for account in accounts}
+        self.engine = LiveEngine(self.store, config.rules, notify.sinks)
+        built = make_sinks(notify, self._sink_context())
+        self._services, self._resources = built.services, built.resources
+        self.dispatcher = Dispatcher(self.store, built.sinks, self.metrics)
         self.recorder = None
         if settings.record is not None:
             try:
-                self.recorder = Recorder(settings.record, secrets, settings.record_max_bytes)
+                values = [v for values in self._secrets.values() for v in values.values()]
+                self.recorder = Recorder(settings.record, values, settings.record_max_bytes)
             except OSError as err:
                 self.store.close_unused()
                 os.close(self._state_lock)
                 raise StartupError(f"--record {settings.record}: {err.strerror}") from err
-        self.pollers = [
-            AccountPoller(
-                account,
-                broker,
-                engine,
-                self.metrics,
-                self.dispatcher.wake,
-                self.recorder,
-                holidays=config.holidays,
-                redact=Redactor(settings.secrets.get(account.id, {}).values()).scrub,
-            )
-            for account, broker in zip(accounts, self.brokers, strict=True)
-        ]
-        zone = config.timezone or accounts[0].timezone
-        view = _View(self.pollers, engine, [r.name for r in config.rules])
-        commands = Commands(view, self.store, self.store)
-        self.listeners = [
-            CommandListener(
-                bot,
-                [s for s in self.sinks if isinstance(s, TelegramChatSink) and s.bot is bot],
-                commands,
-                self.store,
-                zone,
-                clock=lambda: datetime.now(UTC),
-            )
-            for bot in self.bots
-            if notify.bots[bot.name].commands
-        ]
+        self.pollers = Pollers(self.metrics)
+        for account, broker in zip(accounts, brokers, strict=True):
+            self.pollers.add(self._poller(config, account, broker), broker)
         self._tasks: list[asyncio.Task[None]] = []
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._serving: list[asyncio.Task[None]] = []  # the sinks' loops (a bot's commands)
         self.port = settings.port
         self._runner: web.AppRunner | None = None
         self._delivery: asyncio.Task[None] | None = None
+        self._reload_lock = asyncio.Lock()  # one reload at a time, and none during stop()
+        self._reloads: set[asyncio.Task[list[str]]] = set()
 
     async def start(self) -> None:
         """Listen, schedule every account's polls and start delivering."""
         settings = self.settings
         try:
-            app = make_app(self.registry, [poller.health for poller in self.pollers])
+            app = make_app(
+                self.registry, self.pollers.health, self.reload, lambda: self.config.lifecycle
+            )
             self._runner, self.port = await serve(
                 app, settings.host, settings.port, self.metrics.http_refused
             )
@@ -265,48 +240,26 @@ class Daemon:
             self.store.close_unused()
             os.close(self._state_lock)
             raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {err}") from err
-
-        def skipped(event: JobSubmissionEvent) -> None:
-            self.metrics.polls.labels(event.job_id, PollOutcome.SKIPPED_BUSY).inc()
-
-        self.scheduler.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
-        now = datetime.now(UTC)
-        for poller in self.pollers:
-            every = poller.account.poll_every.total_seconds()
-            # A random sub-interval offset keeps many accounts from polling in lockstep.
-            spread = random.uniform(0, min(1.0, every))  # noqa: S311 - spread, not a secret  # nosec B311
-            offset = timedelta(seconds=spread)
-            self.scheduler.add_job(
-                poller.poll,
-                IntervalTrigger(seconds=every, timezone=UTC, start_date=now + offset),
-                id=poller.account.id,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-                next_run_time=now + offset,
-            )
         self._transport.open()
-        self.scheduler.start()
+        self.pollers.scheduler.start()
         self._delivery = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
-        self._tasks = [
-            asyncio.create_task(watch_clock(self.scheduler), name="clock-watch"),
-            *(
-                asyncio.create_task(listener.run(), name=f"commands-{listener.bot_name}")
-                for listener in self.listeners
-            ),
-        ]
-        for task in (self._delivery, *self._tasks):
-            task.add_done_callback(_log_if_crashed)
-        for name in self._skipped_bots:
-            log.info("telegram_not_configured", sink=name, hint="its variables are unset")
-        if not self.sinks:
+        self._delivery.add_done_callback(_log_if_crashed)
+        self._tasks = [asyncio.create_task(watch_clock(self.pollers.scheduler), name="clock-watch")]
+        self._tasks[0].add_done_callback(_log_if_crashed)
+        self._serve()
+        self._reloaded()
+        for name in self._notify.skipped:
+            log.info("sink_not_configured", sink=name, hint="its variables are unset")
+        for warning in self.config.warnings_on(datetime.now(UTC).date()):
+            log.warning("config_warning", problem=warning)
+        if not self.dispatcher.sinks:
             log.warning("no_sinks", hint="alerts are stored but go nowhere: configure notify")
         log.info(
             "daemon_started",
             version=__version__,
-            accounts=[p.account.id for p in self.pollers],
+            accounts=[p.account.id for p in self.pollers.pollers],
             rules=[r.name for r in self.config.rules],
-            sinks=[s.name for s in self.sinks],
+            sinks=[s.name for s in self.dispatcher.sinks],
             state=str(settings.state_path),
             listen=f"{settings.host}:{self.port}",
         )
@@ -314,16 +267,11 @@ class Daemon:
     async def stop(self) -> None:
         """Stop scheduling, finish polls in flight, flush the outbox, release everything."""
         log.info("daemon_stopping")
-        self.scheduler.pause()
-        for task in self._tasks:  # the clock watch and the bots' command loops
+        await self._reload_lock.acquire()  # a reload in progress completes first; none after
+        for task in (*self._tasks, *self._serving):  # the clock watch, the sinks' loops
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(POLL_DRAIN_SECONDS):
-                await asyncio.gather(*(p.wait_idle() for p in self.pollers))
-        # Whatever is still polling is cancelled before anything it uses is closed.
-        await asyncio.gather(*(p.cancel() for p in self.pollers))
-        self.scheduler.shutdown(wait=False)
+        await asyncio.gather(*self._tasks, *self._serving, return_exceptions=True)
+        await self.pollers.stop()
         if self._delivery is not None:
             self._delivery.cancel()
             # A dispatcher that died of a bug has logged it; shutdown still flushes and closes.
@@ -337,19 +285,184 @@ class Daemon:
             log.exception("flush_failed")
         if self._runner is not None:
             await self._runner.cleanup()
-        for broker in self.brokers:
-            await broker.close()
         await self._transport.close()
         if self.recorder is not None:
             self.recorder.close()
-        for sink in self.sinks:
+        for sink in self.dispatcher.sinks:
             await sink.close()
-        for bot in self.bots:
-            with contextlib.suppress(Exception):  # closing must not stop the shutdown
-                await bot.close()
+        await _close(self._resources)
         await self.store.close(CLOSE_SECONDS)
         os.close(self._state_lock)
         log.info("daemon_stopped")
+
+    def reload(self) -> Awaitable[list[str]]:
+        """Re-read the config file the daemon started with and apply it; the problems that
+        kept it from applying (none: applied). Runs to its end even if the caller (an HTTP
+        client that hung up) stops waiting."""
+        task = asyncio.create_task(self._reload(), name="reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+        return asyncio.shield(task)
+
+    async def _reload(self) -> list[str]:
+        async with self._reload_lock:
+            try:
+                new, notify, brokers = self._prepare(load(self.config.path))
+                changes = plan(self.config, new)
+                await self._apply(new, notify, brokers, changes)
+            except ConfigError as err:
+                return self._reload_failed(err.problems)
+            except StoreError as err:
+                return self._reload_failed([str(err)])
+            except Exception:  # the loop edge: a bug in a reload must not end the daemon
+                log.exception("config_reload_crashed")
+                return self._reload_failed(["the reload failed; see the log"])
+        if changes.needs_restart:
+            log.warning(
+                "config_reload_needs_restart", settings=list(changes.needs_restart),
+                hint="these apply at the next start; the rest is applied",
+            )  # fmt: skip
+        log.info("config_reloaded", config=str(new.path), **changes.summary())
+        self._reloaded()
+        return []
+
+    def _prepare(self, new: Config) -> tuple[Config, Notify, dict[str, Broker]]:
+        """Everything a reload needs that can fail, before anything changes: the credentials
+        and clients of the accounts to start, and the notify section's values."""
+        notify = resolve_notify(new, os.environ)
+        changes = plan(self.config, new)
+        starting = [a for a in running_accounts(new) if a.id in changes.accounts.new]
+        problems: list[str] = []
+        secrets: dict[str, dict[str, str]] = {}
+        for account in starting:
+            try:
+                secrets[account.id] = resolve_credentials(new, account, os.environ)
+            except ConfigError as err:
+                problems += err.problems
+        if problems:
+            raise ConfigError(problems)
+        self.settings.protect([v for values in secrets.values() for v in values.values()])
+        self.settings.protect(notify.secrets)
+        self._secrets.update(secrets)
+        return new, notify, {a.id: self._broker(new, a) for a in starting}
+
+    async def _apply(
+        self, new: Config, notify: Notify, brokers: Mapping[str, Broker], changes: ReloadPlan
+    ) -> None:
+        """Swap in ``new``: rules first (the one step that writes, so a refused write changes
+        nothing), then routing, sinks, accounts and command listeners."""
+        # The failing flags of the accounts to start, read on the store's thread before
+        # anything changes: a poller built at startup reads its own, blocking, but the loop
+        # serves now.
+        failing = {ident: await self.engine.poll_failing_stored(ident) for ident in brokers}
+        await self.engine.replace_rules(new.rules)
+        self.engine.route_to(notify.sinks)
+        await self._swap_sinks(notify, changes)
+        for ident in changes.accounts.gone:
+            await self.pollers.remove(ident)
+            self.engine.forget(ident)
+            self._secrets.pop(ident, None)
+        self.config = new
+        for account in running_accounts(new):
+            self._zones[account.id] = account.timezone
+            if account.id in brokers:
+                broker = brokers[account.id]
+                poller = self._poller(new, account, broker, failing[account.id])
+                self.pollers.add(poller, broker)
+        for poller in self.pollers.pollers:
+            poller.recount_firing()
+        for rule in changes.rules.removed:  # every account's share is gone: so is the series
+            self.metrics.conditions_firing.remove(rule)
+
+    async def _swap_sinks(self, notify: Notify, changes: ReloadPlan) -> None:
+        """Rebuild the sinks when the notify section changed: a kind's destinations share
+        resources (one bot polls its commands once), so they are built together. Pending
+        alerts stay in the outbox under their sink's name; a removed sink's are parked as
+        undeliverable, recorded, never silently dropped."""
+        self._notify = notify
+        if not changes.sinks:
+            return
+        await self._stop_serving()
+        built = make_sinks(notify, self._sink_context())
+        running = {sink.name for sink in self.dispatcher.sinks}
+        wanted = {sink.name for sink in built.sinks}
+        for name in sorted(running - wanted):
+            sink = await self.dispatcher.remove_sink(name)
+            parked = await self.store.park_sink(name, SINK_REMOVED, datetime.now(UTC))
+            self.metrics.undeliverable.labels(name).inc(parked)
+            self.metrics.outbox_depth.labels(name).set(0)
+            log.warning("sink_removed", sink=name, undeliverable=parked, reason=SINK_REMOVED)
+            await sink.close()
+        for sink in built.sinks:
+            if sink.name in running:
+                await (await self.dispatcher.remove_sink(sink.name)).close()
+            self.dispatcher.add_sink(sink)
+        await _close(self._resources)
+        self._services, self._resources = built.services, built.resources
+        self._serve()
+
+    def _reload_failed(self, problems: list[str]) -> list[str]:
+        self.metrics.reload_successful.set(0)
+        log.error(
+            "config_reload_failed", config=str(self.config.path), problems=problems,
+            hint="nothing changed: the daemon runs on the config it had",
+        )  # fmt: skip
+        return problems
+
+    def _reloaded(self) -> None:
+        self.metrics.reload_successful.set(1)
+        self.metrics.reload_success_time.set(datetime.now(UTC).timestamp())
+
+    def _broker(self, config: Config, account: AccountConfig) -> Broker:
+        recording = self.settings.record is not None
+        secrets = self._secrets.get(account.id, {})
+        return make_broker(config, account, secrets, self._transport, recording=recording)
+
+    def _poller(
+        self, config: Config, account: AccountConfig, broker: Broker, failing: bool | None = None
+    ) -> AccountPoller:
+        return AccountPoller(
+            account,
+            broker,
+            self.engine,
+            self.metrics,
+            self.dispatcher.wake,
+            self.recorder,
+            redact=Redactor(self._secrets.get(account.id, {}).values()).scrub,
+            failing=failing,
+        )
+
+    def _sink_context(self) -> SinkContext:
+        values = [v for values in self._secrets.values() for v in values.values()]
+        accounts = running_accounts(self.config)
+        return SinkContext(
+            redact=Redactor([*values, *self._notify.secrets]).scrub,
+            zones=self._zones,
+            timezone=self.config.timezone or accounts[0].timezone,
+            view=_View(self),
+            store=self.store,
+            clock=lambda: datetime.now(UTC),
+        )
+
+    def _serve(self) -> None:
+        """Run the loops the sinks need beside them (a bot's command listener)."""
+        for service in self._services:
+            task = asyncio.create_task(service.run(), name=service.name)
+            task.add_done_callback(_log_if_crashed)
+            self._serving.append(task)
+
+    async def _stop_serving(self) -> None:
+        for task in self._serving:
+            task.cancel()
+        await asyncio.gather(*self._serving, return_exceptions=True)
+        self._serving = []
+
+
+async def _close(resources: Sequence[Resource]) -> None:
+    """Close what a kind's sinks shared; closing one must not stop the rest."""
+    for resource in resources:
+        with contextlib.suppress(Exception):
+            await resource.close()
 
 
 def _log_if_crashed(task: asyncio.Task[None]) -> None:
@@ -358,26 +471,16 @@ def _log_if_crashed(task: asyncio.Task[None]) -> None:
         log.error("task_crashed", task=task.get_name(), error=repr(task.exception()))
 
 
-def reload_not_supported(config: Config) -> None:
-    """SIGHUP: rules.yaml is read once, at start. Say so and keep running on it; the default
-    action of SIGHUP would end the daemon without flushing its outbox."""
-    log.warning(
-        "reload_not_supported",
-        config=str(config.path),
-        hint="rules.yaml is read only at start: check it with `position-monitor check`, then"
-        " restart the daemon to apply it",
-    )
-
-
 async def run(config: Config, settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run until ``stop`` is set or SIGTERM/SIGINT arrives; raise StartupError or ConfigError."""
+    """Run until ``stop`` is set or SIGTERM/SIGINT arrives, reloading on SIGHUP; raise
+    StartupError or ConfigError."""
     stop = stop or asyncio.Event()
     daemon = Daemon(config, settings)
     await daemon.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload_not_supported, config)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
     try:
         await stop.wait()
     finally:

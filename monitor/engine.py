@@ -8,9 +8,10 @@ transaction before returning the alerts for delivery: ``Engine`` in the caller's
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -63,6 +64,32 @@ class _EngineCore:
         self._sinks = tuple(sinks)
         self._accounts: dict[str, _AccountState] = {}
 
+    def _rules_dropped(self, rules: Sequence[Rule]) -> list[str]:
+        """The rules whose state a swap to ``rules`` drops: every rule not equal (same name,
+        kind, severity, filters and options) to a current one, old or new."""
+        kept = {rule.name for rule in rules if rule in self._rules}
+        dropped = [rule.name for rule in self._rules if rule.name not in kept]
+        dropped += [rule.name for rule in rules if rule.name not in kept]
+        return sorted(set(dropped))
+
+    def _swap_rules(self, rules: Sequence[Rule], dropped: Sequence[str]) -> None:
+        """Evaluate ``rules`` from the next poll on, the ``dropped`` rules' states gone from
+        memory (the store has dropped them already)."""
+        self._rules = tuple(rules)
+        gone = set(dropped)
+        for account, known in self._accounts.items():
+            states = {name: s for name, s in known.rule_states.items() if name not in gone}
+            self._accounts[account] = replace(known, rule_states=states)
+
+    def forget(self, account: str) -> None:
+        """Drop what memory holds of an account no longer polled; its stored state stays, for
+        when it is polled again."""
+        self._accounts.pop(account, None)
+
+    def route_to(self, sinks: Sequence[SinkConfig]) -> None:
+        """Route the alerts of the next polls to ``sinks``."""
+        self._sinks = tuple(sinks)
+
     def last_snapshot(self, account: str) -> Snapshot | None:
         """The last committed good snapshot of ``account`` (None before its first poll)."""
         known = self._accounts.get(account)
@@ -78,6 +105,10 @@ class _EngineCore:
                 self._rules, account, known.rule_states, known.snapshot
             )
         ]
+
+    def rules_for(self, account: str) -> list[Rule]:
+        """The rules that apply to ``account``."""
+        return [rule for rule in self._rules if rule.filter.accounts.match(account)]
 
     def firing_counts(self, account: str) -> dict[str, int]:
         """How many subjects each condition rule has firing in ``account`` now (every
@@ -181,6 +212,14 @@ class Engine(_EngineCore):
         """The last committed good snapshot of ``account``."""
         return self._state(account).snapshot
 
+    def replace_rules(self, rules: Sequence[Rule]) -> None:
+        """Evaluate ``rules`` from the next poll on. A rule equal to a current one keeps its
+        state; every other rule's state, in memory and stored, is dropped, so it starts afresh.
+        Raises StoreError and then changes nothing."""
+        dropped = self._rules_dropped(rules)
+        self._store.drop_rule_states(dropped)
+        self._swap_rules(rules, dropped)
+
     def ingest(self, snapshot: Snapshot, timezone: ZoneInfo) -> Evaluation:
         """Evaluate one good poll and commit it; raises StoreError and then changes nothing."""
         poll = self._evaluate(self._state(snapshot.account), snapshot, timezone)
@@ -205,11 +244,57 @@ class Engine(_EngineCore):
         )
 
 
+class _RuleGate:
+    """Polls pass side by side; a rule swap waits until none is in flight and holds new ones
+    back until it is done.
+
+    A poll awaits its commit between evaluating and keeping its state, so without this a swap
+    could land in the middle: the poll would keep the old rules' states in memory, or write
+    them after the swap dropped them. One plain lock would also do that, but it would make the
+    polls of every account wait on one account's commit held up by a locked state file, which
+    the store's thread exists to prevent: polls only count themselves in and out here.
+    """
+
+    def __init__(self) -> None:
+        self._polls = 0
+        self._idle = asyncio.Event()  # no poll in flight
+        self._idle.set()
+        self._open = asyncio.Event()  # no swap running or waiting
+        self._open.set()
+        self._swaps = asyncio.Lock()
+
+    @asynccontextmanager
+    async def poll(self) -> AsyncIterator[None]:
+        """Hold back a swap while the block runs; wait for one running or waiting first."""
+        while not self._open.is_set():
+            await self._open.wait()
+        self._polls += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:  # counts only, no await: a cancelled poll never leaves a swap waiting
+            self._polls -= 1
+            if not self._polls:
+                self._idle.set()
+
+    @asynccontextmanager
+    async def swap(self) -> AsyncIterator[None]:
+        """Run the block with no poll in flight and none starting."""
+        async with self._swaps:
+            self._open.clear()
+            try:
+                await self._idle.wait()
+                yield
+            finally:
+                self._open.set()
+
+
 class LiveEngine(_EngineCore):
     """The daemon's engine: the same evaluation, committed on the store's own thread.
 
     The loop runs the evaluation and awaits the commit; polls of one account never overlap
-    (``AccountPoller``), so an account's next poll starts from its last commit.
+    (``AccountPoller``), so an account's next poll starts from its last commit. A reload's
+    ``replace_rules`` never lands between a poll's evaluation and its commit (``_RuleGate``).
     """
 
     def __init__(
@@ -217,14 +302,13 @@ class LiveEngine(_EngineCore):
     ) -> None:
         super().__init__(rules, sinks)
         self._store = store
+        self._gate = _RuleGate()
 
     async def resume(self, account: str) -> Snapshot | None:
         """The last committed good snapshot of ``account``, read from the store the first
         time the account is seen; raises StoreError."""
-        known = self._accounts.get(account)
-        if known is None:
-            known = self._resume(account, await self._store.load_account(account))
-        return known.snapshot
+        async with self._gate.poll():  # its states are loaded for the rules of now
+            return (await self._resume_live(account)).snapshot
 
     async def ingest(self, snapshot: Snapshot, timezone: ZoneInfo) -> Evaluation:
         """Evaluate one good poll and commit it; raises StoreError and then changes nothing.
@@ -232,11 +316,27 @@ class LiveEngine(_EngineCore):
         Cancelled while its commit waits its turn, nothing is written; cancelled while the
         commit runs, the commit lands and the state in memory stays behind it (a shutdown).
         """
-        await self.resume(snapshot.account)
-        poll = self._evaluate(self._accounts[snapshot.account], snapshot, timezone)
-        if poll.write is not None:
-            await self._store.commit_poll(*poll.write)
-        return self._committed(poll)
+        async with self._gate.poll():
+            known = await self._resume_live(snapshot.account)
+            poll = self._evaluate(known, snapshot, timezone)
+            if poll.write is not None:
+                await self._store.commit_poll(*poll.write)
+            return self._committed(poll)
+
+    async def replace_rules(self, rules: Sequence[Rule]) -> None:
+        """Evaluate ``rules`` from the next poll on. A rule equal to a current one keeps its
+        state; every other rule's state, in memory and stored, is dropped, so it starts afresh.
+        Waits for the polls in flight to commit; raises StoreError and then changes nothing."""
+        async with self._gate.swap():
+            dropped = self._rules_dropped(rules)
+            await self._store.drop_rule_states(dropped)
+            self._swap_rules(rules, dropped)
+
+    async def _resume_live(self, account: str) -> _AccountState:
+        known = self._accounts.get(account)
+        if known is None:
+            known = self._resume(account, await self._store.load_account(account))
+        return known
 
     async def commit_health(self, alert: Alert, *, failing: bool) -> None:
         """Queue ``poll_failing`` or ``poll_recovered`` with the account's failing flag, in one
@@ -247,6 +347,11 @@ class LiveEngine(_EngineCore):
         """Whether the stored failing flag says ``poll_failing`` of ``account`` stands
         unanswered by ``poll_recovered``; read at startup, before the loop serves anything."""
         return bool(self._store.wait(self._store.store.get_meta, failing_key(account)))
+
+    async def poll_failing_stored(self, account: str) -> bool:
+        """``poll_failing_raised`` awaited, for an account a reload adds while the loop
+        serves."""
+        return bool(await self._store.get_meta(failing_key(account)))
 
 
 @contextmanager

@@ -10,9 +10,8 @@ transaction as the alert that sets or clears it and passed back in as ``failing`
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from monitor.config import AccountConfig
@@ -56,7 +55,6 @@ class HealthTracker:
         started: datetime,
         *,
         failing: bool = False,
-        holidays: Collection[date] = (),
     ) -> None:
         self.account = account
         self.failing = failing  # poll_failing is stored and not yet answered by poll_recovered
@@ -64,7 +62,6 @@ class HealthTracker:
         self.failed_polls = 0  # since the last good poll
         self.last_reason = ""  # of the last failure, redacted
         self._started = started
-        self._holidays = holidays
 
     def succeeded(self, now: datetime, taken_at: datetime) -> Alert | None:
         """A good poll at ``now`` of a snapshot taken at ``taken_at``; ``poll_recovered`` when
@@ -81,7 +78,7 @@ class HealthTracker:
         self.failed_polls += 1
         self.last_reason = reason
         window = self.account.window
-        if self.failing or not window.is_open(now, self._holidays):
+        if self.failing or not window.is_open(now):
             return None
         # Only time inside today's window counts: a failure at the open is not a night's outage.
         since = self.last_success or self._started
@@ -102,7 +99,7 @@ class HealthTracker:
     def ready(self, now: datetime) -> bool:
         """True outside the trading window, or when the last good poll is at most three poll
         intervals old."""
-        if not self.account.window.is_open(now.astimezone(self.account.timezone), self._holidays):
+        if not self.account.window.is_open(now.astimezone(self.account.timezone)):
             return True
         last = self.last_success
         return last is not None and now - last <= 3 * self.account.poll_every

@@ -1,4 +1,6 @@
-"""The metrics and health endpoint: ``/metrics``, ``/healthz``, ``/readyz``.
+"""The metrics and health endpoint: ``/metrics``, ``/healthz``, ``/readyz``, and
+``POST /-/reload`` when the lifecycle endpoint is enabled (as Prometheus's
+``--web.enable-lifecycle``; README, "Reloading the configuration").
 
 Bounded against slow or idle clients, since polling shares the process's file limit with it:
 a client has a few seconds to send a request (and to send the next one on a kept-alive
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -26,22 +28,39 @@ LINE_BYTES = 4096  # request line and each header; our requests are a path and a
 MAX_HEADERS = 32
 
 
-def make_app(registry: CollectorRegistry, health: Sequence[HealthTracker]) -> web.Application:
-    """The aiohttp application serving metrics and health (``health``: one tracker per account)."""
+def make_app(
+    registry: CollectorRegistry,
+    health: Callable[[], Sequence[HealthTracker]],
+    reload: Callable[[], Awaitable[Sequence[str]]],
+    lifecycle: Callable[[], bool],
+) -> web.Application:
+    """The aiohttp application serving metrics and health (``health``: the accounts' trackers
+    now); ``reload`` reloads the configuration and returns its problems (none: applied), and
+    ``POST /-/reload`` runs it while ``lifecycle()`` says the endpoint is enabled."""
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
         now = datetime.now(UTC)
-        stale = [h.account.id for h in health if not h.ready(now)]
+        stale = [h.account.id for h in health() if not h.ready(now)]
         status = 503 if stale else 200
         return web.json_response({"ready": not stale, "stale_accounts": stale}, status=status)
+
+    async def reload_config(request: web.Request) -> web.Response:
+        if not lifecycle():
+            # Prometheus's answer: the endpoint exists, but this daemon does not allow it.
+            return web.Response(status=403, text="Lifecycle API is not enabled.\n")
+        problems = await reload()
+        if problems:
+            return web.Response(status=500, text="".join(f"{p}\n" for p in problems))
+        return web.Response(text="configuration reloaded\n")
 
     app = web.Application()
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_post("/-/reload", reload_config)
     return app
 
 

@@ -1,6 +1,10 @@
 """Logging setup: structlog for our events, and the stdlib loggers of our libraries routed
 through the same processors. JSON lines when the stream is not a terminal, colours when it is.
 
+JSON lines carry UTC times (``...Z``) for machines; a terminal shows times in the zone of the
+alerts, with their offset, and leaves the report of raised alerts to the console sink's alert
+lines when those print on a terminal too, so an alert shows once (README, "Logs").
+
 Logs go to standard error; standard output belongs to the console alert sink. Every event passes
 the `Redactor` before it is rendered, whichever logger wrote it: configured secret values, and
 anything shaped like a Telegram bot token or a bearer token, never reach the stream.
@@ -9,10 +13,12 @@ anything shaped like a Telegram bot token or a bearer token, never reach the str
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from datetime import datetime, tzinfo
 from typing import TextIO
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -57,17 +63,20 @@ class Redactor:
     secret is replaced by its scrubbed ``repr``, since that is what the renderers would print.
     """
 
-    __slots__ = ("_secrets",)
+    __slots__ = ("_secrets", "_values")
 
     def __init__(self, secrets: Iterable[str]) -> None:
+        self._values: set[str] = set()
+        self._secrets: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Redact ``secrets`` too (an account added by a reload brings its credentials)."""
         # Shorter values would redact ordinary words and numbers; longest first, so a secret
         # that contains another is removed whole. A secret in a URL or form body is
         # percent-encoded, in upper- or lower-case hex.
-        values = sorted(
-            {form for s in secrets if len(s) >= 4 for form in _encoded_forms(s)},
-            key=len,
-            reverse=True,
-        )
+        self._values |= {form for s in secrets if len(s) >= 4 for form in _encoded_forms(s)}
+        values = sorted(self._values, key=len, reverse=True)
         self._secrets = re.compile("|".join(map(re.escape, values))) if values else None
 
     def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
@@ -235,6 +244,36 @@ def printable_event(logger: WrappedLogger, method: str, event: EventDict) -> Eve
     return event
 
 
+class LocalTimeStamper:
+    """Stamps an event with the time in ``zone`` to the second, with its UTC offset."""
+
+    __slots__ = ("_zone",)
+
+    def __init__(self, zone: tzinfo | None) -> None:
+        self._zone = zone
+
+    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+        event["timestamp"] = (
+            datetime.now(self._zone).astimezone(self._zone).isoformat("T", "seconds")
+        )
+        return event
+
+
+ALERT_EVENTS = frozenset({"alerts_raised"})  # what the console sink's alert lines already say
+
+
+def drop_alert_events(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    """On a terminal that also shows the alert lines, the log does not repeat them."""
+    if event.get("event") in ALERT_EVENTS:
+        raise structlog.DropEvent
+    return event
+
+
+def colours_wanted(stream: TextIO) -> bool:
+    """Colours on a terminal, unless NO_COLOR is set to anything non-empty (no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
 class _Handler(logging.StreamHandler[TextIO]):
     """A stream handler whose own error report never prints a record's raw arguments."""
 
@@ -249,12 +288,25 @@ class _Handler(logging.StreamHandler[TextIO]):
 
 
 def configure_logging(
-    *, secrets: Iterable[str] = (), stream: TextIO | None = None, json_output: bool | None = None
-) -> None:
-    """Install one handler on the root logger and configure structlog to feed it."""
+    *,
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+    json_output: bool | None = None,
+    zone: tzinfo | None = None,
+    alerts_shown: bool | None = None,
+) -> Redactor:
+    """Install one handler on the root logger and configure structlog to feed it; the
+    redactor it scrubs with, to add secrets to later.
+
+    ``zone`` is the alerts' zone, for times on a terminal (default: the machine's);
+    ``alerts_shown`` says the console sink's alert lines are on the same screen (default:
+    standard output is a terminal too), so the terminal log need not repeat them.
+    """
     stream = stream or sys.stderr
     if json_output is None:
         json_output = not stream.isatty()
+    if alerts_shown is None:
+        alerts_shown = sys.stdout.isatty()
     redactor = Redactor(secrets)
     gate = FloodGate()
     shared: list[Processor] = [
@@ -262,15 +314,19 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         gate,  # before the exception is formatted: its type is part of what repeats
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.TimeStamper(fmt="iso", utc=True)
+        if json_output
+        else LocalTimeStamper(zone),
         structlog.processors.format_exc_info,
         redactor,  # last before rendering: sees the formatted message and traceback text
     ]
+    if not json_output and alerts_shown:
+        shared.insert(0, drop_alert_events)
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if json_output
         else structlog.dev.ConsoleRenderer(
-            colors=stream.isatty(),
+            colors=colours_wanted(stream),
             repr_native_str=True,  # every field's string quoted and escaped, not only some
             # The traceback is already text (and redacted); a pretty formatter would re-render
             # it from the live exception, secrets included.
@@ -305,3 +361,4 @@ def configure_logging(
     # A library's warning (a deprecation, an unclosed session) is a JSON line like the rest,
     # not raw text in the middle of the stream.
     logging.captureWarnings(True)
+    return redactor

@@ -7,12 +7,25 @@ symbol or error text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from monitor import __version__
-from monitor.model import Alert
+from monitor.health import PollOutcome
+from monitor.model import Alert, AlertState, ChangeKind, Severity, Snapshot
+from monitor.notify.base import Reason
 
 NAMESPACE = "position_monitor"
 
@@ -22,13 +35,17 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        # The process_* and python_info series every Prometheus user expects, on this registry
+        # rather than the library's global one.
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
         self.polls = Counter(
             "polls", "Polls by account and outcome: ok, a failure kind, deferred or skipped_busy.",
             ["account", "outcome"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.poll_duration = Histogram(
-            "poll_duration_seconds", "Time from starting a poll to its result, by broker.",
-            ["broker"], namespace=NAMESPACE, registry=registry,
+            "poll_duration_seconds", "Time from starting a poll to its result, by account.",
+            ["account", "broker"], namespace=NAMESPACE, registry=registry,
             # Up to the whole-poll deadline (four request timeouts of at most 10 s each).
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40),
         )  # fmt: skip
@@ -41,8 +58,8 @@ class Metrics:
             ["account", "kind"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.alerts = Counter(
-            "alerts", "Alerts raised, by rule, severity and state (firing or resolved).",
-            ["rule", "severity", "state"], namespace=NAMESPACE, registry=registry,
+            "alerts", "Alerts raised, by account, rule, severity and state (firing or resolved).",
+            ["account", "rule", "severity", "state"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.conditions_firing = Gauge(
             "conditions_firing", "Subjects (accounts or positions) a condition rule fires for now.",
@@ -54,6 +71,20 @@ class Metrics:
         )  # fmt: skip
         self.last_success = Gauge(
             "last_successful_poll_timestamp_seconds", "Unix time of the account's last good poll.",
+            ["account"], namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
+        self.account_mtm = Gauge(
+            "account_mtm", "The account's MTM (sum over its positions) at its last good poll.",
+            ["account"], namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
+        self.account_drawdown = Gauge(
+            "account_drawdown", "How far the account's MTM is below the day's peak (>= 0).",
+            ["account"], namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
+        self.account_mtm_unknown = Gauge(
+            "account_mtm_unknown",
+            "1 when the last good poll had an open position without a price: the MTM and"
+            " drawdown gauges then keep their last known value.",
             ["account"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
         self.state_failures = Counter(
@@ -89,29 +120,60 @@ class Metrics:
             "Connections to the HTTP endpoint closed at once: too many open.",
             namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        # Named as Prometheus names its own: alerting rules written for one fit the other.
+        self.reload_successful = Gauge(
+            "config_last_reload_successful",
+            "Whether the last configuration reload succeeded (1 after a start).",
+            namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
+        self.reload_success_time = Gauge(
+            "config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration reload (or the start).",
+            namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
         Info("build", "Version of position-monitor.", namespace=NAMESPACE, registry=registry).info(
             {"version": __version__}
         )
 
-    def track_account(self, account: str, broker: str) -> None:
-        """Export an account's series at zero before its first poll.
+    def track_account(self, account: str, broker: str, rules: Iterable[RuleSeries] = ()) -> None:
+        """Export an account's series at zero before its first poll: every poll outcome, change
+        kind and poll duration, and the alerts each of ``rules`` can raise for it.
 
         A series that only appears on its first increment hides the first ``increase()`` and
-        leaves "no good poll yet" invisible to alerts.
+        leaves "no good poll yet" invisible to alerts. The MTM gauges wait for a known MTM.
         """
-        self.polls.labels(account, "ok")
-        self.poll_duration.labels(broker)
+        for outcome in PollOutcome:
+            self.polls.labels(account, outcome)
+        for kind in ChangeKind:
+            self.changes.labels(account, kind)
+        self.mtm_unknown.labels(account)
+        self.poll_duration.labels(account, broker)
+        for rule in rules:
+            for state in rule.states:
+                self.alerts.labels(account, rule.name, rule.severity, state)
+
+    def forget_account(self, account: str) -> None:
+        """Stop exporting a removed account's series: its last good poll must not look stale
+        to an alert for as long as the daemon runs."""
+        for metric in (
+            self.polls, self.poll_duration, self.positions, self.changes, self.alerts,
+            self.mtm_unknown, self.last_success, self.account_mtm, self.account_drawdown,
+            self.account_mtm_unknown,
+        ):  # fmt: skip
+            metric.remove_by_labels({"account": account})
 
     def track_sink(self, sink: str) -> None:
-        """Export a sink's delivery and outbox series at zero before its first alert."""
-        self.deliveries.labels(sink, "delivered")
+        """Export a sink's delivery and outbox series at zero before its first alert: delivered,
+        muted and every failure reason."""
+        for result in ("delivered", "muted", *Reason):
+            self.deliveries.labels(sink, result)
         self.undeliverable.labels(sink)
         self.outbox_unreadable.labels(sink)
         self.outbox_depth.labels(sink).set(0)
 
     def count_alert(self, alert: Alert) -> None:
         """Count one raised alert."""
-        self.alerts.labels(alert.rule, str(alert.severity), str(alert.state)).inc()
+        self.alerts.labels(alert.account, alert.rule, alert.severity, alert.state).inc()
 
     def count_firing(self, before: Mapping[str, int], after: Mapping[str, int]) -> None:
         """Move each condition rule's firing gauge by one account's change from ``before`` to
@@ -121,3 +183,48 @@ class Metrics:
             # Every poll calls this: a series is looked up only when it moves, or is new.
             if count != before.get(rule, -1):
                 self.conditions_firing.labels(rule).inc(count - before.get(rule, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSeries:
+    """The alert series a rule can raise for an account: its severity, and firing alone or
+    also resolved."""
+
+    name: str
+    severity: Severity
+    states: tuple[AlertState, ...] = (AlertState.FIRING,)
+
+
+class AccountMtm:
+    """One account's MTM and drawdown gauges, moved by each good poll.
+
+    The drawdown is measured from the highest MTM of the trading day this process has seen
+    (a restart starts the peak afresh). A poll whose MTM is unknown (an open position without
+    a price) leaves both gauges at their last known value and sets the unknown flag; before
+    the first known MTM neither gauge is exported, so no stale or NaN value is ever scraped.
+    """
+
+    __slots__ = ("_day", "_metrics", "_peak", "_unknown", "account")
+
+    def __init__(self, metrics: Metrics, account: str) -> None:
+        self.account = account
+        self._metrics = metrics
+        self._unknown = metrics.account_mtm_unknown.labels(account)
+        self._unknown.set(0)
+        self._day: date | None = None
+        self._peak = Decimal(0)
+
+    def observe(self, day: date, snapshot: Snapshot) -> None:
+        """Move the gauges by one good poll of ``day`` (carried rows count, as in the rules)."""
+        figures = [p.mtm for p in snapshot.positions.values()]
+        known = [mtm for mtm in figures if mtm is not None]
+        if len(known) < len(figures):
+            self._unknown.set(1)
+            return
+        self._unknown.set(0)
+        mtm = sum(known, Decimal(0))
+        if day != self._day:
+            self._day, self._peak = day, mtm
+        self._peak = max(self._peak, mtm)
+        self._metrics.account_mtm.labels(self.account).set(float(mtm))
+        self._metrics.account_drawdown.labels(self.account).set(float(self._peak - mtm))

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Collection
-from datetime import date, datetime
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -22,11 +22,13 @@ from monitor.brokers import Broker
 from monitor.brokers.errors import AuthExpired, BrokerError, BrokerUnavailable, RateLimited
 from monitor.config import AccountConfig
 from monitor.engine import LiveEngine
-from monitor.health import POLL_FAILING, HealthTracker, PollOutcome
-from monitor.metrics import Metrics
-from monitor.model import Alert, Snapshot
+from monitor.health import POLL_FAILING, POLL_RECOVERED, HealthTracker, PollOutcome
+from monitor.metrics import AccountMtm, Metrics, RuleSeries
+from monitor.model import Alert, AlertState, Severity, Snapshot
 from monitor.pipeline import Evaluation
 from monitor.recording import Recorder
+from monitor.rules.base import Rule
+from monitor.rules.conditions import ConditionRule
 from monitor.store import StoreError
 
 log = structlog.get_logger(__name__)
@@ -47,17 +49,22 @@ class AccountPoller:
         on_alerts: Callable[[], None],
         recorder: Recorder | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-        holidays: Collection[date] = (),
         clock: Callable[[], datetime] | None = None,
         redact: Callable[[str], str] = str,
+        failing: bool | None = None,
     ) -> None:
+        """``failing``: the stored failing flag of the account, read by the caller (a reload,
+        which must not block the loop on the state file); None reads it here, at startup."""
         self.account = account
         self._broker = broker
         self._engine = engine
         self._metrics = metrics
-        metrics.track_account(account.id, account.broker)
+        metrics.track_account(
+            account.id, account.broker, alert_series(engine.rules_for(account.id))
+        )
         # Series every good poll touches, looked up once.
-        self._duration = metrics.poll_duration.labels(account.broker)
+        self._duration = metrics.poll_duration.labels(account.id, account.broker)
+        self._mtm = AccountMtm(metrics, account.id)
         self._polls_ok = metrics.polls.labels(account.id, PollOutcome.OK)
         self._last_success = metrics.last_success.labels(account.id)
         self._positions = metrics.positions.labels(account.id)
@@ -70,14 +77,14 @@ class AccountPoller:
         self._backoff = Backoff(initial=account.poll_every.total_seconds(), cap=MAX_BACKOFF)
         self._not_before = 0.0
         self._monotonic = monotonic
-        self._holidays = holidays
         self._now = clock or (lambda: datetime.now(account.timezone))
         self._last_attempt: datetime | None = None
-        try:  # a poll_failing raised before a restart still waits for its poll_recovered
-            failing = engine.poll_failing_raised(account.id)
-        except StoreError:
-            failing = False
-        self.health = HealthTracker(account, self._now(), failing=failing, holidays=holidays)
+        if failing is None:
+            try:  # a poll_failing raised before a restart still waits for its poll_recovered
+                failing = engine.poll_failing_raised(account.id)
+            except StoreError:
+                failing = False
+        self.health = HealthTracker(account, self._now(), failing=failing)
         self._redact = redact  # broker error text may echo a credential back
         self._task: asyncio.Task[Any] | None = None
         # A poll is several requests (login, positions, prices): bound the whole of it too.
@@ -85,6 +92,22 @@ class AccountPoller:
         self._lock = asyncio.Lock()
         self._log = log.bind(account=account.id, broker=account.broker)
         self._resumed = False
+        self._retired = False
+
+    def retire(self) -> None:
+        """The account is no longer polled: no new poll starts."""
+        self._retired = True
+
+    def forget_metrics(self) -> None:
+        """Take this retired account's share of the firing gauges and its series out of the
+        metrics, once no poll of it is in flight."""
+        self._metrics.count_firing(self._firing, dict.fromkeys(self._firing, 0))
+        self._firing = {}
+        self._metrics.forget_account(self.account.id)
+
+    def recount_firing(self) -> None:
+        """Count this account's firing conditions again (the rules changed)."""
+        self._count_firing()
 
     async def poll(self) -> None:
         """Run one poll (the scheduler never starts a second one while one is in flight).
@@ -92,10 +115,12 @@ class AccountPoller:
         Outside the account's trading window nothing is fetched, except one poll right after
         the window closes, which records the end-of-day state.
         """
+        if self._retired:  # a job already submitted when the account was removed
+            return
         now = self._now()
         window = self.account.window
-        if not window.is_open(now, self._holidays):
-            closed = window.last_close(now, self._holidays)
+        if not window.is_open(now):
+            closed = window.last_close(now)
             if closed is None or (self._last_attempt is not None and self._last_attempt >= closed):
                 return
         if self._monotonic() < self._not_before:
@@ -166,6 +191,7 @@ class AccountPoller:
         recovered = self.health.succeeded(now, snapshot.taken_at)
         self._last_success.set(snapshot.taken_at.timestamp())
         self._positions.set(len(snapshot.positions))
+        self._mtm.observe(evaluation.trading_day, evaluation.snapshot)
         if evaluation.changes:
             for kind, count in Counter(change.kind for change in evaluation.changes).items():
                 self._metrics.changes.labels(account, str(kind)).inc(count)
@@ -236,7 +262,9 @@ class AccountPoller:
 
     def _count_firing(self) -> None:
         firing = self._engine.firing_counts(self.account.id)
-        self._metrics.count_firing(self._firing, firing)
+        # A rule gone since the last count (a reload) takes this account's share with it.
+        gone = dict.fromkeys(self._firing.keys() - firing.keys(), 0)
+        self._metrics.count_firing(self._firing, {**firing, **gone})
         self._firing = firing
 
     def _count(self, outcome: PollOutcome) -> None:
@@ -244,3 +272,17 @@ class AccountPoller:
             self._polls_ok.inc()
         else:
             self._metrics.polls.labels(self.account.id, outcome).inc()
+
+
+def alert_series(rules: Iterable[Rule]) -> list[RuleSeries]:
+    """The alert series an account can raise: each rule's (resolved too for a condition that
+    sends it) and the two health rules'."""
+    series = [
+        RuleSeries(POLL_FAILING, Severity.CRITICAL),
+        RuleSeries(POLL_RECOVERED, Severity.INFO),
+    ]
+    for rule in rules:
+        resolved = isinstance(rule, ConditionRule) and rule.lifecycle.send_resolved
+        states = (AlertState.FIRING, AlertState.RESOLVED) if resolved else (AlertState.FIRING,)
+        series.append(RuleSeries(rule.name, rule.severity, states))
+    return series

@@ -341,6 +341,24 @@ class Store:
             (at.isoformat(), reason, alert_id, sink),
         )
 
+    def drop_rule_states(self, rules: Sequence[str]) -> None:
+        """Forget the stored states of ``rules`` in every account, in one transaction."""
+        if not rules:
+            return
+        names = [(rule,) for rule in rules]
+        with self._transaction():
+            self._db.executemany("DELETE FROM rule_states WHERE rule = ?", names)
+            self._db.executemany("DELETE FROM rule_entries WHERE rule = ?", names)
+
+    def park_sink(self, sink: str, reason: str, at: datetime) -> int:
+        """Park every pending alert of ``sink`` as undeliverable with ``reason`` (a sink that
+        is gone); how many were parked."""
+        return self._write(
+            "UPDATE deliveries SET failed_at = ?, last_error = ?"
+            " WHERE sink = ? AND delivered_at IS NULL AND failed_at IS NULL AND muted_at IS NULL",
+            (at.isoformat(), reason, sink),
+        )
+
     def outbox_depth(self) -> dict[str, int]:
         """Pending deliveries per sink."""
         return dict(

@@ -145,6 +145,14 @@ class StoreThread:
         """``Store.mark_undeliverable`` on the thread."""
         await self._run(self.store.mark_undeliverable, alert_id, sink, reason, at)
 
+    async def drop_rule_states(self, rules: Sequence[str]) -> None:
+        """``Store.drop_rule_states`` on the thread."""
+        await self._run(self.store.drop_rule_states, rules)
+
+    async def park_sink(self, sink: str, reason: str, at: datetime) -> int:
+        """``Store.park_sink`` on the thread."""
+        return await self._run(self.store.park_sink, sink, reason, at)
+
     async def outbox_depth(self) -> dict[str, int]:
         """``Store.outbox_depth`` on the thread."""
         return await self._run(self.store.outbox_depth)

@@ -52,7 +52,7 @@ class PrometheusTools:
         )
 
 
-def _apt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _apt(*args: str, cwd: Path, package: str = PACKAGE) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         return subprocess.run(
@@ -61,36 +61,36 @@ def _apt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         )  # fmt: skip
     except FileNotFoundError:
         pytest.fail(
-            "apt-get not found: the Prometheus tests need Debian's 'prometheus' package"
-            " (apt-get download prometheus); run them on Debian or Ubuntu",
+            f"apt-get not found: these tests need Debian's '{package}' package"
+            f" (apt-get download {package}); run them on Debian or Ubuntu",
             pytrace=False,
         )
 
 
-def _download(into: Path) -> Path:
-    """``apt-get download prometheus`` into ``into``; ``apt-get update`` first if needed."""
-    result = _apt("download", PACKAGE, cwd=into)
+def download(into: Path, package: str = PACKAGE) -> Path:
+    """``apt-get download PACKAGE`` into ``into``; ``apt-get update`` first if needed."""
+    result = _apt("download", package, cwd=into, package=package)
     if result.returncode != 0:
         # A fresh container has empty package lists: apt knows of no 'prometheus' until updated.
         if os.geteuid() != 0:
             pytest.fail(
-                f"apt-get download {PACKAGE} failed and only root can run apt-get update:\n"
+                f"apt-get download {package} failed and only root can run apt-get update:\n"
                 f"{result.stderr.strip()}\nRun 'sudo apt-get update' once, or run the tests as"
                 " root.",
                 pytrace=False,
             )
-        update = _apt("update", "-qq", cwd=into)
+        update = _apt("update", "-qq", cwd=into, package=package)
         if update.returncode != 0:
             pytest.fail(
-                f"apt-get download {PACKAGE} failed, and so did apt-get update; the Prometheus"
-                f" tests need Debian's package from a mirror:\n{update.stderr.strip()}",
+                f"apt-get download {package} failed, and so did apt-get update; these tests"
+                f" need Debian's package from a mirror:\n{update.stderr.strip()}",
                 pytrace=False,
             )
-        result = _apt("download", PACKAGE, cwd=into)
-    debs = sorted(into.glob(f"{PACKAGE}_*.deb"))
+        result = _apt("download", package, cwd=into, package=package)
+    debs = sorted(into.glob(f"{package}_*.deb"))
     if result.returncode != 0 or not debs:
         pytest.fail(
-            f"apt-get download {PACKAGE} failed (exit {result.returncode}); the Prometheus tests"
+            f"apt-get download {package} failed (exit {result.returncode}); these tests"
             f" need Debian's package from a mirror:\n{result.stderr.strip()}",
             pytrace=False,
         )
@@ -98,7 +98,7 @@ def _download(into: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock: two test runs must not unpack into the cache at once."""
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -113,12 +113,12 @@ def debian_prometheus(cache: Path = CACHE) -> PrometheusTools:
     root = cache / "root"
     tools = PrometheusTools(root / "usr/bin/prometheus", root / "usr/bin/promtool")
     cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache / ".lock"):
+    with locked(cache / ".lock"):
         if tools.prometheus.is_file() and tools.promtool.is_file():
             return tools
         with tempfile.TemporaryDirectory(dir=cache) as work:
             staging = Path(work)
-            deb = _download(staging)
+            deb = download(staging)
             unpacked = staging / "root"
             extract = subprocess.run(
                 ["dpkg", "-x", str(deb), str(unpacked)], capture_output=True, text=True, check=False

@@ -15,7 +15,7 @@ from monitor.config import SinkConfig
 from monitor.engine import Engine
 from monitor.metrics import Metrics
 from monitor.model import Severity
-from monitor.notify.console import ConsoleSink
+from monitor.notify.console.sink import ConsoleSink
 from monitor.notify.outbox import Dispatcher
 from monitor.rules.base import PositionFilter
 from monitor.rules.conditions import Scope

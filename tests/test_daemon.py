@@ -85,23 +85,29 @@ def test_kill9_restart_reports_downtime_changes_once_and_nothing_twice(
 
     second = DaemonProcess(cfg, state).start()
     daemons.append(second)
+    opened = second.wait_for_log("simulator_opened")
     resumed = second.wait_for_log("poll_resumed")
     second.wait_for(lambda d: len(d.alerts()) >= 1, 60, "an alert from the second run")
     assert second.terminate() == 0
     after = stored_alerts(state)
 
     # What the first poll after the restart must report: the same engine over the state at
-    # the kill, fed the simulator's market at the instant the restarted daemon polled.
+    # the kill, fed the market the restarted daemon opened (the simulator's day starts with the
+    # daemon), at the instant it polled.
     rules = config.load(cfg)
     taken_at = datetime.fromisoformat(resumed["taken_at"])
-    market = Simulator("sim", seed=3, tick=POLL, timezone=TZ)
+    started = datetime.fromisoformat(opened["opens_at"])
+    market = Simulator("sim", seed=3, tick=POLL, timezone=TZ, started=started)
     replica = Store(snapshot_copy)
-    expected = Engine(replica, rules.rules, rules.sinks).ingest(market.snapshot_at(taken_at), TZ)
+    engine = Engine(replica, rules.rules, rules.sinks)
+    held = engine.last_snapshot("sim")
+    expected = engine.ingest(market.snapshot_at(taken_at), TZ)
     replica.close()
     reported = [a for a in after[len(before) :] if a["at"] == resumed["taken_at"]]
     assert [a.to_json() for a in expected.alerts] == reported
     assert resumed["alerts"] == len(reported)
-    assert resumed["changes"] > 0, "the market moved while the daemon was down"
+    assert held is not None and held.positions, "the first run left a book to resume from"
+    assert resumed["changes"] > 0, "the restarted daemon's market differs from the book held"
 
     # Nothing fires twice: every committed alert is distinct, and the first run's alerts are
     # still the first rows (the restart re-raised none of them).

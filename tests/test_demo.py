@@ -21,15 +21,17 @@ FIVE_MINUTES = 150  # polls 2 s apart
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6, 7, 8])
 def test_every_bundled_rule_fires_within_five_minutes(seed: int, bundled_rules: Path) -> None:
-    """Five minutes of polls 2 s apart from a random time of day: an alert in the first minute,
-    every bundled rule fires, and the loss limit also resolves."""
+    """Five minutes of polls 2 s apart from a daemon started at a random time of day: an alert
+    in the first minute, every bundled rule fires, and the loss limit also resolves."""
     rules = config.load(bundled_rules)
     account = config.simulator_account(rules)
     assert account.poll_every == timedelta(seconds=2)
     start = datetime(2026, 11, 23, tzinfo=KOLKATA) + timedelta(
         seconds=random.Random(seed).randrange(0, 86_400 - 600)
     )
-    market = Simulator(account.id, seed=seed, tick=account.poll_every, timezone=KOLKATA)
+    market = Simulator(
+        account.id, seed=seed, tick=account.poll_every, timezone=KOLKATA, started=start
+    )
     first_alert_poll, fired = None, set()
     with memory_engine(rules.rules) as engine:
         for n in range(FIVE_MINUTES):

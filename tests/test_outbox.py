@@ -17,7 +17,7 @@ from monitor.backoff import Backoff
 from monitor.metrics import Metrics
 from monitor.model import Alert, Severity, Snapshot
 from monitor.notify.base import DeliveryFailed, Reason, sink_bug
-from monitor.notify.console import ConsoleSink
+from monitor.notify.console.sink import ConsoleSink
 from monitor.notify.outbox import Dispatcher
 from monitor.notify.retry import MAX_CRASHES, RetryPolicy
 from monitor.store import Store, StoreError
@@ -92,25 +92,25 @@ async def test_retryable_failure_keeps_order_and_isolates_other_sinks(tmp_path: 
     down, up = FlakySink("down"), FlakySink("up")
     down.fail_with = DeliveryFailed(Reason.SERVER_ERROR, "HTTP 502", retryable=True)
     m = metrics()
-    dispatcher = Dispatcher(
-        StoreThread(store), [down, up], m, backoff=Backoff(initial=0.01, cap=0.05)
-    )
+    thread = StoreThread(store)
+    dispatcher = Dispatcher(thread, [down, up], m, backoff=Backoff(initial=0.01, cap=0.05))
     task = asyncio.create_task(dispatcher.run())
     try:
         async with asyncio.timeout(60):
             while up.delivered != ["a", "b"] or down.attempts < 3:
                 await asyncio.sleep(0.01)
         assert down.delivered == []
-        assert store.outbox_depth() == {"down": 2}
+        # Read on the store's thread: after the marks the lanes queued before it.
+        assert await thread.outbox_depth() == {"down": 2}
         down.fail_with = None
         commit(store, ["c"], ["down", "up"])
         dispatcher.wake()
         async with asyncio.timeout(60):
             while down.delivered != ["a", "b", "c"] or up.delivered != ["a", "b", "c"]:
                 await asyncio.sleep(0.01)
+        assert await thread.outbox_depth() == {}
     finally:
         task.cancel()
-    assert store.outbox_depth() == {}
     failed = m.registry.get_sample_value(
         "position_monitor_notifications_total", {"sink": "down", "result": "server_error"}
     )
@@ -141,9 +141,8 @@ async def test_a_sink_bug_backs_off_instead_of_stopping_delivery(tmp_path: Path)
     commit(store, ["a"], ["buggy"])
     sink = FlakySink("buggy")
     sink.fail_with = RuntimeError("bug in a sink")
-    dispatcher = Dispatcher(
-        StoreThread(store), [sink], metrics(), backoff=Backoff(initial=0.01, cap=0.02)
-    )
+    thread = StoreThread(store)
+    dispatcher = Dispatcher(thread, [sink], metrics(), backoff=Backoff(initial=0.01, cap=0.02))
     task = asyncio.create_task(dispatcher.run())
     try:
         async with asyncio.timeout(60):
@@ -154,9 +153,9 @@ async def test_a_sink_bug_backs_off_instead_of_stopping_delivery(tmp_path: Path)
             while sink.delivered != ["a"]:
                 await asyncio.sleep(0.01)
         assert not task.done()
+        assert await thread.outbox_depth() == {}  # after the lane's mark, on the same thread
     finally:
         task.cancel()
-    assert store.outbox_depth() == {}
 
 
 async def test_an_alert_that_keeps_crashing_a_sink_is_parked(tmp_path: Path) -> None:
@@ -174,19 +173,18 @@ async def test_an_alert_that_keeps_crashing_a_sink_is_parked(tmp_path: Path) -> 
             await super().send(alerts)
 
     sink = PoisonedSink("buggy")
-    dispatcher = Dispatcher(
-        StoreThread(store), [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002)
-    )
+    thread = StoreThread(store)
+    dispatcher = Dispatcher(thread, [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002))
     task = asyncio.create_task(dispatcher.run())
     try:
         async with asyncio.timeout(60):
             while sink.delivered != ["b"]:
                 await asyncio.sleep(0.01)
+        assert await thread.outbox_depth() == {}  # after the lane's mark, on the same thread
     finally:
         task.cancel()
     # Once with its neighbour (which crash was whose is not known), then MAX_CRASHES alone.
     assert sink.poisoned == 1 + MAX_CRASHES
-    assert store.outbox_depth() == {}
     assert outcomes(tmp_path / "s.db") == {
         "poison": ("failed", "sink_error: ValueError('cannot format this alert')"),
         "b": ("delivered", None),

@@ -15,7 +15,7 @@ import structlog
 from monitor.cli import positions_table
 from monitor.logs import configure_logging
 from monitor.model import Alert, Position, PositionKey, Severity, Snapshot
-from monitor.notify.console import ConsoleSink
+from monitor.notify.console.sink import ConsoleSink
 from monitor.printable import printable, printable_lines
 
 AT = datetime(2026, 11, 23, 9, 20, 5, tzinfo=ZoneInfo("Asia/Kolkata"))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.schedule import ALWAYS, PRESETS, Window, parse_clock, parse_days
+from monitor.schedule import ALWAYS, PRESETS, Calendar, Session, Window, parse_clock, parse_days
 from tests.snapshots import IST
 
 NSE = PRESETS["nse"]
@@ -37,9 +38,23 @@ def test_nse_window(moment: datetime, open_: bool) -> None:
 def test_holidays_close_the_whole_day_and_move_the_last_close() -> None:
     """A listed holiday has no window, and the close before it is the previous trading day's."""
     holiday = date(2026, 11, 24)  # a Tuesday
-    assert not NSE.is_open(at(holiday, 11, 0), {holiday})
-    assert NSE.last_close(at(holiday, 16, 0), {holiday}) == at(MONDAY, 15, 30)
+    closed = replace(NSE, calendar=Calendar("nse", frozenset({holiday})))
+    assert not closed.is_open(at(holiday, 11, 0))
+    assert closed.last_close(at(holiday, 16, 0)) == at(MONDAY, 15, 30)
     assert NSE.last_close(at(holiday, 16, 0)) == at(holiday, 15, 30)
+
+
+def test_a_session_is_the_only_time_its_date_trades() -> None:
+    """A session replaces the day's hours, on a holiday or a Sunday alike, and moves the open
+    and the last close with it."""
+    sunday, holiday = date(2026, 11, 29), date(2026, 11, 24)
+    sessions = {sunday: Session(time(18), time(19, 15)), holiday: Session(time(17), time(23))}
+    window = replace(NSE, calendar=Calendar("nse", frozenset({holiday}), sessions))
+    assert window.is_open(at(sunday, 18, 0)) and not window.is_open(at(sunday, 19, 15))
+    assert window.last_close(at(sunday, 20, 0)) == at(sunday, 19, 15)
+    assert not window.is_open(at(holiday, 10, 0)) and window.is_open(at(holiday, 22, 59))
+    assert window.opened_at(at(holiday, 18, 0)) == at(holiday, 17, 0)
+    assert window.last_close(at(holiday, 16, 0)) == at(MONDAY, 15, 30)
 
 
 def test_last_close_over_a_weekend() -> None:
@@ -49,10 +64,13 @@ def test_last_close_over_a_weekend() -> None:
 
 
 def test_mcx_and_always() -> None:
-    """MCX runs to 23:30; always never closes and has no close."""
-    assert PRESETS["mcx"].is_open(at(MONDAY, 23, 29))
-    assert not PRESETS["mcx"].is_open(at(MONDAY, 23, 30))
-    assert ALWAYS.is_open(at(date(2026, 11, 29), 3, 0), {date(2026, 11, 29)})
+    """MCX runs to 23:55 (its close while the US keeps daylight time); always never closes,
+    whatever its calendar, and has no close."""
+    assert PRESETS["mcx"].is_open(at(MONDAY, 23, 54))
+    assert not PRESETS["mcx"].is_open(at(MONDAY, 23, 55))
+    sunday = date(2026, 11, 29)
+    always = replace(ALWAYS, calendar=Calendar("", frozenset({sunday})))
+    assert always.is_open(at(sunday, 3, 0))
     assert ALWAYS.last_close(at(MONDAY, 3, 0)) is None
 
 

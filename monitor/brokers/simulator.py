@@ -1,18 +1,22 @@
 """The built-in simulator: a seeded market for the zero-configuration demo and for tests.
 
-The world is a pure function of (seed, account, trading day, tick): each trading day starts
-flat at local midnight and is stepped tick by tick with a random generator seeded from those
-values. A restarted daemon therefore finds the market where it would have been, including the
-trades made while it was down, exactly like a real broker.
+The world is a pure function of (seed, account, trading day, start, tick): the day the daemon
+starts opens flat at that moment, every later day at local midnight, and each is stepped tick by
+tick with a random generator seeded from those values. Starting with the daemon, not at
+midnight, an evening start sees a fresh book with its peak at zero rather than a day of trades
+it never watched; a restarted daemon therefore sees a new market (the rows of the old one are
+squared off), which is what a demo should show.
 
 Each tick prices take a mean-reverting random step, and every one to three ticks the next action
 of a fixed cycle happens (open a short, open a long, a market move, flip a position, square one
 off). A market move goes against every open position while the day's trend is falling and with
 them while it is rising; the trend turns when the day's MTM reaches a loss or a profit of
-``_SWING``. So at any hour the day's P&L is a believable few lakh at most, and it swings from a
+``_SWING``. So at any hour the day's P&L is thousands to about a lakh, and it swings from a
 loss to a profit and back every minute or two: every rule of the bundled rules.yaml fires within
 the first few minutes of polling (the loss limit resolving too).
-Positions are valued like Kotak rows: mtm = cash from trades + net_qty * ltp.
+Positions are valued like Kotak rows: mtm = cash from trades + net_qty * ltp. Futures are named
+as the exchange names the current month's contract (NIFTY25DECFUT), rolling to the next month
+after the expiry.
 """
 
 from __future__ import annotations
@@ -23,18 +27,25 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import structlog
+
 from monitor.model import Position, PositionKey, Snapshot
 
 BROKER = "simulator"
 
-# (exchange segment, token, symbol, base price, lot size, products it trades under)
+log = structlog.get_logger(__name__)
+
+# The market opens this long before the daemon starts: `snapshot` and the first poll see a book.
+WARM_UP = timedelta(minutes=1)
+
+# (exchange segment, token, symbol (a future's underlying), base price, lot size, products)
 _INSTRUMENTS = (
-    ("nse_fo", "53179", "BANKNIFTY25DECFUT", 52000.0, 30, ("NRML", "MIS")),
-    ("nse_fo", "53001", "NIFTY25DECFUT", 24500.0, 75, ("NRML", "MIS")),
+    ("nse_fo", "53179", "BANKNIFTY", 52000.0, 30, ("NRML", "MIS")),
+    ("nse_fo", "53001", "NIFTY", 24500.0, 75, ("NRML", "MIS")),
     ("nse_cm", "2885", "RELIANCE-EQ", 1450.0, 100, ("CNC", "MIS")),
     ("nse_cm", "2031", "M&M-EQ", 3100.0, 50, ("CNC", "MIS")),
     ("nse_cm", "1594", "INFY-EQ", 1650.0, 200, ("CNC", "MIS")),
-    ("mcx_fo", "430106", "CRUDEOIL25DECFUT", 5900.0, 100, ("NRML",)),
+    ("mcx_fo", "430106", "CRUDEOIL", 5900.0, 100, ("NRML",)),
 )
 _ACTIONS = (
     "open_short", "move", "square_off", "open_long", "move", "flip",
@@ -44,7 +55,26 @@ _MAX_OPEN = 5
 _VOLATILITY = 0.0015  # per tick
 _REVERSION = 0.02  # pull back towards the base price per tick
 _MOVE = 0.012  # a market move against (or with) every open position
-_SWING = 100_000.0  # the day's loss or profit at which the market's trend turns
+_SWING = 60_000.0  # the day's loss or profit at which the market's trend turns
+_STEP = 20_000.0  # the most one market move changes the day's MTM by
+_TUESDAY = 1
+_MCX_CRUDE_EXPIRY_DAY = 19  # MCX crude oil futures expire around the 19th of the month
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+def future_symbol(underlying: str, segment: str, day: date) -> str:
+    """The trading symbol of the near-month future on ``day``: NSE contracts expire on the
+    month's last Tuesday, MCX crude oil around the 19th; after that the next month trades."""
+    if segment == "mcx_fo":
+        expired = day.day > _MCX_CRUDE_EXPIRY_DAY
+    else:
+        month_end = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        last_tuesday = month_end - timedelta(days=(month_end.weekday() - _TUESDAY) % 7)
+        expired = day > last_tuesday
+    year, month = day.year, day.month
+    if expired:
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return f"{underlying}{year % 100:02d}{_MONTHS[month - 1]}FUT"
 
 
 @dataclass(slots=True)
@@ -88,9 +118,12 @@ class _World:
             if mtm <= -_SWING if self.falling else mtm >= _SWING:
                 self.falling = not self.falling
             sign = 1 if self.falling else -1
+            # At most _STEP of MTM per move, however large the book: the P&L stays near _SWING.
+            exposure = sum(abs(self.holdings[k].qty) * self.prices[k[0]] for k in open_keys)
+            fraction = min(_MOVE, _STEP / exposure)
             for index, product in open_keys:
                 direction = 1 if self.holdings[(index, product)].qty > 0 else -1
-                self.prices[index] *= 1 - sign * direction * _MOVE
+                self.prices[index] *= 1 - sign * direction * fraction
         elif action.startswith("open"):
             flat = [
                 (i, product)
@@ -115,12 +148,16 @@ class _World:
 class Simulator:
     """A broker whose positions come from the seeded world instead of the network."""
 
-    def __init__(self, account: str, *, seed: int, tick: timedelta, timezone: ZoneInfo) -> None:
+    def __init__(
+        self, account: str, *, seed: int, tick: timedelta, timezone: ZoneInfo, started: datetime
+    ) -> None:
         self.account = account
         self._seed = seed
         self._tick = tick
         self._tz = timezone
+        self._started = started  # the first day's market opens here, later days at midnight
         self._world: _World | None = None
+        log.info("simulator_opened", account=account, opens_at=started.isoformat())
 
     last_exchange = None  # nothing comes off a wire, so there is nothing to record
 
@@ -135,9 +172,12 @@ class Simulator:
         """Positions as the world stands at ``taken_at`` (deterministic for a given seed)."""
         day = taken_at.astimezone(self._tz).date()
         day_start = datetime.combine(day, time(), self._tz)
+        if self._started.astimezone(self._tz).date() == day:
+            day_start = self._started
         # Elapsed real time: subtracting two times of one zone would count wall-clock time,
-        # which repeats or skips an hour where the zone changes its clocks.
-        target = int((taken_at.astimezone(UTC) - day_start.astimezone(UTC)) / self._tick)
+        # which repeats or skips an hour where the zone changes its clocks. Before the start
+        # the target is negative: a flat book.
+        target = (taken_at.astimezone(UTC) - day_start.astimezone(UTC)) // self._tick
         world = self._world
         if world is None or world.day != day or world.tick > target:
             world = self._world = _World(day, random.Random(f"{self._seed}:{self.account}:{day}"))  # noqa: S311 - a simulation, not security  # nosec B311
@@ -149,6 +189,8 @@ class Simulator:
         positions: dict[PositionKey, Position] = {}
         for (index, product), holding in world.holdings.items():
             segment, token, symbol, *_ = _INSTRUMENTS[index]
+            if segment != "nse_cm":
+                symbol = future_symbol(symbol, segment, world.day)
             key = PositionKey(self.account, segment, token, product)
             ltp = round(world.prices[index], 2)
             positions[key] = Position(

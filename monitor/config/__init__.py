@@ -1,10 +1,11 @@
 """Load and validate rules.yaml into typed, immutable configuration.
 
 Every problem is reported, not just the first, as one line each (``monitor/config/problems.py``
-gives the shape). Each section has its reader: accounts and trading windows
-(``accounts.py``), rules (``rules.py``), notify (``sinks.py``, dispatching to each sink kind's
-reader beside its sink); ``${ENV}`` references are ``secrets.py``'s. This module is the public
-face: the whole file, the top-level fields and the daemon section, and resolving references.
+gives the shape). Each section has its reader: accounts and trading windows (``accounts.py``),
+exchange calendars (``calendars.py``), rules (``rules.py``), notify (``sinks.py``, dispatching to
+each sink kind's reader beside its sink); ``${ENV}`` references are ``secrets.py``'s. This module
+is the public face: the whole file, the top-level fields and the daemon section, and resolving
+references.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from monitor.brokers.simulator import BROKER as SIMULATOR
+from monitor.calendars import running_out
 from monitor.config import secrets
-from monitor.config.accounts import AccountConfig, read_accounts, read_holidays, trading_zone
+from monitor.config.accounts import AccountConfig, read_accounts, trading_zone
+from monitor.config.calendars import read_calendars
 from monitor.config.defaults import DEFAULT_LISTEN, DEFAULT_STATE_PATH, SIMULATOR_POLL_EVERY
 from monitor.config.errors import ConfigError
 from monitor.config.problems import Problems
@@ -25,8 +29,10 @@ from monitor.config.routing import SinkConfig
 from monitor.config.rules import read_rules
 from monitor.config.sinks import read_sinks
 from monitor.config.yaml_lines import LineMap, open_regular, read_yaml
-from monitor.notify.telegram import config as telegram  # a module: see sinks.sink_kinds
 from monitor.rules.base import Rule
+
+if TYPE_CHECKING:  # the sink kinds import this package: see config/sinks.py
+    from monitor.notify.kind import Destination
 
 __all__ = [
     "AccountConfig",
@@ -42,8 +48,8 @@ __all__ = [
     "simulator_account",
 ]
 
-_TOP_LEVEL = ("timezone", "holidays", "accounts", "rules", "notify", "daemon")
-_DAEMON_FIELDS = ("state", "listen")
+_TOP_LEVEL = ("timezone", "calendars", "holidays", "accounts", "rules", "notify", "daemon")
+_DAEMON_FIELDS = ("state", "listen", "lifecycle")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,15 @@ class Config:
     sinks: tuple[SinkConfig, ...]
     state_path: Path = DEFAULT_STATE_PATH
     listen: tuple[str, int] = DEFAULT_LISTEN
-    holidays: frozenset[date] = frozenset()
+    lifecycle: bool = False  # POST /-/reload is served (README, "Reloading the configuration")
+    warnings: tuple[str, ...] = ()  # the file loads, but should change
+
+    def warnings_on(self, today: date) -> tuple[str, ...]:
+        """The file's warnings, and each calendar in use whose known dates are running out."""
+        calendars = {account.window.calendar for account in self.accounts}
+        ending = (running_out(calendar, today) for calendar in calendars)
+        notes = sorted(f"{self.path}: {note}" for note in ending if note is not None)
+        return (*self.warnings, *notes)
 
     def timezone_for(self, broker: str) -> ZoneInfo:
         """The trading-day zone of an account that sets none: the file's, else the broker's."""
@@ -81,13 +95,14 @@ def load(path: Path) -> Config:
     if "timezone" in document:
         line = document.line_of("timezone")
         timezone = problems.zone(document["timezone"], "", "timezone", line)
-    accounts = read_accounts(problems, document, timezone)
+    calendars = read_calendars(problems, document)
+    accounts = read_accounts(problems, document, timezone, calendars)
     rules = read_rules(problems, document)
     sinks = read_sinks(problems, document)
-    state_path, listen = _daemon(problems, document)
-    holidays = read_holidays(problems, document)
+    state_path, listen, lifecycle = _daemon(problems, document)
     problems.raise_any()
-    return Config(path, timezone, accounts, rules, sinks, state_path, listen, holidays)
+    warnings = tuple(problems.warnings)
+    return Config(path, timezone, accounts, rules, sinks, state_path, listen, lifecycle, warnings)
 
 
 def parse_listen(raw: object) -> tuple[str, int]:
@@ -100,14 +115,14 @@ def parse_listen(raw: object) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _daemon(problems: Problems, document: LineMap) -> tuple[Path, tuple[str, int]]:
-    """The state file and the metrics address."""
+def _daemon(problems: Problems, document: LineMap) -> tuple[Path, tuple[str, int], bool]:
+    """The state file, the metrics address and whether the lifecycle endpoint is served."""
     section = document.get("daemon")
     if section is None:
-        return DEFAULT_STATE_PATH, DEFAULT_LISTEN
+        return DEFAULT_STATE_PATH, DEFAULT_LISTEN, False
     if not isinstance(section, LineMap):
         problems.problem("", "daemon", "must be a mapping", document.line_of("daemon"))
-        return DEFAULT_STATE_PATH, DEFAULT_LISTEN
+        return DEFAULT_STATE_PATH, DEFAULT_LISTEN, False
     for key in section:
         if key not in _DAEMON_FIELDS:
             reason = f"unknown field; expected {', '.join(_DAEMON_FIELDS)}"
@@ -122,7 +137,14 @@ def _daemon(problems: Problems, document: LineMap) -> tuple[Path, tuple[str, int
             listen = parse_listen(section["listen"])
         except ValueError as err:
             problems.problem("daemon", "listen", str(err), section.line_of("listen"))
-    return Path(state), listen
+    lifecycle = section.get("lifecycle", False)
+    if not isinstance(lifecycle, bool):
+        problems.problem(
+            "daemon", "lifecycle", f"must be true or false; got {lifecycle!r}",
+            section.line_of("lifecycle"),
+        )  # fmt: skip
+        lifecycle = False
+    return Path(state), listen, lifecycle
 
 
 def simulator_account(config: Config) -> AccountConfig:
@@ -157,63 +179,38 @@ def resolve_credentials(
 
 @dataclass(frozen=True, slots=True)
 class Notify:
-    """The destinations ``run`` delivers to, with each Telegram bot's values from the env."""
+    """The destinations ``run`` delivers to, with the values of their ``${ENV}`` references."""
 
-    sinks: tuple[SinkConfig, ...]
-    bots: Mapping[str, telegram.TelegramBotConfig]  # by notify entry name
-    tokens: Mapping[str, str]  # bot name -> token
-    chats: Mapping[str, str]  # destination -> chat id
-    skipped: tuple[str, ...] = ()  # optional bots left out: their variables are unset
+    destinations: tuple[Destination, ...]
+    secrets: tuple[str, ...] = ()  # every resolved secret, for redaction
+    skipped: tuple[str, ...] = ()  # optional entries left out: their variables are unset
+
+    @property
+    def sinks(self) -> tuple[SinkConfig, ...]:
+        """The destinations' configs, in file order."""
+        return tuple(destination.config for destination in self.destinations)
 
 
 def resolve_notify(config: Config, environ: Mapping[str, str]) -> Notify:
-    """Resolve every ``${VAR}`` of the notify section; unset variables are a ConfigError.
+    """Resolve every ``${VAR}`` of the notify section, each kind its own; unset variables are
+    a ConfigError (an optional entry's are not: it is left out)."""
+    from monitor.notify.registry import SINK_KINDS  # noqa: PLC0415 - see config/sinks.py
 
-    An ``optional`` bot whose variables are unset is left out with its chats, not an error.
-    """
-    sinks: list[SinkConfig] = []
-    bots: dict[str, telegram.TelegramBotConfig] = {}
-    tokens: dict[str, str] = {}
-    chats: dict[str, str] = {}
+    by_kind: dict[str, list[SinkConfig]] = {}
+    for sink in config.sinks:
+        by_kind.setdefault(sink.kind, []).append(sink)
+    destinations: list[Destination] = []
+    secret_values: list[str] = []
     skipped: list[str] = []
     problems: list[str] = []
-    by_bot: dict[telegram.TelegramBotConfig, list[SinkConfig]] = {}
-    for sink in config.sinks:
-        if sink.bot is None:
-            sinks.append(sink)
-        else:
-            by_bot.setdefault(sink.bot, []).append(sink)
-    for bot, destinations in by_bot.items():
-        name = bot.name
-        where = f"{config.path}: notify '{name}'"
-        missing: list[str] = []
-        token = secrets.from_env(bot.token, environ, missing)
-        values = {d.name: secrets.from_env(str(d.chat), environ, missing) for d in destinations}
-        if missing and bot.optional:
-            skipped.append(name)
-            continue
-        problems += [f"{where}: environment variable {v} is not set" for v in missing]
-        if secrets.has_control_character(token):
-            problems.append(f"{where}: bot_token: contains a control character (a line break?)")
-        for destination, chat in values.items():
-            if chat and not telegram.is_chat_id(chat):
-                reason = "is not a chat id (-1001234567890) or @channel"
-                problems.append(f"{where}: chat '{destination}': {reason}")
-        bots[name], tokens[name] = bot, token
-        chats.update(values)
-        sinks.extend(destinations)
-    by_token: dict[str, str] = {}
-    for name, token in tokens.items():
-        if token and token in by_token:
-            # Two loops polling getUpdates for one bot get 409 Conflict for good, and two
-            # pacers together would break Telegram's limits: one entry, several chats.
-            problems.append(
-                f"{config.path}: notify '{name}': bot_token: the same bot as notify"
-                f" '{by_token[token]}'; give one entry several chats instead"
-            )
-        by_token.setdefault(token, name)
+    for kind, sinks in by_kind.items():
+        resolution = SINK_KINDS[kind].resolve(config.path, sinks, environ)
+        destinations += resolution.destinations
+        secret_values += resolution.secrets
+        skipped += resolution.skipped
+        problems += resolution.problems
     if problems:
         raise ConfigError(problems)
     order = {sink.name: index for index, sink in enumerate(config.sinks)}
-    sinks.sort(key=lambda sink: order[sink.name])
-    return Notify(tuple(sinks), bots, tokens, chats, tuple(skipped))
+    destinations.sort(key=lambda destination: order[destination.config.name])
+    return Notify(tuple(destinations), tuple(v for v in secret_values if v), tuple(skipped))

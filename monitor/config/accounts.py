@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from monitor.brokers import FORMATS, LiveSpec
 from monitor.brokers.simulator import BROKER as SIMULATOR
 from monitor.config import secrets
+from monitor.config.calendars import UNNAMED
 from monitor.config.defaults import (
     DEFAULT_ALERT_AFTER,
     DEFAULT_CONNECT_TIMEOUT,
@@ -21,7 +22,7 @@ from monitor.config.defaults import (
 )
 from monitor.config.problems import NAME, NAME_RULE, Problems, is_http_url
 from monitor.config.yaml_lines import LineMap
-from monitor.schedule import ALWAYS, PRESETS, Window, parse_clock, parse_days
+from monitor.schedule import ALWAYS, EXCHANGES, PRESETS, Calendar, Window, parse_clock, parse_days
 
 BROKERS = (*FORMATS, SIMULATOR)
 _FIELDS = (
@@ -69,7 +70,10 @@ def trading_zone(file_zone: ZoneInfo | None, broker: str) -> ZoneInfo:
 
 
 def read_accounts(
-    problems: Problems, document: LineMap, file_zone: ZoneInfo | None
+    problems: Problems,
+    document: LineMap,
+    file_zone: ZoneInfo | None,
+    calendars: Mapping[str, Calendar],
 ) -> tuple[AccountConfig, ...]:
     """Every well-formed account; each problem of the others goes to ``problems``."""
     accounts: list[AccountConfig] = []
@@ -108,7 +112,7 @@ def read_accounts(
             problems.problem(owner, "seed", reason, entry.line_of("seed"))
         account = AccountConfig(
             str(ident), str(broker), poll_every, zone, credentials, seed,
-            window=_window(problems, entry, owner, str(broker)),
+            window=_window(problems, entry, owner, str(broker), calendars),
         )  # fmt: skip
         if "alert_after" in entry:
             after = problems.duration(
@@ -125,20 +129,15 @@ def read_accounts(
     return tuple(accounts)
 
 
-def read_holidays(problems: Problems, document: LineMap) -> frozenset[date]:
-    """Dates on which no window opens, for every account."""
-    raw = document.get("holidays")
-    if raw is None:
-        return frozenset()
-    line = document.line_of("holidays")
-    if not isinstance(raw, list) or not all(type(d) is date for d in raw):
-        problems.problem("", "holidays", "must be a list of dates such as 2026-01-26", line)
-        return frozenset()
-    return frozenset(raw)
-
-
-def _window(problems: Problems, entry: LineMap, owner: str, broker: str) -> Window:
-    """A preset name or ``{days, start, end}``; by default the broker's market hours."""
+def _window(
+    problems: Problems,
+    entry: LineMap,
+    owner: str,
+    broker: str,
+    calendars: Mapping[str, Calendar],
+) -> Window:
+    """A preset name or ``{days, start, end}`` (and an optional ``calendar``); by default the
+    broker's market hours. ``nse`` and ``mcx`` follow their exchange's calendar."""
     raw = entry.get("window", "always" if broker in _ROUND_THE_CLOCK else "nse")
     line = entry.line_of("window")
     if isinstance(raw, str):
@@ -147,9 +146,13 @@ def _window(problems: Problems, entry: LineMap, owner: str, broker: str) -> Wind
             reason = f"unknown preset {raw!r}; expected {presets} or {{days, start, end}}"
             problems.problem(owner, "window", reason, line)
             return ALWAYS
+        if raw in EXCHANGES:
+            return replace(PRESETS[raw], calendar=calendars[raw])
         return PRESETS[raw]
-    if not isinstance(raw, LineMap) or set(raw) != {"days", "start", "end"}:
-        problems.problem(owner, "window", "must be a preset name or {days, start, end}", line)
+    custom = {"days", "start", "end"}
+    if not isinstance(raw, LineMap) or not custom <= set(raw) <= {*custom, "calendar"}:
+        reason = "must be a preset name or {days, start, end} with an optional calendar"
+        problems.problem(owner, "window", reason, line)
         return ALWAYS
     try:
         days = parse_days(str(raw["days"]))
@@ -160,7 +163,12 @@ def _window(problems: Problems, entry: LineMap, owner: str, broker: str) -> Wind
     if not start < end:
         problems.problem(owner, "window", "start must be before end on the same day", line)
         return ALWAYS
-    return Window(days, start, end)
+    name = raw.get("calendar", UNNAMED)
+    if name != UNNAMED and name not in EXCHANGES:
+        reason = f"unknown calendar {name!r}; expected {', '.join(EXCHANGES)}"
+        problems.problem(owner, "window.calendar", reason, raw.line_of("calendar"))
+        return ALWAYS
+    return Window(days, start, end, calendar=calendars[name])
 
 
 def _credentials(problems: Problems, entry: LineMap, owner: str) -> Mapping[str, str]:

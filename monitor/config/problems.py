@@ -36,6 +36,7 @@ class Problems:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._found: list[tuple[int, str]] = []
+        self.warnings: list[str] = []  # not problems: the file loads, and says this
 
     def __len__(self) -> int:
         """How many so far: a reader compares counts to leave out an entry with problems."""
@@ -45,6 +46,11 @@ class Problems:
         """Record one problem; ``owner`` is empty for a top-level field."""
         prefix = f"{self.path}: {owner}: " if owner else f"{self.path}: "
         self._found.append((line, f"{prefix}{field}: {reason} (line {line})"))
+
+    def warning(self, owner: str, field: str, reason: str, line: int) -> None:
+        """Record something the file should change, in the shape of a problem."""
+        prefix = f"{self.path}: {owner}: " if owner else f"{self.path}: "
+        self.warnings.append(f"{prefix}{field}: {reason} (line {line})")
 
     def raise_any(self) -> None:
         """ConfigError with every problem in file order, as an editor would walk them."""

@@ -1,30 +1,28 @@
-"""Alert destinations as rules.yaml configures them, and what a sink kind supplies to read one.
+"""Alert destinations as rules.yaml configures them: the routing every sink has, plus the
+settings only its kind reads.
 
-Each sink kind reads its own entry beside its sink (``monitor/notify/``); the notify section
-reader dispatches by kind through ``monitor/config/sinks.py``.
+Each sink kind reads its own entry beside its sink (``monitor/notify/<kind>/``); the notify
+section reader dispatches by kind through the registry (``monitor/notify/registry.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from monitor.config.problems import Problems
 from monitor.config.yaml_lines import LineMap
 from monitor.model import Alert, Severity
 from monitor.rules.base import Globs
 
-if TYPE_CHECKING:  # the Telegram reader builds SinkConfigs, so it imports this module
-    from monitor.notify.telegram.config import TelegramBotConfig
-
 
 @dataclass(frozen=True, slots=True)
 class SinkConfig:
     """One alert destination and the alerts routed to it.
 
-    Each Telegram chat is a destination of its own (``telegram:desk``): its own outbox queue, so
-    a chat that is down or blocked never delays another, and order is kept per chat.
+    ``settings`` is the kind's own value (a frozen dataclass its reader made, None for the
+    console); only that kind looks inside it. Each Telegram chat is a destination of its own
+    (``telegram:desk``): its own outbox queue, so a chat that is down never delays another.
     """
 
     name: str
@@ -33,8 +31,7 @@ class SinkConfig:
     format: str = "text"
     accounts: Globs = field(default_factory=Globs)
     rules: Globs = field(default_factory=Globs)
-    bot: TelegramBotConfig | None = None  # telegram only
-    chat: str | None = None  # telegram only: a chat id, @channel, or "${ENV_VAR}"
+    settings: Hashable = None
 
     def accepts(self, alert: Alert) -> bool:
         """True when the alert's severity, account and rule are routed here."""
@@ -51,14 +48,26 @@ class SinkEntry:
 
     entry: LineMap
     name: str
+    kind: str
     owner: str  # for problem lines: "notify 'NAME'"
     # Destination names taken so far (name -> line): sinks and chats share the outbox's names.
     taken: dict[str, int]
 
+    def routed(
+        self, problems: Problems, settings: Hashable = None, output_format: str = "text"
+    ) -> SinkConfig:
+        """The entry as one destination: its routing fields read, ``settings`` its kind's."""
+        entry, owner = self.entry, self.owner
+        return SinkConfig(
+            self.name,
+            self.kind,
+            problems.severity(entry, owner, Severity.INFO, "min_severity"),
+            output_format,
+            problems.globs(entry, "accounts", owner),
+            problems.globs(entry, "rules", owner),
+            settings,
+        )
 
-@dataclass(frozen=True, slots=True)
-class SinkKind:
-    """How one kind of notify entry is read: its fields and the reader of its destinations."""
 
-    fields: tuple[str, ...]
-    read: Callable[[Problems, SinkEntry], list[SinkConfig]]
+ROUTING_FIELDS = ("kind", "name", "min_severity", "accounts", "rules")
+"""The fields every single-destination entry has; its kind adds its own."""

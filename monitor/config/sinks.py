@@ -1,32 +1,24 @@
 """The notify section of rules.yaml: each entry read by its sink kind's own reader.
 
-A sink kind is one entry of ``sink_kinds()``; a kind without one is an error, never a console
-sink. The checks across entries (names unique over sinks and chats) stay here.
+A sink kind is one entry of the registry (``monitor/notify/registry.py``); a kind not there is
+an error, never a console sink. The checks across entries (names unique over sinks and chats)
+stay here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from monitor.config.problems import NAME, NAME_RULE, Problems
-from monitor.config.routing import SinkConfig, SinkEntry, SinkKind
+from monitor.config.routing import SinkConfig, SinkEntry
 from monitor.config.yaml_lines import LineMap
-from monitor.notify import console
-from monitor.notify.telegram import config as telegram
-
-
-def sink_kinds() -> Mapping[str, SinkKind]:
-    """Every sink kind rules.yaml may name, by kind."""
-    # Looked up when read rather than at import: each reader imports this package's modules,
-    # so either side may be imported first.
-    return {"console": console.CONSOLE, "telegram": telegram.TELEGRAM}
 
 
 def read_sinks(problems: Problems, document: LineMap) -> tuple[SinkConfig, ...]:
     """Every destination of the notify section; without one, a console sink."""
     if "notify" not in document:
         return (SinkConfig("console", "console"),)
-    kinds = sink_kinds()
+    # Imported here: every kind's reader imports this package, which must load without them.
+    from monitor.notify.registry import SINK_KINDS as kinds  # noqa: PLC0415
+
     sinks: list[SinkConfig] = []
     taken: dict[str, int] = {}
     for index, entry in enumerate(problems.entries(document, "notify", required=True)):
@@ -41,7 +33,9 @@ def read_sinks(problems: Problems, document: LineMap) -> tuple[SinkConfig, ...]:
             continue
         problems.unknown_fields(entry, owner, sink_kind.fields)
         if _unique_name(problems, name, owner, entry, taken):
-            sinks += sink_kind.read(problems, SinkEntry(entry, str(name), owner, taken))
+            sinks += sink_kind.read(
+                problems, SinkEntry(entry, str(name), sink_kind.name, owner, taken)
+            )
     return tuple(sinks)
 
 

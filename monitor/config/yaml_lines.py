@@ -124,3 +124,16 @@ def _construct_sequence(loader: LineLoader, node: yaml.SequenceNode) -> LineList
 
 LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def _construct_timestamp(loader: LineLoader, node: yaml.ScalarNode) -> object:
+    """A date or time stamp; one that is no real date (2026-02-30) is a marked error."""
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError as err:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a date: {err}", node.start_mark
+        ) from err
+
+
+LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)

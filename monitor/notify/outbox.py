@@ -43,30 +43,68 @@ class Dispatcher:
     ) -> None:
         self._store = store
         self._metrics = metrics
-        retry = RetryPolicy(backoff)
-        self._lanes = tuple(
-            Lane(sink, store, metrics, retry, clock, self.update_depth) for sink in sinks
-        )
+        self._retry = RetryPolicy(backoff)
+        self._clock = clock
+        self._lanes: dict[str, Lane] = {}
+        self._serving: dict[str, asyncio.Task[None]] = {}
+        self._running = False
         for sink in sinks:
-            metrics.track_sink(sink.name)
+            self.add_sink(sink)
+
+    @property
+    def sinks(self) -> list[Sink]:
+        """The sinks delivered to, in the order added."""
+        return [lane.sink for lane in self._lanes.values()]
+
+    def add_sink(self, sink: Sink) -> None:
+        """Deliver to ``sink`` too, starting with what its outbox already holds."""
+        lane = Lane(sink, self._store, self._metrics, self._retry, self._clock, self.update_depth)
+        self._lanes[sink.name] = lane
+        self._metrics.track_sink(sink.name)
+        if self._running:
+            self._serve(lane)
+            lane.wakeup.set()
+
+    async def remove_sink(self, name: str) -> Sink:
+        """Stop delivering to the sink ``name`` (a delivery in flight is cancelled and stays
+        pending); return it, for the caller to close or park its outbox."""
+        lane = self._lanes.pop(name)
+        task = self._serving.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return lane.sink
 
     def wake(self) -> None:
         """New alerts are committed: every sink looks at the outbox now."""
-        for lane in self._lanes:
+        for lane in self._lanes.values():
             lane.wakeup.set()
 
     async def run(self) -> None:
         """Deliver until cancelled. Anything left in the outbox at start is sent first."""
+        self._running = True
+        for lane in self._lanes.values():
+            self._serve(lane)
         self.wake()
-        async with asyncio.TaskGroup() as group:
-            for lane in self._lanes:
-                group.create_task(lane.serve(), name=f"sink-{lane.sink.name}")
+        try:
+            await asyncio.Future()  # the lanes run as tasks of their own until cancelled
+        finally:
+            self._running = False
+            serving = list(self._serving.values())
+            self._serving.clear()
+            for task in serving:
+                task.cancel()
+            await asyncio.gather(*serving, return_exceptions=True)
+
+    def _serve(self, lane: Lane) -> None:
+        task = asyncio.create_task(lane.serve(), name=f"sink-{lane.sink.name}")
+        self._serving[lane.sink.name] = task
 
     async def flush(self) -> None:
         """Try once to deliver everything pending, every sink at once (a slow chat must not use
         up the others' time); call after ``run`` has stopped."""
         results = await asyncio.gather(
-            *(lane.drain() for lane in self._lanes), return_exceptions=True
+            *(lane.drain() for lane in self._lanes.values()), return_exceptions=True
         )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
@@ -75,8 +113,7 @@ class Dispatcher:
     async def update_depth(self) -> None:
         """Refresh the outbox depth gauge of every sink from the store."""
         depth = await self._store.outbox_depth()
-        for lane in self._lanes:
-            name = lane.sink.name
+        for name in self._lanes:  # the lanes as they are once the store answered
             self._metrics.outbox_depth.labels(name).set(depth.get(name, 0))
 
 

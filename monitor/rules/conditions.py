@@ -315,7 +315,7 @@ def amount(
 @dataclass(frozen=True, slots=True)
 class FiringCondition:
     """A condition firing now: its rule, the account, the position (None for the account as
-    a whole) and since when it fires."""
+    a whole), since when it fires, and the rule's kind."""
 
     rule: str
     severity: Severity
@@ -323,6 +323,7 @@ class FiringCondition:
     key: PositionKey | None
     symbol: str | None
     since: datetime
+    kind: str
 
 
 def firing_conditions(
@@ -342,7 +343,9 @@ def firing_conditions(
                 position = None if key is None else positions.get(key)
                 symbol = None if position is None else position.symbol
                 firing.append(
-                    FiringCondition(rule.name, rule.severity, account, key, symbol, since)
+                    FiringCondition(
+                        rule.name, rule.severity, account, key, symbol, since, rule.kind
+                    )
                 )
     return firing
 

@@ -32,3 +32,9 @@ RULE_KINDS: Mapping[str, Builder] = {
     NewPosition.kind: NewPosition.build,
     QuantityChange.kind: QuantityChange.build,
 }
+
+CONDITION_KINDS = frozenset(
+    {mtm_drawdown.KIND, mtm_below.KIND, mtm_above.KIND, position_limit.KIND}
+)
+"""The kinds whose alerts say a condition holds, until a resolved alert says it ended; every
+other kind's alert reports one event."""

@@ -1,22 +1,29 @@
-"""The built-in simulator: a deterministic, seeded world that starts flat at local midnight."""
+"""The built-in simulator: a deterministic, seeded world that opens flat when the daemon starts
+and at every later local midnight, with current contracts and a P&L of thousands to a lakh."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.brokers.simulator import Simulator
+from monitor.brokers.simulator import Simulator, future_symbol
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
 TICK = timedelta(seconds=5)
 MIDNIGHT = datetime(2026, 11, 23, tzinfo=KOLKATA)
+STARTED = datetime(2026, 1, 1, tzinfo=KOLKATA)  # long before: these days open at midnight
 
 
-def simulator(seed: int = 7, account: str = "sim", timezone: ZoneInfo = KOLKATA) -> Simulator:
-    return Simulator(account, seed=seed, tick=TICK, timezone=timezone)
+def simulator(
+    seed: int = 7,
+    account: str = "sim",
+    timezone: ZoneInfo = KOLKATA,
+    started: datetime = STARTED,
+) -> Simulator:
+    return Simulator(account, seed=seed, tick=TICK, timezone=timezone, started=started)
 
 
 def at_tick(n: int, extra: timedelta = timedelta(0)) -> datetime:
@@ -164,15 +171,57 @@ def test_dst_fall_back_hour_does_not_replay_the_world():
 
 
 @pytest.mark.parametrize("seed", [1, 7])
-def test_the_days_mtm_swings_between_a_loss_and_a_profit_of_a_few_lakh(seed):
-    """All day long the account's MTM stays within 5 lakh either way, yet reaches a loss and a
-    profit of a lakh: the market turns against the book and back, without drifting away."""
+def test_the_days_mtm_swings_between_a_loss_and_a_profit_of_about_a_lakh(seed):
+    """All day long the account's MTM stays within 2 lakh either way, yet reaches a loss and a
+    profit of 50,000 (the bundled rules' limits): the market turns against the book and back,
+    without drifting away."""
     sim = simulator(seed=seed)
     day = [
         sum(p.mtm for p in sim.snapshot_at(at_tick(n)).positions.values())
         for n in range(0, 86_400 // 5, 3)
     ]
 
-    assert min(day) <= -100_000
-    assert max(day) >= 100_000
-    assert all(abs(mtm) < 500_000 for mtm in day)
+    assert min(day) <= -50_000
+    assert max(day) >= 50_000
+    assert all(abs(mtm) < 200_000 for mtm in day)
+
+
+def test_an_evening_start_opens_a_flat_book_that_trades_from_then_on():
+    """Started at 19:40, the day's market opens then, not at midnight: flat at the start, a
+    few positions a minute later, and the next day opens at midnight."""
+    evening = MIDNIGHT + timedelta(hours=19, minutes=40)
+    sim = simulator(seed=4, started=evening)
+
+    assert sim.snapshot_at(evening).positions == {}
+    later = sim.snapshot_at(evening + 12 * TICK)
+    assert later.positions
+    assert abs(sum(p.mtm for p in later.positions.values())) < 100_000
+    assert sim.snapshot_at(MIDNIGHT + timedelta(days=1)).positions == {}
+    assert sim.snapshot_at(MIDNIGHT + timedelta(days=1, minutes=1)).positions
+
+
+@pytest.mark.parametrize(
+    ("day", "nifty", "crude"),
+    [
+        (date(2025, 12, 1), "NIFTY25DECFUT", "CRUDEOIL25DECFUT"),
+        (date(2025, 12, 30), "NIFTY25DECFUT", "CRUDEOIL26JANFUT"),  # the last Tuesday
+        (date(2025, 12, 31), "NIFTY26JANFUT", "CRUDEOIL26JANFUT"),
+        (date(2026, 11, 23), "NIFTY26NOVFUT", "CRUDEOIL26DECFUT"),
+    ],
+)
+def test_futures_are_named_as_the_exchange_names_the_near_month(day, nifty, crude):
+    """NSE futures roll after the month's last Tuesday, MCX crude oil after the 19th."""
+    assert future_symbol("NIFTY", "nse_fo", day) == nifty
+    assert future_symbol("CRUDEOIL", "mcx_fo", day) == crude
+
+
+def test_positions_carry_the_current_contracts_names():
+    """On 23 November 2026 the simulated futures are November's (crude oil December's)."""
+    symbols = set()
+    sim = simulator(seed=2)
+    for n in range(0, 400, 5):
+        symbols |= {p.symbol for p in sim.snapshot_at(at_tick(n)).positions.values()}
+
+    futures = {s for s in symbols if s.endswith("FUT")}
+    assert futures
+    assert futures <= {"BANKNIFTY26NOVFUT", "NIFTY26NOVFUT", "CRUDEOIL26DECFUT"}

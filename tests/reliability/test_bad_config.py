@@ -1,9 +1,9 @@
 """Fault: a bad rules.yaml, at start and edited under a running daemon.
 
 Expected at start: exit status 2, one line per problem naming the file, the owner, the field, the
-reason and the line, no state file, no request to the broker. While running: rules.yaml is read
-only at start (reload is not supported); an edit, even a broken one, changes nothing until the
-next start, SIGHUP says so in the log and the daemon keeps running on the config it started with.
+reason and the line, no state file, no request to the broker. While running: an edit changes
+nothing until the next start or reload (SIGHUP), and the reload of a broken file logs every
+problem and keeps the daemon running on the config it had.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ async def test_bad_rules_at_start_are_refused_with_every_problem(harness: Harnes
 
 
 async def test_edits_while_running_change_nothing_until_restart(harness: Harness) -> None:
-    """rules.yaml broken under the daemon, then SIGHUP: logged, still polling and alerting on
-    the rules it started with; the next start refuses the broken file."""
+    """rules.yaml broken under the daemon, then SIGHUP: the problem logged, still polling and
+    alerting on the rules it started with; the next start refuses the broken file."""
     fake = portfolio.PortfolioState(token=PORTFOLIO_TOKEN)
     async with serve(portfolio.make_app(fake)) as base:
         config = harness.rules([portfolio_account(base)])
@@ -91,7 +91,7 @@ async def test_edits_while_running_change_nothing_until_restart(harness: Harness
         config.write_text(config.read_text().replace("kind: new_short", "kind: [new_short"))
         assert daemon.process is not None
         daemon.process.send_signal(signal.SIGHUP)
-        hup = await daemon.wait_event("reload_not_supported")
+        hup = await daemon.wait_event("config_reload_failed")
         fake.rows[0]["netQty"] = "-10"
         await daemon.wait_alerts(1)
         seen = len(fake.requests)
@@ -101,7 +101,8 @@ async def test_edits_while_running_change_nothing_until_restart(harness: Harness
         restarted = harness.daemon(config)
         assert await restarted.exit_code() == 2
 
-    assert hup["level"] == "warning" and hup["config"] == str(config)
+    assert hup["level"] == "error" and hup["config"] == str(config)
+    assert [p.split(": invalid YAML: ")[0] for p in hup["problems"]] == [str(config)]
     assert kinds(daemon.alerts()) == [("fresh-short", "RELIANCE-EQ")]
     assert daemon.alerts() == stored_alerts(harness.tmp / "state.db")
     [line] = restarted.log_lines

@@ -16,7 +16,15 @@ from monitor.config import AccountConfig
 from monitor.durations import parse_duration
 from monitor.health import AccountStatus
 from monitor.model import Position, PositionKey, Severity, Snapshot
-from monitor.notify.telegram.commands import MAX_MUTE, MIN_MUTE, PAGE_ROWS, Chat, Commands
+from monitor.notify.telegram.commands import (
+    MAX_MUTE,
+    MIN_MUTE,
+    PAGE_ROWS,
+    TABLE_WIDTH,
+    Chat,
+    Commands,
+    positions_page,
+)
 from monitor.notify.telegram.format import MESSAGE_LIMIT, utf16_len
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.notify.telegram.updates import CommandListener, parse_command
@@ -133,8 +141,18 @@ async def test_status_lists_the_conditions_firing_now(store: Store) -> None:
     assert "<b>Firing now</b>: none" in quiet
     since = NOW - timedelta(minutes=25)
     view.firing = [
-        FiringCondition("desk-drawdown", Severity.CRITICAL, "kotak-main", None, None, since),
-        FiringCondition("size<cap>", Severity.WARNING, "kotak-main", position(7).key, "M&M", since),
+        FiringCondition(
+            "desk-drawdown", Severity.CRITICAL, "kotak-main", None, None, since, "mtm_drawdown"
+        ),
+        FiringCondition(
+            "size<cap>",
+            Severity.WARNING,
+            "kotak-main",
+            position(7).key,
+            "M&M",
+            since,
+            "position_limit",
+        ),
     ]
     (reply,) = await status(view, store)
     firing = reply.split("<b>Firing now</b>: 2\n", 1)[1].split("\n")[:2]
@@ -152,7 +170,9 @@ async def test_status_lists_at_most_fifty_firing_conditions(store: Store) -> Non
     key = position(1).key
     view = View()
     view.firing = [
-        FiringCondition("size-cap", Severity.WARNING, "kotak-main", key, f"S{i:03d}", NOW)
+        FiringCondition(
+            "size-cap", Severity.WARNING, "kotak-main", key, f"S{i:03d}", NOW, "position_limit"
+        )
         for i in range(300)
     ]
     replies = await status(view, store)
@@ -166,7 +186,9 @@ async def test_status_lists_at_most_fifty_firing_conditions(store: Store) -> Non
 async def test_status_answers_in_the_chat_with_the_conditions_firing(chat_bot: Bot) -> None:
     """Through the fake Bot API, the firing list reaches the chat."""
     chat_bot.view.firing = [
-        FiringCondition("desk-drawdown", Severity.CRITICAL, "kotak-main", None, None, NOW)
+        FiringCondition(
+            "desk-drawdown", Severity.CRITICAL, "kotak-main", None, None, NOW, "mtm_drawdown"
+        )
     ]
     (reply,) = await chat_bot.ask(PRIVATE, "/status")
     assert "<b>Firing now</b>: 1" in reply and "<b>desk-drawdown</b>" in reply
@@ -273,9 +295,17 @@ def test_commands_for_another_bot_are_not_ours() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "seconds"),
-    [("90s", 90), ("30m", 1800), ("2h", 7200), ("7d", 604800), ("8d", None), ("0m", None),
-     ("5", None), ("1w", None)],
-)  # fmt: skip
+    [
+        ("90s", 90),
+        ("30m", 1800),
+        ("2h", 7200),
+        ("7d", 604800),
+        ("8d", None),
+        ("0m", None),
+        ("5", None),
+        ("1w", None),
+    ],
+)
 def test_mute_durations(raw: str, seconds: int | None) -> None:
     """s, m, h, d from one second to seven days."""
     try:
@@ -296,3 +326,42 @@ async def test_a_bad_argument_or_an_old_command_never_stops_the_bot(
     (reply,) = await chat_bot.ask(PRIVATE, "/help")
     assert "/mute" in reply
     assert chat_bot.store.mutes("telegram:me", datetime.now(UTC)) == {}
+
+
+def test_positions_fit_a_phone_one_row_per_position() -> None:
+    """/positions is a table at most 40 characters wide: symbol and product, quantity, MTM in
+    whole rupees; a long symbol is cut, the time is HH:MM:SS and the zone's name."""
+    rows = [
+        Position(PositionKey("kotak-main", "nse_fo", "53179", "NRML"), "BANKNIFTY26NOVFUT",
+                 Decimal(-60), None, None, None, None, Decimal("-123456.70")),
+        Position(PositionKey("kotak-main", "nse_cm", "2885", "CNC"), "RELIANCE-EQ",
+                 Decimal(200), None, None, None, None, Decimal("4210.20")),
+        Position(PositionKey("kotak-main", "nse_fo", "1", "MIS"), "A-VERY-LONG-SYMBOL-NAME25DEC",
+                 Decimal(75), None, None, None, None, None),
+    ]  # fmt: skip
+    taken_at = NOW.astimezone(IST)
+    snapshot = Snapshot("kotak-main", "kotak_neo", taken_at, {p.key: p for p in rows})
+
+    page = positions_page(snapshot, 1, NOW + timedelta(minutes=1))
+
+    assert page == (
+        "<b>kotak-main</b> at 09:30:00 IST: 3 positions\n"
+        "<pre>SYMBOL                      QTY      MTM\n"
+        "BANKNIFTY26NOVFUT NRML      -60 -123,457\n"
+        "RELIANCE-EQ CNC             200    4,210\n"
+        "A-VERY-LONG-SYMBOL-NAME25D…  75        ?</pre>\n"
+        "MTM -119,246.50 (1 without a price)"
+    )
+    table = page.split("<pre>")[1].split("</pre>")[0]
+    assert max(len(line) for line in table.split("\n")) <= TABLE_WIDTH
+    # The day before, the time carries its date.
+    assert "at 2026-11-23 09:30:00 IST" in positions_page(snapshot, 1, NOW + timedelta(days=1))
+
+
+async def test_a_page_that_does_not_exist_says_how_many_there_are(chat_bot: Bot) -> None:
+    """/positions kotak-main 99 of 60 rows: the page does not exist, there are 3."""
+    chat_bot.view.positions = 60
+    (reply,) = await chat_bot.ask(PRIVATE, "/positions kotak-main 99")
+    assert reply == "Page 99 does not exist: <code>kotak-main</code> has 3 pages."
+    (zero,) = await chat_bot.ask(PRIVATE, "/positions kotak-main 0")
+    assert zero == "Page 0 does not exist: <code>kotak-main</code> has 3 pages."

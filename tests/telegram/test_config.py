@@ -10,6 +10,8 @@ import pytest
 from monitor import cli
 from monitor.config import ConfigError, load, resolve_notify
 from monitor.model import Alert, Severity
+from monitor.notify.kind import settings_of
+from monitor.notify.telegram.config import TelegramChat
 
 GOOD = """\
 rules:
@@ -46,8 +48,8 @@ def test_each_chat_is_a_destination_with_its_own_routing(tmp_path: Path) -> None
     sinks = {s.name: s for s in config.sinks}
     assert list(sinks) == ["console", "telegram:me", "telegram:desk"]
     desk = sinks["telegram:desk"]
-    assert desk.chat == "-1001234567890"
-    assert desk.bot is not None and desk.bot.api_url == "http://127.0.0.1:1"
+    assert settings_of(desk, TelegramChat).chat == "-1001234567890"
+    assert settings_of(desk, TelegramChat).bot.api_url == "http://127.0.0.1:1"
     assert desk.accepts(alert("desk-drawdown", Severity.CRITICAL, "kotak-main"))
     assert not desk.accepts(alert("desk-drawdown", Severity.CRITICAL, "samco-1"))
     assert not desk.accepts(alert("fresh-short", Severity.WARNING, "kotak-main"))
@@ -58,8 +60,10 @@ def test_values_come_from_the_environment(tmp_path: Path) -> None:
     """The token and the env-referenced chat id are resolved; literals pass through."""
     config = load(write(tmp_path, GOOD))
     notify = resolve_notify(config, {"TG_TOKEN": "123456:abc", "TG_CHAT": "4242"})
-    assert notify.tokens == {"telegram": "123456:abc"}
-    assert notify.chats == {"telegram:me": "4242", "telegram:desk": "-1001234567890"}
+    assert notify.secrets == ("123456:abc",)
+    values = {d.config.name: d.values for d in notify.destinations}
+    assert values["telegram:me"] == {"bot_token": "123456:abc", "chat_id": "4242"}
+    assert values["telegram:desk"]["chat_id"] == "-1001234567890"
     assert [s.name for s in notify.sinks] == ["console", "telegram:me", "telegram:desk"]
 
 
@@ -81,7 +85,7 @@ def test_an_optional_bot_without_its_variables_is_left_out(tmp_path: Path) -> No
     notify = resolve_notify(config, {})
     assert [s.name for s in notify.sinks] == ["console"]
     assert notify.skipped == ("telegram",)
-    assert notify.bots == {}
+    assert notify.secrets == ()
 
 
 @pytest.mark.parametrize(

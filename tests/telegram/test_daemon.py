@@ -115,7 +115,7 @@ def test_two_variables_switch_telegram_on_and_outages_lose_nothing(
     # in flight when SIGTERM's bounded flush ran out was accepted without being marked.
     assert 0 <= alerts_in(texts) - outcome["delivered"] <= alerts_in(texts[-1:])
     # One poll's alerts are one message, headed by its time: the times never go backwards.
-    times = [re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", t)[0] for t in texts]  # type: ignore[index]
+    times = [re.search(r"\d\d:\d\d:\d\d", t)[0] for t in texts]  # type: ignore[index]
     assert times == sorted(times)
     # Read back from the outbox, each alert's time still names the simulator's zone.
     assert all(f"{time} IST" in text for time, text in zip(times, texts, strict=True))

@@ -62,7 +62,7 @@ def test_a_position_alert_shows_rule_account_position_quantities_and_local_time(
     text = message.text
     for part in (
         "fresh-short", "WARNING", "kotak-main", "BANKNIFTY21JULFUT", "nse_cm", "MIS",
-        "0 → -25", "2026-11-23 09:20:05 IST",
+        "0 → -25", "09:20:05 IST",
     ):  # fmt: skip
         assert part in text, part
 
@@ -159,13 +159,13 @@ def test_a_resolved_alert_reads_as_good_news_with_how_long_it_fired() -> None:
     assert first == "✅ <b>RESOLVED</b> <b>daily-loss</b> (mtm_below)"
     assert "🔴" not in message.text and "CRITICAL" not in message.text
     assert rest[0].startswith("Resolved: MTM at or below the limit on account kotak-main")
-    assert rest[-1] == "Firing since 09:20 IST, resolved after 30 min"
+    assert rest[-1] == "Firing since 09:20:05 IST, resolved after 30 min"
     assert "since:" not in message.text and "T09:20" not in message.text
     assert _parse_problem(message.text) == ""
 
 
 def test_a_repeat_says_still_firing_since_when_in_the_accounts_zone() -> None:
-    """A reminder: the severity's styling, "still firing", and since 09:20 IST with the time
+    """A reminder: the severity's styling, "still firing", and since 09:20:05 IST with the time
     elapsed (the outbox gives it as +05:30; the zone names it IST)."""
     fired, *repeats, _ = loss_limit_alerts()
     assert len(repeats) == 2
@@ -173,7 +173,7 @@ def test_a_repeat_says_still_firing_since_when_in_the_accounts_zone() -> None:
     lines = message.text.split("\n")
     assert lines[2] == "🔴 <b>CRITICAL</b> <b>daily-loss</b> (mtm_below) · still firing"
     assert "MTM <code>-53,000.00</code>" in message.text  # this poll's figures
-    assert lines[-1] == "⏳ Still firing since 09:20 IST (25 min)"
+    assert lines[-1] == "⏳ Still firing since 09:20:05 IST (25 min)"
     assert "since:" not in message.text
     assert _parse_problem(message.text) == ""
     (first,) = group_messages([fired], IST)
@@ -196,3 +196,38 @@ def test_a_since_that_is_not_an_instant_is_shown_as_it_is() -> None:
     assert "since: &lt;yesterday&gt;" in message.text
     assert "still" not in message.text
     assert _parse_problem(message.text) == ""
+
+
+def squared_off(removed: bool) -> Alert:
+    key = PositionKey("kotak-main", "nse_fo", "53179", "NRML")
+    details = {"net_qty_before": Decimal(-25), "net_qty": Decimal(0), "row_removed": removed}
+    message = "Squared off NIFTY26NOVFUT (nse_fo NRML): was -25, net qty 0"
+    return Alert(
+        "closed", "squared_off", Severity.INFO, "kotak-main", key, "NIFTY26NOVFUT", AT, message,
+        details,
+    )  # fmt: skip
+
+
+def test_a_false_flag_is_left_out_and_a_true_one_is_its_name() -> None:
+    """No ``row removed: false`` line; a row the broker stopped reporting says so in words."""
+    (qty_zero,) = group_messages([squared_off(removed=False)], IST, AT)
+    (gone,) = group_messages([squared_off(removed=True)], IST, AT)
+
+    assert "row removed" not in qty_zero.text and "false" not in qty_zero.text
+    assert gone.text.split("\n")[-1] == "row removed"
+    assert qty_zero.text.split("\n")[0] == "<b>kotak-main</b> · 09:20:05 IST"
+
+
+def test_times_in_details_read_like_every_other_time() -> None:
+    """A health alert's last good poll is 09:12:40 IST (with the date when not the alert's day);
+    an empty reason is left out."""
+    alert = Alert("poll_failing", "poll_failing", Severity.CRITICAL, "kotak-main", None, None, AT,
+                  "No good poll", {"failed_polls": 3, "reason": "",
+                                   "last_success": "2026-11-23T03:42:40+00:00"})  # fmt: skip
+    (message,) = group_messages([alert], IST, AT)
+    lines = message.text.split("\n")
+    assert lines[-2:] == ["failed polls: 3", "last success: 09:12:40 IST"]
+
+    earlier = dataclasses.replace(alert, details={"last_success": "2026-11-22T15:00:00+05:30"})
+    (message,) = group_messages([earlier], IST, AT)
+    assert message.text.split("\n")[-1] == "last success: 2026-11-22 15:00:00 IST"

@@ -17,15 +17,15 @@ from zoneinfo import ZoneInfo
 from monitor.durations import parse_duration
 from monitor.health import AccountStatus
 from monitor.model import ZERO, Snapshot, format_money, format_qty
-from monitor.notify.telegram.format import SEVERITY_MARK, html_field, pack
+from monitor.notify.telegram.format import SEVERITY_MARK, clock_time, html_field, pack
 from monitor.printable import printable
 from monitor.rules.conditions import FiringCondition
 
 PAGE_ROWS = 25
+TABLE_WIDTH = 40  # monospace characters a phone shows on one line
 FIRING_ROWS = 50  # conditions listed by /status; a position limit may fire for hundreds
 MIN_MUTE = timedelta(seconds=1)
 MAX_MUTE = timedelta(days=7)
-_SYMBOL_WIDTH = 24
 HEALTH_RULES = ("poll_failing", "poll_recovered")
 
 HELP = "\n".join(
@@ -93,7 +93,7 @@ class Commands:
             lines = (await self._status(chat, now)).split("\n")
             return [message.text for message in pack([[line] for line in lines])]
         if command == "positions":
-            return [self._positions(args)]
+            return [self._positions(args, now)]
         if command == "mute":
             return [await self._mute(args, chat, now)]
         if command == "unmute":
@@ -110,7 +110,7 @@ class Commands:
                 last = "no good poll yet"
             else:
                 ago = _ago(now - status.last_success)
-                at = status.last_success.astimezone(zone).strftime("%H:%M:%S %Z")
+                at = clock_time(status.last_success, zone, now.astimezone(zone).date())
                 last = f"last good poll {html_field(at)} ({ago} ago)"
             mark = "🔴" if status.failing else ("🟠" if status.failed_polls else "🟢")
             line = f"{mark} {name}: {last}"
@@ -125,8 +125,9 @@ class Commands:
         mutes = await self._chat_mutes(chat, now)
         if mutes:
             lines.append("\n<b>Muted here</b>")
+            today = now.astimezone(chat.timezone).date()
             for target, until in sorted(mutes.items()):
-                at = until.astimezone(chat.timezone).strftime("%Y-%m-%d %H:%M %Z")
+                at = clock_time(until, chat.timezone, today)
                 lines.append(f"{html_field(target.replace(':', ' ', 1))} until {html_field(at)}")
         return "\n".join(lines)
 
@@ -139,8 +140,7 @@ class Commands:
         lines = [f"\n<b>Firing now</b>: {len(firing)}"]
         for condition in firing[:FIRING_ROWS]:
             zone = zones.get(condition.account)
-            since = condition.since if zone is None else condition.since.astimezone(zone)
-            at = since.strftime("%H:%M:%S %Z").strip()
+            at = clock_time(condition.since, zone, now.astimezone(zone).date())
             key = condition.key
             subject = "account"
             if key is not None:
@@ -155,7 +155,7 @@ class Commands:
             lines.append(f"and {len(firing) - FIRING_ROWS} more")
         return lines
 
-    def _positions(self, args: Sequence[str]) -> str:
+    def _positions(self, args: Sequence[str], now: datetime) -> str:
         accounts = [s.account.id for s in self._view.statuses()]
         numbers = [a for a in args if a.isascii() and a.isdigit()]
         names = [a for a in args if a not in numbers]
@@ -173,7 +173,7 @@ class Commands:
         snapshot = self._view.snapshot(account)
         if snapshot is None:
             return f"<code>{html_field(account)}</code>: no good poll yet"
-        return positions_page(snapshot, pages[0] if pages else 1)
+        return positions_page(snapshot, pages[0] if pages else 1, now)
 
     async def _mute(self, args: Sequence[str], chat: Chat, now: datetime) -> str:
         if len(args) != 2:
@@ -190,7 +190,7 @@ class Commands:
             )
         until = now + duration
         await self._mutes.mute(chat.destinations, target, until)
-        at = until.astimezone(chat.timezone).strftime("%Y-%m-%d %H:%M %Z")
+        at = clock_time(until, chat.timezone, now.astimezone(chat.timezone).date())
         what = html_field(target.replace(":", " ", 1))
         return (
             f"🔕 Muted {what} in this chat until {html_field(at)}. Its alerts are recorded, not"
@@ -237,34 +237,41 @@ class Commands:
         return mutes
 
 
-def positions_page(snapshot: Snapshot, page: int) -> str:
-    """One page of an account's positions as a fixed-width table, with the total MTM."""
+def positions_page(snapshot: Snapshot, page: int, now: datetime) -> str:
+    """One page of an account's positions as a table a phone shows unwrapped (at most
+    ``TABLE_WIDTH`` characters: symbol and product, quantity, MTM in whole rupees), with the
+    total MTM; a page that does not exist says how many there are."""
     rows = list(snapshot.positions.values())
     count = max(1, -(-len(rows) // PAGE_ROWS))
-    page = min(max(page, 1), count)
+    account = html_field(snapshot.account)
+    if not 1 <= page <= count:
+        pages = "1 page" if count == 1 else f"{count} pages"
+        return f"Page {page} does not exist: <code>{account}</code> has {pages}."
     shown = rows[(page - 1) * PAGE_ROWS : page * PAGE_ROWS]
-    lines = [f"{'SYMBOL':<{_SYMBOL_WIDTH}} {'SEG':<7} {'PROD':<5} {'QTY':>7} {'MTM':>13}"]
+    cells = [("SYMBOL", "QTY", "MTM")]
     for p in shown:
-        symbol = printable(p.symbol)  # a newline in a symbol would start a fake row
-        if len(symbol) > _SYMBOL_WIDTH:
-            symbol = symbol[: _SYMBOL_WIDTH - 1] + "…"
-        segment, product = printable(p.key.exchange_segment)[:7], printable(p.key.product)[:5]
-        mtm = "unknown" if p.mtm is None else format_money(p.mtm)
-        lines.append(
-            f"{symbol:<{_SYMBOL_WIDTH}} {segment:<7} {product:<5}"
-            f" {format_qty(p.net_qty):>7} {mtm:>13}"
-        )
+        # A newline in a symbol would start a fake row.
+        name = " ".join(printable(part) for part in (p.symbol, p.key.product) if part)
+        mtm = "?" if p.mtm is None else f"{p.mtm:,.0f}"
+        cells.append((name, format_qty(p.net_qty), mtm))
+    qty_width = max(len(qty) for _, qty, _ in cells)
+    mtm_width = max(len(mtm) for *_, mtm in cells)
+    widest = max(len(name) for name, *_ in cells)
+    name_width = max(4, min(widest, TABLE_WIDTH - qty_width - mtm_width - 2))
+    lines = []
+    for name, qty, mtm in cells:
+        cut = name if len(name) <= name_width else name[: name_width - 1] + "…"
+        lines.append(f"{cut:<{name_width}} {qty:>{qty_width}} {mtm:>{mtm_width}}".rstrip())
     table = "\n".join(lines)  # fields are cut to width, so no per-field cap here
     known = [p.mtm for p in rows if p.mtm is not None]
     zone = snapshot.taken_at.tzinfo
-    at = snapshot.taken_at.astimezone(zone).strftime("%H:%M:%S %Z")
-    head = f"<b>{html_field(snapshot.account)}</b> at {html_field(at)}: {len(rows)} positions"
+    at = clock_time(snapshot.taken_at, zone, now.astimezone(zone).date())
+    head = f"<b>{account}</b> at {html_field(at)}: {len(rows)} positions"
     total = f"MTM {format_money(sum(known, ZERO))}"
     if len(known) < len(rows):
         total += f" ({len(rows) - len(known)} without a price)"
     more = ""
     if count > 1:
-        account = html_field(snapshot.account)
         more = f"\nPage {page} of {count}: /positions {account} {page % count + 1}"
     return f"{head}\n<pre>{html.escape(table, quote=False)}</pre>\n{html_field(total)}{more}"
 

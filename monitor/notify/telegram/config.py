@@ -1,18 +1,22 @@
-"""The telegram entry of rules.yaml: one bot, its token reference, and the chats it serves."""
+"""The telegram entry of rules.yaml: one bot, its token reference, and the chats it serves; and
+their values from the environment when the daemon starts."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from monitor.config import secrets
 from monitor.config.problems import NAME, NAME_RULE, Problems, is_http_url
-from monitor.config.routing import SinkConfig, SinkEntry, SinkKind
+from monitor.config.routing import SinkConfig, SinkEntry
 from monitor.config.yaml_lines import LineMap
 from monitor.model import Severity
+from monitor.notify.kind import Destination, Resolution, settings_of
 
 DEFAULT_API_URL = "https://api.telegram.org"
-_FIELDS = ("kind", "name", "bot_token", "api_url", "commands", "optional", "chats")
+FIELDS = ("kind", "name", "bot_token", "api_url", "commands", "optional", "chats")
 _CHAT_FIELDS = ("chat_id", "name", "min_severity", "accounts", "rules")
 # A numeric chat id (groups and channels are negative) or a public @channel username.
 _CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
@@ -29,6 +33,14 @@ class TelegramBotConfig:
     # Optional: with its variables unset the bot is left out at start instead of refusing to
     # run, so the bundled rules.yaml can carry a Telegram entry that needs no credentials.
     optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramChat:
+    """One chat's settings: the bot that serves it and its chat id (or its reference)."""
+
+    bot: TelegramBotConfig
+    chat: str  # a chat id, @channel, or "${ENV_VAR}"
 
 
 def is_chat_id(value: str) -> bool:
@@ -110,13 +122,56 @@ def _chat(
     sink.taken[destination] = chat.line
     return SinkConfig(
         destination,
-        "telegram",
+        sink.kind,
         problems.severity(chat, owner, Severity.INFO, "min_severity"),
         accounts=problems.globs(chat, "accounts", owner),
         rules=problems.globs(chat, "rules", owner),
-        bot=bot,
-        chat=str(chat_id),
+        settings=TelegramChat(bot, str(chat_id)),
     )
 
 
-TELEGRAM = SinkKind(_FIELDS, read_config)
+def is_optional(sink: SinkConfig) -> bool:
+    """True for a chat of an ``optional`` bot."""
+    return settings_of(sink, TelegramChat).bot.optional
+
+
+def resolve(path: Path, sinks: Sequence[SinkConfig], environ: Mapping[str, str]) -> Resolution:
+    """Each bot's token and chat ids from the environment; an ``optional`` bot whose variables
+    are unset is left out with its chats, not an error."""
+    resolution = Resolution()
+    by_bot: dict[TelegramBotConfig, list[SinkConfig]] = {}
+    for sink in sinks:
+        by_bot.setdefault(settings_of(sink, TelegramChat).bot, []).append(sink)
+    by_token: dict[str, str] = {}
+    for bot, destinations in by_bot.items():
+        where = f"{path}: notify '{bot.name}'"
+        missing: list[str] = []
+        token = secrets.from_env(bot.token, environ, missing)
+        chats = {
+            d.name: secrets.from_env(settings_of(d, TelegramChat).chat, environ, missing)
+            for d in destinations
+        }
+        if missing and bot.optional:
+            resolution.skipped.append(bot.name)
+            continue
+        problems = resolution.problems
+        problems += [f"{where}: environment variable {v} is not set" for v in missing]
+        if secrets.has_control_character(token):
+            problems.append(f"{where}: bot_token: contains a control character (a line break?)")
+        for destination, chat in chats.items():
+            if chat and not is_chat_id(chat):
+                reason = "is not a chat id (-1001234567890) or @channel"
+                problems.append(f"{where}: chat '{destination}': {reason}")
+        if token and token in by_token:
+            # Two loops polling getUpdates for one bot get 409 Conflict for good, and two
+            # pacers together would break Telegram's limits: one entry, several chats.
+            problems.append(
+                f"{where}: bot_token: the same bot as notify '{by_token[token]}';"
+                " give one entry several chats instead"
+            )
+        by_token.setdefault(token, bot.name)
+        resolution.secrets.append(token)
+        resolution.destinations += [
+            Destination(d, {"bot_token": token, "chat_id": chats[d.name]}) for d in destinations
+        ]
+    return resolution

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
 from monitor.model import Alert, AlertState, DetailValue, Severity, format_money, format_qty
@@ -47,6 +47,14 @@ def html_field(value: object) -> str:
 def utf16_len(value: str) -> int:
     """Length as Telegram counts it."""
     return len(value.encode("utf-16-le")) // 2
+
+
+def clock_time(instant: datetime, zone: tzinfo | None, today: date) -> str:
+    """The one time format of every message: ``09:20:05 IST`` in ``zone`` (the instant's own
+    when None), with the date in front when it is not ``today``."""
+    local = instant.astimezone(zone or instant.tzinfo)
+    shown = local.strftime("%H:%M:%S %Z").strip()
+    return shown if local.date() == today else f"{local:%Y-%m-%d} {shown}"
 
 
 def alert_lines(alert: Alert, zone: tzinfo | None = None) -> list[str]:
@@ -85,12 +93,20 @@ def alert_lines(alert: Alert, zone: tzinfo | None = None) -> list[str]:
     ]
     if figures:
         lines.append(" · ".join(figures))
+    today = alert.at.astimezone(zone or alert.at.tzinfo).date()
     for name, value in details.items():
-        if name not in _MONEY and value is not None:
-            lines.append(f"{html_field(name.replace('_', ' '))}: {html_field(_plain(value))}")
+        # A false flag or an empty value tells a trader nothing; a true flag is its name.
+        if name in _MONEY or value is None or value is False or value == "":
+            continue
+        label = html_field(name.replace("_", " "))
+        if value is True:
+            lines.append(label)
+            continue
+        instant = _instant(value)
+        shown = _plain(value) if instant is None else clock_time(instant, zone, today)
+        lines.append(f"{label}: {html_field(shown)}")
     if since is not None:
-        local = since.astimezone(zone or alert.at.tzinfo)
-        started = html_field(local.strftime("%H:%M %Z").strip())
+        started = html_field(clock_time(since, zone, today))
         lasted = _elapsed(alert.at - since)
         if alert.state is AlertState.RESOLVED:
             lines.append(f"Firing since {started}, resolved after {lasted}")
@@ -99,17 +115,20 @@ def alert_lines(alert: Alert, zone: tzinfo | None = None) -> list[str]:
     return lines
 
 
-def group_messages(alerts: Sequence[Alert], zone: tzinfo | None = None) -> list[Message]:
+def group_messages(
+    alerts: Sequence[Alert], zone: tzinfo | None = None, now: datetime | None = None
+) -> list[Message]:
     """The messages for one poll's alerts of one account, each within Telegram's limit.
 
-    A header names the account and the time in ``zone`` (the account's) once; alerts follow,
-    packed whole into as few messages as fit. An alert too long for one message is split at
-    lines. An alert read back from the outbox carries only its UTC offset, which would print
-    as "UTC+05:30": the zone gives the header its name ("IST").
+    A header names the account and the time in ``zone`` (the account's) once, with the date
+    when it is not the day of ``now`` (a delivery held back overnight); alerts follow, packed
+    whole into as few messages as fit. An alert too long for one message is split at lines.
+    An alert read back from the outbox carries only its UTC offset, which would print as
+    "UTC+05:30": the zone gives the header its name ("IST").
     """
     first = alerts[0]
-    at = first.at if zone is None else first.at.astimezone(zone)
-    when = at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    today = (now or first.at).astimezone(zone or first.at.tzinfo).date()
+    when = clock_time(first.at, zone, today)
     count = f" · {len(alerts)} alerts" if len(alerts) > 1 else ""
     header = f"<b>{html_field(first.account)}</b> · {html_field(when)}{count}"
     blocks = [["", *alert_lines(alert, zone)] for alert in alerts]  # a blank line between alerts

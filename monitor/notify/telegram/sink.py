@@ -13,7 +13,7 @@ import asyncio
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import structlog
 from telegram import Bot, LinkPreviewOptions
@@ -135,7 +135,9 @@ class TelegramChatSink:
     async def send(self, alerts: Sequence[Alert]) -> None:
         """Send the group's messages in order; on failure say how many alerts went out."""
         complete = 0
-        for message in group_messages(alerts, self._zones.get(alerts[0].account)):
+        for message in group_messages(
+            alerts, self._zones.get(alerts[0].account), datetime.now(UTC)
+        ):
             try:
                 await self.bot.send_html(self.chat_id, message.text)
             except ChatMigrated as err:

@@ -77,6 +77,11 @@ class CommandListener:
         self._ignored: set[str] = set()
 
     @property
+    def name(self) -> str:
+        """The listener's task name."""
+        return f"commands-{self._bot.name}"
+
+    @property
     def bot_name(self) -> str:
         """The notify entry of the bot this listener answers for."""
         return self._bot.name

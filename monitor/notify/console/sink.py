@@ -1,5 +1,9 @@
-"""The console sink: one line per alert on standard output, text or the alert JSON contract;
-and the reader of its rules.yaml entry."""
+"""The console sink: one line per alert on standard output, text or the alert JSON contract.
+
+On a terminal a text line is coloured by what it asks of the reader: critical bold red,
+warning yellow, resolved green, info plain; never in JSON, never when standard output is not a
+terminal or NO_COLOR is set (README, "Logs").
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,41 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from monitor.config.problems import Problems
-from monitor.config.routing import SinkConfig, SinkEntry, SinkKind
-from monitor.model import Alert, Severity
+from monitor.logs import colours_wanted
+from monitor.model import Alert, AlertState, Severity
 from monitor.notify.base import DeliveryFailed, Reason, sink_bug
 
-_FIELDS = ("kind", "name", "min_severity", "format", "accounts", "rules")
-_FORMATS = ("text", "json")
+_RESET = "\x1b[0m"
+_SEVERITY_COLOUR = {Severity.CRITICAL: "\x1b[1;31m", Severity.WARNING: "\x1b[33m"}
+_RESOLVED_COLOUR = "\x1b[32m"
+
+
+def coloured(alert: Alert, line: str) -> str:
+    """``line`` in the colour of the alert's severity (green when resolved; info plain)."""
+    colour = (
+        _RESOLVED_COLOUR
+        if alert.state is AlertState.RESOLVED
+        else _SEVERITY_COLOUR.get(alert.severity)
+    )
+    return line if colour is None else f"{colour}{line}{_RESET}"
 
 
 class ConsoleSink:
     """Prints alerts; the zero-configuration default."""
 
     def __init__(
-        self, name: str, output_format: str = "text", stream: TextIO | None = None
+        self,
+        name: str,
+        output_format: str = "text",
+        stream: TextIO | None = None,
+        colours: bool | None = None,
     ) -> None:
         self._name = name
         self._format = output_format
         self._stream = stream or sys.stdout
+        if colours is None:
+            colours = colours_wanted(self._stream)
+        self._colours = colours and output_format == "text"
 
     @property
     def name(self) -> str:
@@ -36,6 +57,8 @@ class ConsoleSink:
         for done, alert in enumerate(alerts):
             try:
                 line = alert.to_jsonl() if self._format == "json" else alert.to_line()
+                if self._colours:
+                    line = coloured(alert, line)
                 self._stream.write(line + "\n")
                 self._stream.flush()
             except OSError as err:
@@ -47,25 +70,3 @@ class ConsoleSink:
 
     async def close(self) -> None:
         """Standard output is not ours to close."""
-
-
-def read_config(problems: Problems, sink: SinkEntry) -> list[SinkConfig]:
-    """A console entry of rules.yaml: its format and the alerts routed to it."""
-    entry, owner = sink.entry, sink.owner
-    output = entry.get("format", "text")
-    if output not in _FORMATS:
-        reason = f"must be text or json; got {output!r}"
-        problems.problem(owner, "format", reason, entry.line_of("format"))
-    return [
-        SinkConfig(
-            sink.name,
-            "console",
-            problems.severity(entry, owner, Severity.INFO, "min_severity"),
-            output,
-            problems.globs(entry, "accounts", owner),
-            problems.globs(entry, "rules", owner),
-        )
-    ]
-
-
-CONSOLE = SinkKind(_FIELDS, read_config)
