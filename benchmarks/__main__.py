@@ -28,7 +28,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "deepdiff_vs_pipeline_1k": (">=", 200.0),
     "scaling_10k_over_1k": ("<=", 12.0),
     "fanout_cpu_vs_bare": ("<=", 1.5),
-    "detect_p99_ms": ("<=", 20.0),
+    "detect_p99_over_floor": ("<=", 3.0),
     "rss_bytes_per_position": ("<=", 1500.0),
 }
 _COMPARE: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": operator.ge}

@@ -38,6 +38,7 @@ from monitor.printable import printable
 from monitor.recording import DEFAULT_MAX_BYTES
 from monitor.rules.conditions import FiringCondition
 from monitor.store import Store, StoreError
+from monitor.store_thread import StoreThread
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -278,11 +279,9 @@ def _notify_test(args: argparse.Namespace) -> int:
     # The kinds build their command loops too, which keep state; notify test never runs
     # them, and must not touch the state file of a daemon that may be running.
     with TemporaryDirectory(prefix="position-monitor-notify-test-") as scratch:
-        store = Store(Path(scratch) / "state.db")
-        try:
-            results = asyncio.run(_send_tests(loaded, notify, redactor.scrub, store))
-        finally:
-            store.close()
+        results = asyncio.run(
+            _send_tests(loaded, notify, redactor.scrub, Store(Path(scratch) / "state.db"))
+        )
     failed = 0
     for sink in loaded.sinks:
         missing = unset.get(_entry_of(sink.name))
@@ -306,6 +305,7 @@ async def _send_tests(
     loaded: config.Config, notify: config.Notify, redact: Callable[[str], str], store: Store
 ) -> dict[str, str]:
     """Each sink's outcome: "delivered" or "not delivered: <what went wrong and its fix>"."""
+    thread = StoreThread(store)
     zone = _alerts_zone(loaded)
     test = Alert(
         "notify-test", "test", Severity.INFO, "position-monitor", None, None,
@@ -314,7 +314,7 @@ async def _send_tests(
     )  # fmt: skip
     context = SinkContext(
         redact=redact, zones={test.account: zone}, timezone=zone, view=_NoDaemon(loaded),
-        store=store, clock=lambda: datetime.now(UTC),
+        store=thread, clock=lambda: datetime.now(UTC),
         metrics=Metrics(CollectorRegistry()),  # a one-shot test: nothing scrapes its counts
     )  # fmt: skip
     built = daemon.make_sinks(notify, context)
@@ -324,6 +324,7 @@ async def _send_tests(
         for sink in built.sinks:
             await sink.close()
         await daemon.close_resources(built.resources)
+        await thread.close(daemon.CLOSE_SECONDS)
     return dict(zip((sink.name for sink in built.sinks), outcomes, strict=True))
 
 

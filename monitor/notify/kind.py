@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the config package imports the kinds: keep this module's im
     from monitor.metrics import Metrics
     from monitor.model import Snapshot
     from monitor.rules.conditions import FiringCondition
-    from monitor.store import Store
+    from monitor.store_thread import StoreThread
 
 SettingsT = TypeVar("SettingsT")
 
@@ -89,7 +89,7 @@ class SinkContext:
     zones: Mapping[str, tzinfo]  # account id -> the zone its times are written in
     timezone: ZoneInfo  # for times that belong to no account
     view: DaemonView
-    store: Store
+    store: StoreThread  # the state file, awaited on its own thread
     clock: Callable[[], datetime]
     metrics: Metrics  # for the series a kind counts itself (the daemon's, or notify test's own)
 
