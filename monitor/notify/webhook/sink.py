@@ -25,13 +25,11 @@ from monitor import __version__
 from monitor.brokers.transport import parse_retry_after
 from monitor.model import Alert
 from monitor.notify.base import DeliveryFailed, Reason
+from monitor.notify.retry import MAX_RETRY_AFTER
 
 TIMESTAMP_HEADER = "X-Position-Monitor-Timestamp"
 SIGNATURE_HEADER = "X-Position-Monitor-Signature"
 PAYLOAD_VERSION = "1"
-# A receiver's Retry-After is honoured up to this many seconds, so a wrong header cannot hold
-# the lane (and every alert behind it) for days.
-MAX_RETRY_AFTER = 3600.0
 
 
 def alert_id(alert: Alert) -> str:
