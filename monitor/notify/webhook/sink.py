@@ -17,14 +17,13 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Sequence
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from monitor import __version__
 from monitor.brokers.transport import parse_retry_after
 from monitor.model import Alert
-from monitor.notify.base import DeliveryFailed, Reason
+from monitor.notify.base import DeliveryFailed, Reason, url_host
 from monitor.notify.retry import MAX_RETRY_AFTER
 
 TIMESTAMP_HEADER = "X-Position-Monitor-Timestamp"
@@ -96,8 +95,7 @@ class WebhookSink:
         self._session = session
         self._timeout = timeout
         self._clock = clock
-        # Failure details name the receiver by host only: a URL's path may carry a token.
-        self._host = urlsplit(url).netloc
+        self._host = url_host(url)  # failure details name the receiver by host only
 
     @property
     def name(self) -> str:
