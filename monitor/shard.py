@@ -76,8 +76,9 @@ def _score(index: int, ident: bytes) -> int:
 
 
 def parse_count(text: str) -> int:
-    """A shard count: a whole number from 1 to MAX_SHARDS."""
-    if not text.isdigit() or not 1 <= int(text) <= MAX_SHARDS:
+    """A shard count: a whole number from 1 to MAX_SHARDS, in ASCII digits (``isdigit`` alone
+    takes a superscript two, which ``int`` refuses)."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_SHARDS:
         raise ShardError(f"{text!r}: the number of shards must be a whole number 1 to {MAX_SHARDS}")
     return int(text)
 

@@ -448,3 +448,10 @@ def test_each_sink_reader_imports_first(module: str) -> None:
         [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False
     )
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("port", ["\u00b2", "\u0663\u0660\u0660\u0660", "\uff19\uff16\uff15\uff10"])
+def test_a_listen_port_in_digits_other_than_ascii_is_refused_with_the_reason(port: str) -> None:
+    # str.isdigit() takes these; int() reads some of them as a port and refuses the others.
+    with pytest.raises(ValueError, match="a port from 0 \\(any free\\) to 65535"):
+        config.parse_listen(f"0.0.0.0:{port}")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from structlog.testing import capture_logs
 
 from monitor.config.accounts import AccountConfig
 from monitor.health import AccountStatus
@@ -106,3 +108,44 @@ async def test_each_beat_goes_to_the_speakers_of_that_moment(
         ("before-reload", "alive at 23 08:45"),
         ("after-reload", "alive at 24 08:45"),
     ]
+
+
+class ClosedConsole:
+    """A speaker whose stream is gone (standard output closed under the daemon)."""
+
+    name = "console"
+
+    async def say(self, text: str) -> None:
+        raise OSError(errno.EPIPE, "Broken pipe")
+
+
+async def test_a_speaker_that_breaks_is_logged_and_the_heartbeat_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One destination failing in a way of its own (not DeliveryFailed) costs only its own
+    message: the chat still hears every beat, and the next day's beat still comes."""
+    monkeypatch.setattr(liveness, "_RECHECK_SECONDS", 0.01)  # the fake clock moves in steps
+    heard: list[tuple[str, str]] = []
+    now = [datetime(2026, 11, 23, 8, 44, 59, tzinfo=IST)]
+    speakers: list[liveness.Speaker] = [ClosedConsole(), Chat("desk", heard)]
+    with capture_logs() as logs:
+        task = asyncio.create_task(
+            liveness.run_heartbeat(
+                time(8, 45), IST, lambda: speakers, lambda at: f"{at:%d}", lambda: now[0]
+            )
+        )
+        async with asyncio.timeout(60):
+            await asyncio.sleep(0)  # the task reads the clock: the first beat is due at 08:45
+            now[0] += timedelta(seconds=1)
+            while not heard and not task.done():
+                await asyncio.sleep(0.01)
+            now[0] += timedelta(days=1)
+            while len(heard) < 2 and not task.done():
+                await asyncio.sleep(0.01)
+        finished = task.done()
+        task.cancel()
+    assert not finished, "the heartbeat ended"
+    assert heard == [("desk", "23"), ("desk", "24")]
+    failed = [e for e in logs if e["event"] == "liveness_not_delivered"]
+    assert [(e["sink"], e["log_level"]) for e in failed] == [("console", "error")] * 2
+    assert "Broken pipe" in failed[0]["error"]

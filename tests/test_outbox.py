@@ -19,7 +19,7 @@ from monitor.model import Alert, Severity, Snapshot
 from monitor.notify.base import DeliveryFailed, Reason, sink_bug
 from monitor.notify.console.sink import ConsoleSink
 from monitor.notify.outbox import Dispatcher
-from monitor.notify.retry import MAX_CRASHES, RetryPolicy
+from monitor.notify.retry import MAX_CRASHES, MAX_RETRY_AFTER, RetryPolicy
 from monitor.store import Store, StoreError
 from monitor.store_thread import StoreThread
 
@@ -337,6 +337,14 @@ def test_the_retry_policy_honours_the_wait_asked_for_and_parks_refusals_and_repe
     bug = sink_bug(ValueError("cannot format this alert"), 0)
     parked = [policy.gives_up(bug, crashes) for crashes in range(1, MAX_CRASHES + 1)]
     assert parked == [False] * (MAX_CRASHES - 1) + [True]
+
+
+def test_a_wait_asked_for_is_honoured_up_to_an_hour_whichever_sink_asked() -> None:
+    """A Retry-After of days (a proxy's mistake, an Alertmanager's 503) would hold the lane and
+    every alert behind it; the policy caps it for every sink, as the webhook always did."""
+    policy = RetryPolicy(Backoff(initial=1.0, cap=8.0))
+    assert policy.wait(1, 10.0**9) == MAX_RETRY_AFTER == 3600.0
+    assert policy.wait(1, 3599.0) == 3599.0
 
 
 def test_decimal_details_survive_the_outbox(tmp_path: Path) -> None:

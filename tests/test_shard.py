@@ -103,3 +103,10 @@ def test_shard_values(text: str, pod: str | None, expected: Shard) -> None:
 def test_bad_shard_values_say_why(text: str, pod: str | None, reason: str) -> None:
     with pytest.raises(ShardError, match=reason.replace("(", r"\(")):
         shard.parse(text, pod)
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "\u0663", "\uff13", "3\u00b2"])
+def test_a_count_in_digits_other_than_ascii_is_refused_with_the_reason(text: str) -> None:
+    # str.isdigit() says yes to a superscript two, which int() then refuses with its own error.
+    with pytest.raises(ShardError, match="must be a whole number 1 to 1024"):
+        shard.parse_count(text)

@@ -117,7 +117,7 @@ def parse_listen(raw: object) -> tuple[str, int]:
     if not isinstance(raw, str) or ":" not in raw:
         raise ValueError(f"must be host:port; got {raw!r}")
     host, _, port = raw.rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535:
+    if not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ValueError(f"must be host:port with a port from 0 (any free) to 65535; got {raw!r}")
     return host.strip("[]"), int(port)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from monitor.model import Alert
 
@@ -42,6 +43,12 @@ class DeliveryFailed(Exception):
         self.retryable = retryable
         self.delivered = delivered
         self.retry_after = retry_after
+
+
+def url_host(url: str) -> str:
+    """The ``host[:port]`` of a destination's URL, for failure details: never its user and
+    password (``https://user:pass@host/``) nor its path, which may carry a token."""
+    return urlsplit(url).netloc.rpartition("@")[2]
 
 
 def sink_bug(err: Exception, delivered: int) -> DeliveryFailed:

@@ -115,7 +115,8 @@ def references(
     *fields: str, nested: Mapping[str, str] | None = None
 ) -> Callable[[Path, Sequence[SinkConfig], Mapping[str, str]], Resolution]:
     """A resolver for settings whose ``fields`` (attributes named as in rules.yaml) may hold
-    ``${ENV}`` references; every resolved value is a secret. ``nested`` gives the rules.yaml
+    ``${ENV}`` references; every value taken from the environment is a secret, a literal the
+    file allows (a user name) is not. ``nested`` gives the rules.yaml
     path of a field written inside another (``password`` -> ``basic_auth.password``), so a
     problem names the field as the user wrote it."""
     written = dict(nested or {})
@@ -139,7 +140,8 @@ def references(
                         f"{where}: contains a control character (a line break?)"
                     )
                 values[name] = value
-                resolution.secrets.append(value)
+                if secrets.is_reference(reference):
+                    resolution.secrets.append(value)
             resolution.destinations.append(Destination(sink, values))
         return resolution
 

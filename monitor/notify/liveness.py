@@ -131,6 +131,11 @@ async def _say(speaker: Speaker, text: str, what: str, bound: float) -> None:
     except TimeoutError:
         reason = f"no answer within {bound:g} s"
         log.warning("liveness_not_delivered", message=what, sink=speaker.name, error=reason)
+    except Exception as err:
+        # One destination's own fault (a closed standard output): raised on, it would end the
+        # heartbeat for good and leave the other speakers' outcomes unlogged.
+        error = f"{type(err).__name__}: {err}"
+        log.error("liveness_not_delivered", message=what, sink=speaker.name, error=error)
     else:
         log.info("liveness_delivered", message=what, sink=speaker.name)
 

@@ -7,6 +7,9 @@ from monitor.backoff import Backoff
 from monitor.notify.base import DeliveryFailed, Reason
 
 MAX_CRASHES = 5  # times an alert may make a sink raise unexpectedly before it is parked
+# A destination's Retry-After is honoured up to this many seconds, so a wrong header cannot hold
+# the lane (and every alert behind it) for days.
+MAX_RETRY_AFTER = 3600.0
 
 
 class RetryPolicy:
@@ -19,8 +22,8 @@ class RetryPolicy:
 
     def wait(self, failures: int, retry_after: float) -> float:
         """Seconds before the next attempt after ``failures`` failed ones in a row; at least
-        the wait the destination asked for."""
-        return max(self.backoff.delay(failures), retry_after)
+        the wait the destination asked for, up to ``MAX_RETRY_AFTER``."""
+        return max(self.backoff.delay(failures), min(retry_after, MAX_RETRY_AFTER))
 
     @staticmethod
     def gives_up(failure: DeliveryFailed, crashes: int) -> bool:

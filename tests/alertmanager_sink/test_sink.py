@@ -249,3 +249,18 @@ def test_an_unset_basic_auth_password_is_named_by_its_path_in_the_file(tmp_path:
     ]
     (destination,) = resolve_notify(config, {"AM_USER": "pm", "AM_PASSWORD": "pw"}).destinations
     assert destination.values == {"username": "pm", "password": "pw"}
+
+
+def test_a_user_name_written_in_the_file_is_used_but_not_redacted(tmp_path: Path) -> None:
+    """Only values from the environment are secrets: a literal user name (here the kind's own
+    name, also the sink's) redacted from every log line would blank the sink's name, its event
+    names and its host wherever they appear."""
+    path = write(
+        tmp_path,
+        "    url: http://alertmanager:9093\n"
+        '    basic_auth: {username: alertmanager, password: "${AM_PASSWORD}"}\n',
+    )
+    notify = resolve_notify(load(path), {"AM_PASSWORD": "pw-5e8a1f"})
+    (destination,) = notify.destinations
+    assert destination.values == {"username": "alertmanager", "password": "pw-5e8a1f"}
+    assert notify.secrets == ("pw-5e8a1f",)

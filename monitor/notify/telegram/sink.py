@@ -17,7 +17,6 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
-from urllib.parse import urlsplit
 
 import structlog
 from telegram import Bot, LinkPreviewOptions
@@ -35,7 +34,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from monitor.model import Alert
-from monitor.notify.base import DeliveryFailed, Reason, sink_bug
+from monitor.notify.base import DeliveryFailed, Reason, sink_bug, url_host
 from monitor.notify.telegram.format import group_messages
 from monitor.notify.telegram.pacing import Pacer
 
@@ -64,7 +63,7 @@ class TelegramBot:
         long_poll: int = LONG_POLL,
     ) -> None:
         self.name = name
-        self.host = urlsplit(api_url).netloc  # named in network errors; the URL holds the token
+        self.host = url_host(api_url)  # named in network errors; the URL holds the token
         self.long_poll = long_poll
         self.redact = redact
         self.pacer = pacer or Pacer()

@@ -17,21 +17,18 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Sequence
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from monitor import __version__
 from monitor.brokers.transport import parse_retry_after
 from monitor.model import Alert
-from monitor.notify.base import DeliveryFailed, Reason
+from monitor.notify.base import DeliveryFailed, Reason, url_host
+from monitor.notify.retry import MAX_RETRY_AFTER
 
 TIMESTAMP_HEADER = "X-Position-Monitor-Timestamp"
 SIGNATURE_HEADER = "X-Position-Monitor-Signature"
 PAYLOAD_VERSION = "1"
-# A receiver's Retry-After is honoured up to this many seconds, so a wrong header cannot hold
-# the lane (and every alert behind it) for days.
-MAX_RETRY_AFTER = 3600.0
 
 
 def alert_id(alert: Alert) -> str:
@@ -98,8 +95,7 @@ class WebhookSink:
         self._session = session
         self._timeout = timeout
         self._clock = clock
-        # Failure details name the receiver by host only: a URL's path may carry a token.
-        self._host = urlsplit(url).netloc
+        self._host = url_host(url)  # failure details name the receiver by host only
 
     @property
     def name(self) -> str:

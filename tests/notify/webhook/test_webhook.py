@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -252,6 +253,20 @@ async def test_nothing_listening_is_retryable(session: SharedSession) -> None:
         await sink.send([short("A")])
     assert caught.value.reason is Reason.TRANSPORT_ERROR and caught.value.retryable
     assert_no_secret_leaks([SECRET], caught.value)
+
+
+async def test_a_password_in_the_url_is_not_in_the_failure(
+    receiver: Receiver, session: SharedSession
+) -> None:
+    """A receiver behind basic auth written into the URL: the failure (logged, stored as the
+    parked reason, printed by notify test) names the host and port, not the user's password."""
+    receiver.answers.append(web.Response(status=503))
+    url = receiver.url.replace("http://", "http://desk:pw-7d1e9c04@")
+    sink = WebhookSink("hook", url, SECRET, session, TIMEOUT)
+    with pytest.raises(DeliveryFailed) as caught:
+        await sink.send([short("A")])
+    assert caught.value.detail == f"{urlsplit(receiver.url).netloc}: HTTP 503"
+    assert_no_secret_leaks(["pw-7d1e9c04"], caught.value)
 
 
 def test_an_id_is_stable_across_the_outbox_and_distinct_per_alert() -> None:
