@@ -406,6 +406,8 @@ class Daemon:
                 hint="these apply at the next start; the rest is applied",
             )  # fmt: skip
         log.info("config_reloaded", config=str(new.path), **changes.summary())
+        for warning in new.warnings_on(datetime.now(UTC).date()):
+            log.warning("config_warning", problem=warning)
         self._reloaded()
         return []
 
@@ -425,8 +427,10 @@ class Daemon:
                 problems += err.problems
         if problems:
             raise ConfigError(problems)
-        self.settings.protect([v for values in secrets.values() for v in values.values()])
-        self.settings.protect(notify.secrets)
+        values = [v for values in secrets.values() for v in values.values()]
+        self.settings.protect([*values, *notify.secrets])
+        if self.recorder is not None:
+            self.recorder.protect(values)
         self._secrets.update(secrets)
         return new, notify, {a.id: self._broker(new, a) for a in starting}
 
@@ -445,6 +449,7 @@ class Daemon:
         for ident in changes.accounts.gone:
             await self.pollers.remove(ident)
             self.engine.forget(ident)
+        for ident in changes.accounts.removed:  # a changed account's new secrets stay redacted
             self._secrets.pop(ident, None)
         beat = (self.config.heartbeat, self._timezone())
         self.config = new

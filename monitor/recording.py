@@ -44,6 +44,10 @@ class Recorder:
         self._redactor = Redactor(secrets)
         self._failures = 0  # lines lost since the last one written
 
+    def protect(self, secrets: Iterable[str]) -> None:
+        """Redact these values too: the credentials of accounts a reload adds."""
+        self._redactor.add(secrets)
+
     def record(
         self,
         account: str,

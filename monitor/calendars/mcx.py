@@ -6,8 +6,8 @@ the evening; on a few it closes both; on New Year's Day it trades the morning on
 MCX's circulars "Trading holidays for the calendar year 2025" (December 2024) and "... 2026"
 (December 2025) for the commodity derivatives segment, read as republished by brokers and the
 press (the 2025 table as published by Rupeezy and NiftyTrader, the 2026 list as reported by
-CNBC Awaaz on 30 December 2025). The circulars themselves could not be fetched here: check a
-date against mcxindia.com before relying on it, and correct it in rules.yaml (``calendars``).
+CNBC Awaaz on 30 December 2025); the circulars were not read directly. Check a date against
+mcxindia.com before relying on it, and correct it in rules.yaml (``calendars``).
 Muhurat sessions are announced a few days before Diwali: rules.yaml adds them.
 """
 
