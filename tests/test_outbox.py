@@ -383,3 +383,33 @@ async def test_a_long_outage_does_not_use_up_the_tries_against_a_sink_bug(tmp_pa
         task.cancel()
     assert sink.attempts - outage == MAX_CRASHES
     assert sink.delivered == []
+
+
+async def test_a_sink_removed_mid_delivery_records_what_it_took_instead_of_resending_it(
+    tmp_path: Path,
+) -> None:
+    """A reload removes a sink while it is sending: the send finishes and is recorded, so the
+    sink built in its place does not send the same alerts again."""
+    store = Store(tmp_path / "s.db")
+    commit(store, ["a"], ["one"])
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    class Slow(FlakySink):
+        async def send(self, alerts: Sequence[Alert]) -> None:
+            entered.set()
+            await release.wait()
+            await super().send(alerts)
+
+    thread = StoreThread(store)
+    dispatcher = Dispatcher(thread, [Slow("one")], metrics())
+    running = asyncio.create_task(dispatcher.run())
+    await asyncio.wait_for(entered.wait(), 60)
+    removing = asyncio.create_task(dispatcher.remove_sink("one"))
+    await asyncio.sleep(0)  # removal is under way while the send is still in flight
+    assert not removing.done(), "the premise: removal waits for the send in flight"
+    release.set()
+    removed = await asyncio.wait_for(removing, 60)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    assert isinstance(removed, Slow) and removed.delivered == ["a"]
+    assert await thread.outbox_depth() == {}, "recorded as delivered: nothing to send again"

@@ -11,6 +11,7 @@ only the rest is retried. A sink's bug is charged to the alert it met, never to 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -27,6 +28,8 @@ from monitor.store_thread import StoreThread
 log = structlog.get_logger(__name__)
 
 BATCH = 100
+# How long removing a sink (a reload) lets a group in flight finish and be recorded.
+REMOVE_GRACE_SECONDS = 5.0
 
 
 class Dispatcher:
@@ -65,12 +68,17 @@ class Dispatcher:
             self._serve(lane)
             lane.wakeup.set()
 
-    async def remove_sink(self, name: str) -> Sink:
-        """Stop delivering to the sink ``name`` (a delivery in flight is cancelled and stays
-        pending); return it, for the caller to close or park its outbox."""
+    async def remove_sink(self, name: str, grace: float = REMOVE_GRACE_SECONDS) -> Sink:
+        """Stop delivering to the sink ``name``; return it, for the caller to close or park its
+        outbox. A group in flight may finish and be recorded within ``grace`` seconds, so the
+        alerts a destination already took are not sent again; past it, it is cancelled and
+        stays pending."""
         lane = self._lanes.pop(name)
         task = self._serving.pop(name, None)
         if task is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await lane.sending.acquire()  # never released: the lane is done
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         return lane.sink
@@ -132,6 +140,7 @@ class Lane:
     ) -> None:
         self.sink = sink
         self.wakeup = asyncio.Event()
+        self.sending = asyncio.Lock()  # held while a group is sent and its outcome recorded
         self._store = store
         self._metrics = metrics
         self._retry = retry
@@ -175,8 +184,11 @@ class Lane:
             for group in _poll_groups(batch):
                 unsent = await self._record_unrecorded(group)
                 unmuted = await self._hold_muted(unsent, mutes)
-                if unmuted and not await self._deliver(unmuted):
-                    return
+                if not unmuted:
+                    continue
+                async with self.sending:
+                    if not await self._deliver(unmuted):
+                        return
         if self._failures:
             log.info("delivery_recovered", sink=name, failed_attempts=self._failures)
             self._failures = 0
