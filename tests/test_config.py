@@ -455,3 +455,33 @@ def test_a_listen_port_in_digits_other_than_ascii_is_refused_with_the_reason(por
     # str.isdigit() takes these; int() reads some of them as a port and refuses the others.
     with pytest.raises(ValueError, match="a port from 0 \\(any free\\) to 65535"):
         config.parse_listen(f"0.0.0.0:{port}")
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ("notify: [{kind: webhook, url: 'https://desk:hunter2-pw@hooks.example/in'}]", "url"),
+        ("notify: [{kind: alertmanager, url: 'http://pm:hunter2-pw@am:9093'}]", "url"),
+        (
+            "notify: [{kind: telegram, bot_token: '${PM_BOT}', api_url: 'https://u:hunter2-pw@t.example',"
+            " chats: [{chat_id: '1'}]}]",
+            "api_url",
+        ),
+        (
+            "accounts: [{id: pf, broker: portfolio, base_url: 'https://u:hunter2-pw@api.example',"
+            " credentials: {token: '${PM_PF}'}}]",
+            "base_url",
+        ),
+    ],
+)
+def test_a_url_carrying_a_password_is_refused_without_repeating_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, entry: str, field: str
+) -> None:
+    """rules.yaml holds no secret: a user and password written into a URL are refused, and the
+    problem line does not repeat them."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"rules: [{{name: r, kind: new_short}}]\n{entry}\n")
+    code, out, err = check(capsys, path)
+    assert code == 2 and out == []
+    assert [line for line in err if f": {field}: " in line], err
+    assert not any("hunter2-pw" in line for line in err)

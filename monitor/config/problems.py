@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.config.errors import ConfigError
@@ -20,14 +21,22 @@ from monitor.rules.base import Globs
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_RULE = "letters, digits, '_', '.', '-' (at most 64)"
-_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+# No user or password in the host part: rules.yaml holds no secret, only ${ENV} references.
+_URL = re.compile(r"^https?://[^\s/?#@]+(/[^\s?#]*)?$")
 # Zone names that exist in the database but follow the host, not a market.
 _HOST_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 
 
 def is_http_url(value: object) -> bool:
-    """True for an ``http(s)://host/path`` string without query or fragment."""
+    """True for an ``http(s)://host/path`` string without query, fragment or credentials."""
     return isinstance(value, str) and _URL.match(value) is not None
+
+
+def shown_url(value: object) -> str:
+    """A refused URL as a problem line quotes it: never with the password it may carry."""
+    if isinstance(value, str) and "@" in urlsplit(value).netloc:
+        return "a URL with a user or password (credentials go in ${ENV} fields)"
+    return repr(value)
 
 
 class Problems:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from monitor.config import secrets
-from monitor.config.problems import Problems, is_http_url
+from monitor.config.problems import Problems, is_http_url, shown_url
 from monitor.config.routing import ROUTING_FIELDS, SinkConfig, SinkEntry
 from monitor.config.yaml_lines import LineMap
 from monitor.notify.alertmanager.payload import BUILT_IN_LABELS
@@ -62,7 +62,7 @@ def read_config(problems: Problems, sink: SinkEntry) -> list[SinkConfig]:
     entry, owner = sink.entry, sink.owner
     url = entry.get("url")
     if not is_http_url(url):
-        reason = f"required: Alertmanager's http(s) base URL; got {url!r}"
+        reason = f"required: Alertmanager's http(s) base URL; got {shown_url(url)}"
         problems.problem(owner, "url", reason, entry.line_of("url"))
     second = timedelta(seconds=1)
     timeout = problems.duration(entry, "timeout", owner, DEFAULT_TIMEOUT, (second, 2 * 60 * second))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.config import secrets
-from monitor.config.problems import NAME, NAME_RULE, Problems, is_http_url
+from monitor.config.problems import NAME, NAME_RULE, Problems, is_http_url, shown_url
 from monitor.config.routing import SinkConfig, SinkEntry
 from monitor.config.yaml_lines import LineMap
 from monitor.model import Severity
@@ -58,7 +58,7 @@ def read_config(problems: Problems, sink: SinkEntry) -> list[SinkConfig]:
     )  # fmt: skip
     api_url = entry.get("api_url", DEFAULT_API_URL)
     if not is_http_url(api_url):
-        reason = f"must be an http(s) URL; got {api_url!r}"
+        reason = f"must be an http(s) URL; got {shown_url(api_url)}"
         problems.problem(owner, "api_url", reason, entry.line_of("api_url"))
     flags = {}
     for flag, default in (("commands", True), ("optional", False)):

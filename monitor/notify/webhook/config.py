@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from monitor.config import secrets
-from monitor.config.problems import Problems, is_http_url
+from monitor.config.problems import Problems, is_http_url, shown_url
 from monitor.config.routing import ROUTING_FIELDS, SinkConfig, SinkEntry
 
 FIELDS = (*ROUTING_FIELDS, "url", "secret", "timeout")
@@ -30,7 +30,7 @@ def read_config(problems: Problems, sink: SinkEntry) -> list[SinkConfig]:
     url = entry.get("url")
     if not is_http_url(url):
         reason = "required: an http(s) URL without query or fragment"
-        got = "" if url is None else f"; got {url!r}"
+        got = "" if url is None else f"; got {shown_url(url)}"
         problems.problem(owner, "url", reason + got, entry.line_of("url"))
     secret = entry.get("secret")
     if secret is not None:
