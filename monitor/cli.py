@@ -20,7 +20,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry
 
@@ -36,6 +35,7 @@ from monitor.notify.kind import SinkContext
 from monitor.notify.registry import SINK_KINDS
 from monitor.printable import printable
 from monitor.recording import DEFAULT_MAX_BYTES
+from monitor.reload import daemon_zone, running_accounts
 from monitor.rules.conditions import FiringCondition
 from monitor.store import Store, StoreError
 from monitor.store_thread import StoreThread
@@ -179,7 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     notify = config.resolve_notify(loaded, os.environ)
     values = [v for account in credentials.values() for v in account.values()]
     # Log times on a terminal in the zone the alerts are shown in.
-    redactor = configure_logging(secrets=[*values, *notify.secrets], zone=_alerts_zone(loaded))
+    redactor = configure_logging(secrets=[*values, *notify.secrets], zone=daemon_zone(loaded))
     settings = daemon.Settings(
         args.state or loaded.state_path, host, port, credentials, args.record, notify=notify,
         record_max_bytes=args.record_max_bytes, protect=redactor.add, shard=this_shard,
@@ -194,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _snapshot(args: argparse.Namespace) -> int:
     loaded = config.load(args.config)
-    accounts = {a.id: a for a in loaded.accounts or (config.simulator_account(loaded),)}
+    accounts = {a.id: a for a in running_accounts(loaded)}
     account = accounts.get(args.account)
     if account is None:
         known = ", ".join(accounts)
@@ -306,7 +306,7 @@ async def _send_tests(
 ) -> dict[str, str]:
     """Each sink's outcome: "delivered" or "not delivered: <what went wrong and its fix>"."""
     thread = StoreThread(store)
-    zone = _alerts_zone(loaded)
+    zone = daemon_zone(loaded)
     test = Alert(
         "notify-test", "test", Severity.INFO, "position-monitor", None, None,
         datetime.now(UTC), "Test message from position-monitor notify test: alerts reach"
@@ -358,11 +358,6 @@ class _NoDaemon:
         return []
 
 
-def _alerts_zone(loaded: config.Config) -> ZoneInfo:
-    """The zone alerts that belong to no account are written in, as the daemon's."""
-    return loaded.timezone or (loaded.accounts or (config.simulator_account(loaded),))[0].timezone
-
-
 def _shards(args: argparse.Namespace) -> int:
     try:
         count = shard.parse_count(args.count)
@@ -371,7 +366,7 @@ def _shards(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     loaded = config.load(args.config)
     # The accounts `run` would poll: the simulator's when the file has none.
-    accounts = loaded.accounts or (config.simulator_account(loaded),)
+    accounts = running_accounts(loaded)
     for account, index in shard.assign((a.id for a in accounts), count):
         print(f"{account} {index}")
     return EXIT_OK

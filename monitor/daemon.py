@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
@@ -57,7 +56,7 @@ from monitor.notify.telegram.sink import TelegramChatSink
 from monitor.poller import AccountPoller
 from monitor.pollers import Pollers
 from monitor.recording import DEFAULT_MAX_BYTES, Recorder
-from monitor.reload import ReloadPlan, plan, running_accounts
+from monitor.reload import ReloadPlan, daemon_zone, plan, running_accounts
 from monitor.rules.conditions import FiringCondition
 from monitor.shard import WHOLE, Shard
 from monitor.store import Store, StoreError
@@ -303,7 +302,7 @@ class Daemon:
         if self.config.heartbeat is None:
             return
         heartbeat = liveness.run_heartbeat(
-            self.config.heartbeat, self._timezone(), self._speakers, self._heartbeat_text,
+            self.config.heartbeat, daemon_zone(self.config), self._speakers, self._heartbeat_text,
             clock=lambda: datetime.now(UTC),
         )  # fmt: skip
         self._heartbeat = asyncio.create_task(heartbeat, name="heartbeat")
@@ -328,7 +327,7 @@ class Daemon:
             )
             for s in self.dispatcher.sinks
         )
-        zone = self._timezone()
+        zone = daemon_zone(self.config)
         return liveness.heartbeat_text(socket.gethostname(), statuses, depth, now, zone)
 
     def _announce(self, text: str, what: str, timeout: float) -> None:
@@ -451,9 +450,9 @@ class Daemon:
             self.engine.forget(ident)
         for ident in changes.accounts.removed:  # a changed account's new secrets stay redacted
             self._secrets.pop(ident, None)
-        beat = (self.config.heartbeat, self._timezone())
+        beat = (self.config.heartbeat, daemon_zone(self.config))
         self.config = new
-        if (new.heartbeat, self._timezone()) != beat:
+        if (new.heartbeat, daemon_zone(self.config)) != beat:
             self._schedule_heartbeat()
         for account in running_accounts(new, self.settings.shard):
             self._zones[account.id] = account.timezone
@@ -524,17 +523,12 @@ class Daemon:
             failing=failing,
         )
 
-    def _timezone(self) -> ZoneInfo:
-        """The zone of times that belong to no account: the file's, else its first account's
-        (the file's, not the shard's: every replica names times alike)."""
-        return self.config.timezone or running_accounts(self.config)[0].timezone
-
     def _sink_context(self) -> SinkContext:
         values = [v for values in self._secrets.values() for v in values.values()]
         return SinkContext(
             redact=Redactor([*values, *self._notify.secrets]).scrub,
             zones=self._zones,
-            timezone=self._timezone(),
+            timezone=daemon_zone(self.config),
             view=_View(self),
             store=self.store,
             clock=lambda: datetime.now(UTC),

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from monitor.config import AccountConfig, Config, simulator_account
 from monitor.shard import WHOLE, Shard
@@ -87,6 +88,12 @@ def running_accounts(config: Config, shard: Shard = WHOLE) -> tuple[AccountConfi
     """The accounts a daemon of ``shard`` on ``config`` polls: the simulator when the file
     configures none (not when the shard has none; README, "Run with Kubernetes")."""
     return shard.select(config.accounts or (simulator_account(config),))
+
+
+def daemon_zone(config: Config) -> ZoneInfo:
+    """The zone of times that belong to no account: the file's, else its first account's (the
+    file's, not a shard's: every replica names times alike)."""
+    return config.timezone or running_accounts(config)[0].timezone
 
 
 def _compare(old: dict[str, object], new: Sequence[tuple[str, object]]) -> Changes:

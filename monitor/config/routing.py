@@ -35,10 +35,14 @@ class SinkConfig:
 
     def accepts(self, alert: Alert) -> bool:
         """True when the alert's severity, account and rule are routed here."""
+        return self.routes(alert.severity, alert.account, alert.rule)
+
+    def routes(self, severity: Severity, account: str, rule: str) -> bool:
+        """True when what a rule of this severity raises for this account is routed here."""
         return (
-            alert.severity.rank >= self.min_severity.rank
-            and self.accounts.match(alert.account)
-            and self.rules.match(alert.rule)
+            severity.rank >= self.min_severity.rank
+            and self.accounts.match(account)
+            and self.rules.match(rule)
         )
 
 

@@ -114,7 +114,9 @@ class AlertmanagerSink:
         horizon. Failures are logged (on the first of a run) and counted, never raised."""
         async with self._posting:
             now = self._clock()
-            firing = [c for c in self._firing() if self._routed(c)]
+            firing = [
+                c for c in self._firing() if self._config.routes(c.severity, c.account, c.rule)
+            ]
             subjects = {(c.rule, c.account, c.key) for c in firing}
             for gone in self._posted.keys() - subjects:  # resolved without a resolved alert
                 del self._posted[gone]
@@ -145,14 +147,6 @@ class AlertmanagerSink:
         while True:
             await asyncio.sleep(interval)
             await self.resend()
-
-    def _routed(self, condition: FiringCondition) -> bool:
-        config = self._config
-        return (
-            condition.severity.rank >= config.min_severity.rank
-            and config.accounts.match(condition.account)
-            and config.rules.match(condition.rule)
-        )
 
     async def _post(self, posts: list[payload.Postable]) -> None:
         """POST the list; DeliveryFailed says why it was not taken."""
