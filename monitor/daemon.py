@@ -29,7 +29,6 @@ from monitor.brokers.simulator import BROKER as SIMULATOR
 from monitor.brokers.simulator import WARM_UP as SIMULATOR_WARM_UP
 from monitor.brokers.simulator import Simulator
 from monitor.brokers.transport import Connection, Transport
-from monitor.clock_watch import watch_clock
 from monitor.config import (
     AccountConfig,
     Config,
@@ -214,7 +213,6 @@ class Daemon:
         self.pollers = Pollers(self.metrics)
         for account, broker in zip(accounts, brokers, strict=True):
             self.pollers.add(self._poller(config, account, broker), broker)
-        self._tasks: list[asyncio.Task[None]] = []
         self._serving: list[asyncio.Task[None]] = []  # the sinks' loops (a bot's commands)
         self.port = settings.port
         self._runner: web.AppRunner | None = None
@@ -237,11 +235,9 @@ class Daemon:
             os.close(self._state_lock)
             raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {err}") from err
         self._transport.open()
-        self.pollers.scheduler.start()
+        self.pollers.start()
         self._delivery = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         self._delivery.add_done_callback(_log_if_crashed)
-        self._tasks = [asyncio.create_task(watch_clock(self.pollers.scheduler), name="clock-watch")]
-        self._tasks[0].add_done_callback(_log_if_crashed)
         self._serve()
         self._reloaded()
         for name in self._notify.skipped:
@@ -264,9 +260,9 @@ class Daemon:
         """Stop scheduling, finish polls in flight, flush the outbox, release everything."""
         log.info("daemon_stopping")
         await self._reload_lock.acquire()  # a reload in progress completes first; none after
-        for task in (*self._tasks, *self._serving):  # the clock watch, the sinks' loops
+        for task in self._serving:  # the sinks' loops
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._serving, return_exceptions=True)
+        await asyncio.gather(*self._serving, return_exceptions=True)
         await self.pollers.stop()
         if self._delivery is not None:
             self._delivery.cancel()

@@ -43,6 +43,12 @@ class Metrics:
             "polls", "Polls by account and outcome: ok, a failure kind, deferred or skipped_busy.",
             ["account", "outcome"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        self.poll_lag = Histogram(
+            "poll_lag_seconds",
+            "Time from a poll's due time to its start: how far the daemon runs behind.",
+            namespace=NAMESPACE, registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )  # fmt: skip
         self.poll_duration = Histogram(
             "poll_duration_seconds", "Time from starting a poll to its result, by account.",
             ["account", "broker"], namespace=NAMESPACE, registry=registry,
