@@ -49,7 +49,15 @@ class Reading:
     at: float  # monotonic seconds
     cpu_seconds: float
     buckets: dict[float, float]  # upper bound -> cumulative count
-    failed_polls: float
+    outcomes: dict[str, float]  # poll outcome -> count
+
+    def count(self, *outcomes: str) -> float:
+        """Polls so far with any of ``outcomes``."""
+        return sum(self.outcomes.get(outcome, 0.0) for outcome in outcomes)
+
+    def failed(self) -> float:
+        """Polls so far that failed (not ok, not skipped)."""
+        return sum(self.outcomes.values()) - self.count("ok", "deferred", "skipped_busy")
 
     @property
     def polls(self) -> float:
@@ -57,17 +65,18 @@ class Reading:
         return self.buckets[float("inf")]
 
 
-def parse_metrics(text: str) -> tuple[dict[float, float], float]:
-    """The lag histogram's cumulative buckets and the count of polls that did not succeed."""
+def parse_metrics(text: str) -> tuple[dict[float, float], dict[str, float]]:
+    """The lag histogram's cumulative buckets, and the polls so far by outcome."""
     buckets: dict[float, float] = {}
-    failed = 0.0
+    outcomes: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith(LAG + "_bucket{"):
             bound = line.split('le="', 1)[1].split('"', 1)[0]
             buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith("position_monitor_polls_total{") and 'outcome="ok"' not in line:
-            failed += float(line.rsplit(" ", 1)[1])
-    return buckets, failed
+        elif line.startswith("position_monitor_polls_total{"):
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            outcomes[outcome] = outcomes.get(outcome, 0.0) + float(line.rsplit(" ", 1)[1])
+    return buckets, outcomes
 
 
 def p99_bound(start: Reading, end: Reading) -> float:
@@ -82,8 +91,8 @@ def p99_bound(start: Reading, end: Reading) -> float:
 async def _read(session: aiohttp.ClientSession, url: str, pid: int) -> Reading:
     async with session.get(url) as response:
         text = await response.text()
-    buckets, failed = parse_metrics(text)
-    return Reading(time.monotonic(), fanout.cpu_seconds(pid), buckets, failed)
+    buckets, outcomes = parse_metrics(text)
+    return Reading(time.monotonic(), fanout.cpu_seconds(pid), buckets, outcomes)
 
 
 def _pinned(core: int, command: list[str]) -> list[str]:
@@ -160,7 +169,10 @@ async def run(
         "scale_lag_p99_ms": lag * 1e3,
         "scale_cpu_share": (end.cpu_seconds - start.cpu_seconds) / (end.at - start.at),
         "scale_polls": end.polls - start.polls,
-        "scale_failed_polls": end.failed_polls - start.failed_polls,
+        "scale_failed_polls": end.failed() - start.failed(),
+        # Not started: the previous poll still running, or a backoff after a failure.
+        "scale_skipped_polls": end.count("skipped_busy", "deferred")
+        - start.count("skipped_busy", "deferred"),
         "scale_accounts": accounts,
         "scale_interval_s": interval,
     }
