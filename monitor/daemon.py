@@ -38,7 +38,7 @@ from monitor.config import (
     resolve_credentials,
     resolve_notify,
 )
-from monitor.engine import Engine
+from monitor.engine import LiveEngine
 from monitor.health import AccountStatus
 from monitor.http import make_app, serve
 from monitor.logs import Redactor
@@ -54,10 +54,12 @@ from monitor.reload import ReloadPlan, plan, running_accounts
 from monitor.rules.conditions import FiringCondition
 from monitor.store import Store, StoreError
 from monitor.store_schema import StateFileRefused, claim_state_file
+from monitor.store_thread import StoreThread
 
 log = structlog.get_logger(__name__)
 
 FLUSH_SECONDS = 3.0
+CLOSE_SECONDS = 1.0  # then a commit stuck on a locked file is left to the process's exit
 SINK_REMOVED = "sink_removed"  # why a removed sink's pending alerts are undeliverable
 
 
@@ -188,16 +190,18 @@ class Daemon:
             raise StartupError(f"state file {settings.state_path}: {err}") from err
         unreadable = self.metrics.outbox_unreadable
         try:
-            self.store = Store(
+            store = Store(
                 settings.state_path, on_unreadable=lambda sink: unreadable.labels(sink).inc()
             )
         except StoreError as err:
             os.close(self._state_lock)
             raise StartupError(str(err)) from err
+        # Opened here, used from now on only by its own thread: see docs/architecture.md.
+        self.store = StoreThread(store, queued=self.metrics.state_calls.inc)
         self._notify = notify
         # Account id -> zone, shared with the Telegram sinks and updated in place by a reload.
         self._zones: dict[str, tzinfo] = {account.id: account.timezone for account in accounts}
-        self.engine = Engine(self.store, config.rules, notify.sinks)
+        self.engine = LiveEngine(self.store, config.rules, notify.sinks)
         built = make_sinks(notify, self._sink_context())
         self._services, self._resources = built.services, built.resources
         self.dispatcher = Dispatcher(self.store, built.sinks, self.metrics)
@@ -207,7 +211,7 @@ class Daemon:
                 values = [v for values in self._secrets.values() for v in values.values()]
                 self.recorder = Recorder(settings.record, values, settings.record_max_bytes)
             except OSError as err:
-                self.store.close()
+                self.store.close_unused()
                 os.close(self._state_lock)
                 raise StartupError(f"--record {settings.record}: {err.strerror}") from err
         self.pollers = Pollers(self.metrics)
@@ -231,7 +235,7 @@ class Daemon:
                 app, settings.host, settings.port, self.metrics.http_refused
             )
         except OSError as err:
-            self.store.close()
+            self.store.close_unused()
             os.close(self._state_lock)
             raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {err}") from err
         self._transport.open()
@@ -283,7 +287,7 @@ class Daemon:
         for sink in self.dispatcher.sinks:
             await sink.close()
         await _close(self._resources)
-        self.store.close()
+        await self.store.close(CLOSE_SECONDS)
         os.close(self._state_lock)
         log.info("daemon_stopped")
 
@@ -343,7 +347,11 @@ class Daemon:
     ) -> None:
         """Swap in ``new``: rules first (the one step that writes, so a refused write changes
         nothing), then routing, sinks, accounts and command listeners."""
-        self.engine.replace_rules(new.rules)
+        # The failing flags of the accounts to start, read on the store's thread before
+        # anything changes: a poller built at startup reads its own, blocking, but the loop
+        # serves now.
+        failing = {ident: await self.engine.poll_failing_stored(ident) for ident in brokers}
+        await self.engine.replace_rules(new.rules)
         self.engine.route_to(notify.sinks)
         await self._swap_sinks(notify, changes)
         for ident in changes.accounts.gone:
@@ -355,7 +363,8 @@ class Daemon:
             self._zones[account.id] = account.timezone
             if account.id in brokers:
                 broker = brokers[account.id]
-                self.pollers.add(self._poller(new, account, broker), broker)
+                poller = self._poller(new, account, broker, failing[account.id])
+                self.pollers.add(poller, broker)
         for poller in self.pollers.pollers:
             poller.recount_firing()
         for rule in changes.rules.removed:  # every account's share is gone: so is the series
@@ -375,7 +384,7 @@ class Daemon:
         wanted = {sink.name for sink in built.sinks}
         for name in sorted(running - wanted):
             sink = await self.dispatcher.remove_sink(name)
-            parked = self.store.park_sink(name, SINK_REMOVED, datetime.now(UTC))
+            parked = await self.store.park_sink(name, SINK_REMOVED, datetime.now(UTC))
             self.metrics.undeliverable.labels(name).inc(parked)
             self.metrics.outbox_depth.labels(name).set(0)
             log.warning("sink_removed", sink=name, undeliverable=parked, reason=SINK_REMOVED)
@@ -405,7 +414,9 @@ class Daemon:
         secrets = self._secrets.get(account.id, {})
         return make_broker(config, account, secrets, self._transport, recording=recording)
 
-    def _poller(self, config: Config, account: AccountConfig, broker: Broker) -> AccountPoller:
+    def _poller(
+        self, config: Config, account: AccountConfig, broker: Broker, failing: bool | None = None
+    ) -> AccountPoller:
         return AccountPoller(
             account,
             broker,
@@ -414,6 +425,7 @@ class Daemon:
             self.dispatcher.wake,
             self.recorder,
             redact=Redactor(self._secrets.get(account.id, {}).values()).scrub,
+            failing=failing,
         )
 
     def _sink_context(self) -> SinkContext:

@@ -97,6 +97,10 @@ class Metrics:
             "state_write_failures", "Polls whose result could not be written to the state file.",
             namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        self.state_calls = Gauge(
+            "state_calls_waiting", "State file calls queued or running on the store's thread.",
+            namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
         self.deliveries = Counter(
             "notifications", "Alert delivery attempts by sink and result (delivered or why not).",
             ["sink", "result"], namespace=NAMESPACE, registry=registry,

@@ -21,7 +21,7 @@ from monitor.backoff import Backoff
 from monitor.brokers import Broker
 from monitor.brokers.errors import AuthExpired, BrokerError, BrokerUnavailable, RateLimited
 from monitor.config import AccountConfig
-from monitor.engine import Engine
+from monitor.engine import LiveEngine
 from monitor.health import POLL_FAILING, POLL_RECOVERED, HealthTracker, PollOutcome
 from monitor.metrics import AccountMtm, Metrics, RuleSeries
 from monitor.model import Alert, AlertState, Severity, Snapshot
@@ -44,14 +44,17 @@ class AccountPoller:
         self,
         account: AccountConfig,
         broker: Broker,
-        engine: Engine,
+        engine: LiveEngine,
         metrics: Metrics,
         on_alerts: Callable[[], None],
         recorder: Recorder | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], datetime] | None = None,
         redact: Callable[[str], str] = str,
+        failing: bool | None = None,
     ) -> None:
+        """``failing``: the stored failing flag of the account, read by the caller (a reload,
+        which must not block the loop on the state file); None reads it here, at startup."""
         self.account = account
         self._broker = broker
         self._engine = engine
@@ -76,10 +79,11 @@ class AccountPoller:
         self._monotonic = monotonic
         self._now = clock or (lambda: datetime.now(account.timezone))
         self._last_attempt: datetime | None = None
-        try:  # a poll_failing raised before a restart still waits for its poll_recovered
-            failing = engine.poll_failing_raised(account.id)
-        except StoreError:
-            failing = False
+        if failing is None:
+            try:  # a poll_failing raised before a restart still waits for its poll_recovered
+                failing = engine.poll_failing_raised(account.id)
+            except StoreError:
+                failing = False
         self.health = HealthTracker(account, self._now(), failing=failing)
         self._redact = redact  # broker error text may echo a credential back
         self._task: asyncio.Task[Any] | None = None
@@ -134,13 +138,14 @@ class AccountPoller:
             try:
                 outcome, health_alert = await self._refresh(now)
             except asyncio.CancelledError:
-                # Shutdown outlasted this poll: nothing of it was committed, say so quietly.
+                # Shutdown outlasted this poll: nothing of it was committed unless its commit
+                # had already started on the store's thread (see LiveEngine.ingest).
                 self._log.info("poll_cancelled")
                 return
             finally:
                 self._task = None
             if health_alert is not None:
-                self._raise(health_alert)
+                await self._raise(health_alert)
             self._count(outcome)
             self._duration.observe(time.perf_counter() - started)
 
@@ -162,8 +167,8 @@ class AccountPoller:
             async with asyncio.timeout(self._deadline):
                 snapshot = await self._broker.fetch()
             self._record(snapshot.taken_at, None)
-            before = self._engine.last_snapshot(snapshot.account)
-            evaluation = self._engine.ingest(snapshot, self.account.timezone)
+            before = await self._engine.resume(snapshot.account)
+            evaluation = await self._engine.ingest(snapshot, self.account.timezone)
         except (TimeoutError, BrokerError) as caught:
             err = (
                 caught
@@ -247,10 +252,10 @@ class AccountPoller:
         ):
             self._metrics.record_failures.inc()
 
-    def _raise(self, alert: Alert) -> None:
+    async def _raise(self, alert: Alert) -> None:
         """Queue a health alert; the tracker counts it raised only once it is stored."""
         try:
-            self._engine.commit_health(alert, failing=alert.rule == POLL_FAILING)
+            await self._engine.commit_health(alert, failing=alert.rule == POLL_FAILING)
         except StoreError as err:
             self._metrics.state_failures.inc()
             self._log.error("alert_not_stored", rule=alert.rule, error=str(err))

@@ -122,7 +122,9 @@ def open_state_file(path: str) -> sqlite3.Connection:
     if path != ":memory:" and not os.path.exists(path):
         # Positions and alerts are private: create the file owner-only before SQLite.
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    db = sqlite3.connect(path, isolation_level=None)
+    # The daemon opens the file at startup and then uses it only from its store thread
+    # (docs/architecture.md, "Data flow"): one thread at a time, never two at once.
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         _check(db)
     except BaseException:

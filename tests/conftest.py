@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,3 +31,9 @@ def restore_logging() -> Iterator[None]:
     for name, saved in levels.items():
         logging.getLogger(name).setLevel(saved)
     structlog.reset_defaults()
+    # configure_logging caches each module's logger on its first use: a logger cached during
+    # the test would keep its configuration, and escape structlog.testing.capture_logs, later.
+    for name, module in list(sys.modules.items()):
+        if name == "monitor" or name.startswith("monitor."):
+            cached = getattr(vars(module).get("log"), "__dict__", {})
+            cached.pop("bind", None)

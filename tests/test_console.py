@@ -22,6 +22,7 @@ from monitor.rules.conditions import Scope
 from monitor.rules.lifecycle import Lifecycle
 from monitor.rules.mtm_below import MtmBelow
 from monitor.store import Store
+from monitor.store_thread import StoreThread
 from tests.snapshots import IST, T0, pos, snap
 
 LOSS_LIMIT = MtmBelow(
@@ -40,7 +41,7 @@ async def printed(tmp_path: Path, output_format: str) -> list[str]:
         engine.ingest(snap(pos("1", 1, mtm=0), at=T0 + timedelta(minutes=1)), IST)
         stream = io.StringIO()
         sink = ConsoleSink("console", output_format, stream)
-        await Dispatcher(store, [sink], Metrics(CollectorRegistry())).flush()
+        await Dispatcher(StoreThread(store), [sink], Metrics(CollectorRegistry())).flush()
         return stream.getvalue().splitlines()
     finally:
         store.close()

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.config import AccountConfig, SinkConfig
-from monitor.engine import Engine
+from monitor.engine import Engine, LiveEngine
 from monitor.metrics import Metrics
 from monitor.model import Severity, Snapshot
 from monitor.poller import AccountPoller
@@ -22,6 +22,7 @@ from monitor.rules.mtm_below import MtmBelow
 from monitor.rules.new_short import NewShort
 from monitor.rules.position_limit import PositionLimit
 from monitor.store import Store
+from monitor.store_thread import StoreThread
 from tests.snapshots import IST, T0, pos, snap
 
 LOSS_LIMIT = MtmBelow(
@@ -54,6 +55,13 @@ def state_file(tmp_path: Path) -> Path:
 def engine(state_file: Path) -> Iterator[Engine]:
     store = Store(state_file)
     yield Engine(store, RULES, SINKS)
+    store.close()
+
+
+@pytest.fixture
+def live_engine(state_file: Path) -> Iterator[LiveEngine]:
+    store = Store(state_file)
+    yield LiveEngine(StoreThread(store), RULES, SINKS)
     store.close()
 
 
@@ -152,7 +160,9 @@ def alerts(metrics: Metrics, rule: str, severity: str, state: str) -> float | No
     return sum(counts) if counts else None
 
 
-async def test_the_gauge_sums_every_accounts_firing_subjects(engine: Engine) -> None:
+async def test_the_gauge_sums_every_accounts_firing_subjects(
+    live_engine: LiveEngine,
+) -> None:
     """At 0 for every condition rule from start-up; each poll moves it by its account's share;
     a resolution takes it back down; alerts are counted by state."""
     metrics = Metrics(CollectorRegistry())
@@ -163,7 +173,7 @@ async def test_the_gauge_sums_every_accounts_firing_subjects(engine: Engine) -> 
     )
     b = Broker(snap(pos("1", 500, account="b2"), account="b2", at=minutes(0)))
     pollers = [
-        AccountPoller(account(ident), broker, engine, metrics, on_alerts=lambda: None)
+        AccountPoller(account(ident), broker, live_engine, metrics, on_alerts=lambda: None)
         for ident, broker in (("kotak-main", a), ("b2", b))
     ]
     assert (firing(metrics, "loss-limit"), firing(metrics, "size-cap")) == (0, 0)

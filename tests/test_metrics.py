@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.brokers.errors import BadResponse
 from monitor.config import AccountConfig, SinkConfig
-from monitor.engine import Engine
+from monitor.engine import LiveEngine
 from monitor.health import PollOutcome
 from monitor.metrics import AccountMtm, Metrics
 from monitor.model import ChangeKind
@@ -20,6 +20,7 @@ from monitor.notify.console import ConsoleSink
 from monitor.notify.outbox import Dispatcher
 from monitor.poller import AccountPoller
 from monitor.store import Store
+from monitor.store_thread import StoreThread
 from tests.prometheus import (  # noqa: F401 - prometheus_tools is a fixture
     PrometheusTools,
     prometheus_tools,
@@ -55,8 +56,8 @@ def test_every_labelled_series_exists_from_the_first_scrape(
     results, all at 0; process_* metrics on the injected registry; promtool's lint is clean."""
     metrics = Metrics(CollectorRegistry())
     account = AccountConfig(ACCOUNT, "kotak_neo", timedelta(seconds=5), IST)
-    store = Store(tmp_path / "state.db")
-    engine = Engine(store, RULES, [SinkConfig("console", "console")])
+    store = StoreThread(Store(tmp_path / "state.db"))
+    engine = LiveEngine(store, RULES, [SinkConfig("console", "console")])
     AccountPoller(account, ScriptedBroker([]), engine, metrics, on_alerts=lambda: None)
     Dispatcher(store, [ConsoleSink("console")], metrics)
 
@@ -139,7 +140,8 @@ async def test_a_good_poll_moves_the_accounts_mtm_gauges(tmp_path: Path) -> None
     them alone."""
     metrics = Metrics(CollectorRegistry())
     account = AccountConfig(ACCOUNT, "kotak_neo", timedelta(seconds=5), IST)
-    engine = Engine(Store(tmp_path / "state.db"), RULES, [SinkConfig("console", "console")])
+    store = StoreThread(Store(tmp_path / "state.db"))
+    engine = LiveEngine(store, RULES, [SinkConfig("console", "console")])
     broker = ScriptedBroker(
         [
             snap(pos("1", 25, mtm=4000), pos("2", -50, mtm=-1500), at=T0),

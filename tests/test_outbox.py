@@ -21,6 +21,7 @@ from monitor.notify.console.sink import ConsoleSink
 from monitor.notify.outbox import Dispatcher
 from monitor.notify.retry import MAX_CRASHES, RetryPolicy
 from monitor.store import Store, StoreError
+from monitor.store_thread import StoreThread
 
 DAY = date(2026, 11, 23)
 
@@ -77,10 +78,10 @@ async def test_delivers_in_order_and_empties_the_outbox(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     commit(store, ["a", "b", "c"], ["one"])
     sink = FlakySink("one")
-    await Dispatcher(store, [sink], metrics()).flush()
+    await Dispatcher(StoreThread(store), [sink], metrics()).flush()
     assert sink.delivered == ["a", "b", "c"]
     assert store.outbox_depth() == {}
-    await Dispatcher(store, [sink], metrics()).flush()
+    await Dispatcher(StoreThread(store), [sink], metrics()).flush()
     assert sink.delivered == ["a", "b", "c"]
 
 
@@ -91,23 +92,25 @@ async def test_retryable_failure_keeps_order_and_isolates_other_sinks(tmp_path: 
     down, up = FlakySink("down"), FlakySink("up")
     down.fail_with = DeliveryFailed(Reason.SERVER_ERROR, "HTTP 502", retryable=True)
     m = metrics()
-    dispatcher = Dispatcher(store, [down, up], m, backoff=Backoff(initial=0.01, cap=0.05))
+    thread = StoreThread(store)
+    dispatcher = Dispatcher(thread, [down, up], m, backoff=Backoff(initial=0.01, cap=0.05))
     task = asyncio.create_task(dispatcher.run())
     try:
         async with asyncio.timeout(60):
             while up.delivered != ["a", "b"] or down.attempts < 3:
                 await asyncio.sleep(0.01)
         assert down.delivered == []
-        assert store.outbox_depth() == {"down": 2}
+        # Read on the store's thread: after the marks the lanes queued before it.
+        assert await thread.outbox_depth() == {"down": 2}
         down.fail_with = None
         commit(store, ["c"], ["down", "up"])
         dispatcher.wake()
         async with asyncio.timeout(60):
             while down.delivered != ["a", "b", "c"] or up.delivered != ["a", "b", "c"]:
                 await asyncio.sleep(0.01)
+        assert await thread.outbox_depth() == {}
     finally:
         task.cancel()
-    assert store.outbox_depth() == {}
     failed = m.registry.get_sample_value(
         "position_monitor_notifications_total", {"sink": "down", "result": "server_error"}
     )
@@ -121,14 +124,14 @@ async def test_permanent_failure_parks_the_alert_and_moves_on(tmp_path: Path) ->
     sink = FlakySink("one")
     sink.fail_once_on = {"a"}
     m = metrics()
-    await Dispatcher(store, [sink], m).flush()
+    await Dispatcher(StoreThread(store), [sink], m).flush()
     assert sink.delivered == ["b"]
     assert store.pending("one") == []
     parked = m.registry.get_sample_value(
         "position_monitor_undeliverable_alerts_total", {"sink": "one"}
     )
     assert parked == 1
-    await Dispatcher(store, [sink], metrics()).flush()
+    await Dispatcher(StoreThread(store), [sink], metrics()).flush()
     assert sink.delivered == ["b"], "a parked alert is not retried"
 
 
@@ -138,7 +141,8 @@ async def test_a_sink_bug_backs_off_instead_of_stopping_delivery(tmp_path: Path)
     commit(store, ["a"], ["buggy"])
     sink = FlakySink("buggy")
     sink.fail_with = RuntimeError("bug in a sink")
-    dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.01, cap=0.02))
+    thread = StoreThread(store)
+    dispatcher = Dispatcher(thread, [sink], metrics(), backoff=Backoff(initial=0.01, cap=0.02))
     task = asyncio.create_task(dispatcher.run())
     try:
         async with asyncio.timeout(60):
@@ -149,9 +153,9 @@ async def test_a_sink_bug_backs_off_instead_of_stopping_delivery(tmp_path: Path)
             while sink.delivered != ["a"]:
                 await asyncio.sleep(0.01)
         assert not task.done()
+        assert await thread.outbox_depth() == {}  # after the lane's mark, on the same thread
     finally:
         task.cancel()
-    assert store.outbox_depth() == {}
 
 
 async def test_an_alert_that_keeps_crashing_a_sink_is_parked(tmp_path: Path) -> None:
@@ -169,17 +173,18 @@ async def test_an_alert_that_keeps_crashing_a_sink_is_parked(tmp_path: Path) -> 
             await super().send(alerts)
 
     sink = PoisonedSink("buggy")
-    dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002))
+    thread = StoreThread(store)
+    dispatcher = Dispatcher(thread, [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002))
     task = asyncio.create_task(dispatcher.run())
     try:
         async with asyncio.timeout(60):
             while sink.delivered != ["b"]:
                 await asyncio.sleep(0.01)
+        assert await thread.outbox_depth() == {}  # after the lane's mark, on the same thread
     finally:
         task.cancel()
     # Once with its neighbour (which crash was whose is not known), then MAX_CRASHES alone.
     assert sink.poisoned == 1 + MAX_CRASHES
-    assert store.outbox_depth() == {}
     assert outcomes(tmp_path / "s.db") == {
         "poison": ("failed", "sink_error: ValueError('cannot format this alert')"),
         "b": ("delivered", None),
@@ -226,7 +231,9 @@ async def test_a_sink_bug_is_charged_to_the_alert_it_met(tmp_path: Path) -> None
 
     sink = BugOnPoison("buggy")
     m = metrics()
-    dispatcher = Dispatcher(store, [sink], m, backoff=Backoff(initial=0.001, cap=0.002))
+    dispatcher = Dispatcher(
+        StoreThread(store), [sink], m, backoff=Backoff(initial=0.001, cap=0.002)
+    )
     await drain_until_empty(store, dispatcher, "buggy")
     assert sink.delivered == ["a", "c"]
     assert sink.attempts == MAX_CRASHES + 1  # the group, then poison alone, then c alone
@@ -252,7 +259,9 @@ async def test_an_alert_the_console_cannot_print_does_not_repeat_its_neighbours(
     raw = io.BytesIO()
     stream = io.TextIOWrapper(raw, encoding="ascii", write_through=True)
     sink = ConsoleSink("console", output_format, stream)
-    dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002))
+    dispatcher = Dispatcher(
+        StoreThread(store), [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002)
+    )
     await drain_until_empty(store, dispatcher, "console")
     printed = raw.getvalue().decode("ascii").splitlines()
     assert len(printed) == 2
@@ -282,7 +291,7 @@ async def test_an_alert_the_sink_took_is_not_sent_again_when_recording_it_failed
 
     sink = LockedAfterA("one")
     registry = metrics()
-    dispatcher = Dispatcher(store, [sink], registry)
+    dispatcher = Dispatcher(StoreThread(store), [sink], registry)
     with pytest.raises(StoreError, match="database is locked"):
         await dispatcher.flush()
     other.execute("ROLLBACK")
@@ -349,7 +358,9 @@ async def test_a_long_outage_does_not_use_up_the_tries_against_a_sink_bug(tmp_pa
     commit(store, ["a"], ["buggy"])
     sink = FlakySink("buggy")
     sink.fail_with = DeliveryFailed(Reason.TRANSPORT_ERROR, "connection refused", retryable=True)
-    dispatcher = Dispatcher(store, [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002))
+    dispatcher = Dispatcher(
+        StoreThread(store), [sink], metrics(), backoff=Backoff(initial=0.001, cap=0.002)
+    )
     task = asyncio.create_task(dispatcher.run())
     try:
         async with asyncio.timeout(60):

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from monitor.brokers.errors import BadResponse, BrokerError, BrokerUnavailable, RateLimited
 from monitor.config import AccountConfig, SinkConfig
-from monitor.engine import Engine
+from monitor.engine import LiveEngine
 from monitor.logs import Redactor
 from monitor.metrics import Metrics
 from monitor.model import Severity, Snapshot
@@ -22,6 +22,7 @@ from monitor.rules.base import PositionFilter
 from monitor.rules.squared_off import SquaredOff
 from monitor.schedule import PRESETS
 from monitor.store import Store
+from monitor.store_thread import StoreThread
 from tests.snapshots import ACCOUNT, IST, T0, pos, snap
 
 
@@ -61,7 +62,9 @@ def poller(
 ) -> AccountPoller:
     account = AccountConfig(ACCOUNT, "kotak_neo", timedelta(seconds=5), IST)
     rule = SquaredOff("closed", Severity.INFO, PositionFilter())
-    engine = Engine(Store(tmp_path / "state.db"), [rule], [SinkConfig("console", "console")])
+    engine = LiveEngine(
+        StoreThread(Store(tmp_path / "state.db")), [rule], [SinkConfig("console", "console")]
+    )
     return AccountPoller(
         account, broker, engine, metrics, on_alerts=lambda: None, monotonic=clock or Clock()
     )
@@ -176,7 +179,7 @@ def windowed_poller(
         alert_after=timedelta(seconds=30),
     )  # fmt: skip
     store = Store(tmp_path / "state.db")
-    engine = Engine(store, [], [SinkConfig("console", "console")])
+    engine = LiveEngine(StoreThread(store), [], [SinkConfig("console", "console")])
     poller = AccountPoller(
         account, broker, engine, metrics, on_alerts=lambda: None, monotonic=clock, clock=wall
     )
@@ -271,7 +274,7 @@ async def test_a_poll_is_bounded_as_a_whole(tmp_path: Path, metrics: Metrics) ->
     account = AccountConfig(
         ACCOUNT, "kotak_neo", timedelta(seconds=5), IST, timeout=timedelta(milliseconds=100)
     )
-    engine = Engine(Store(tmp_path / "state.db"), [], [])
+    engine = LiveEngine(StoreThread(Store(tmp_path / "state.db")), [], [])
     poller = AccountPoller(account, Stuck([]), engine, metrics, on_alerts=lambda: None)
     with capture_logs() as logs:
         async with asyncio.timeout(60):  # generous: a poll without its deadline never ends
@@ -306,7 +309,7 @@ async def test_poll_failing_never_repeats_a_secret_the_broker_echoed(
     echoed = BadResponse("kotak_neo", "stat Not_Ok, stCode 5000: token s3cr3t-v4lue is invalid")
     wall = WallClock(datetime(2026, 11, 23, 10, 0, tzinfo=IST))
     poller = AccountPoller(
-        account, ScriptedBroker([echoed, echoed]), Engine(store, [], []), metrics,
+        account, ScriptedBroker([echoed, echoed]), LiveEngine(StoreThread(store), [], []), metrics,
         on_alerts=lambda: None, clock=wall, redact=Redactor(["s3cr3t-v4lue"]).scrub,
     )  # fmt: skip
     await poller.poll()

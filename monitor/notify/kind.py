@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the config package imports the kinds: keep this module's im
     from monitor.health import AccountStatus
     from monitor.model import Snapshot
     from monitor.rules.conditions import FiringCondition
-    from monitor.store import Store
+    from monitor.store_thread import StoreThread
 
 SettingsT = TypeVar("SettingsT")
 
@@ -88,7 +88,7 @@ class SinkContext:
     zones: Mapping[str, tzinfo]  # account id -> the zone its times are written in
     timezone: ZoneInfo  # for times that belong to no account
     view: DaemonView
-    store: Store
+    store: StoreThread  # the state file, awaited on its own thread
     clock: Callable[[], datetime]
 
 

@@ -11,7 +11,7 @@ only the rest is retried. A sink's bug is charged to the alert it met, never to 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -21,7 +21,8 @@ from monitor.metrics import Metrics
 from monitor.model import Alert
 from monitor.notify.base import DeliveryFailed, Reason, Sink, sink_bug
 from monitor.notify.retry import RetryPolicy
-from monitor.store import PendingAlert, Store, StoreError
+from monitor.store import PendingAlert, StoreError
+from monitor.store_thread import StoreThread
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +34,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: Store,
+        store: StoreThread,
         sinks: Sequence[Sink],
         metrics: Metrics,
         *,
@@ -109,10 +110,10 @@ class Dispatcher:
         if failures:
             raise failures[0]  # every sink had its try; the caller hears of the first failure
 
-    def update_depth(self) -> None:
+    async def update_depth(self) -> None:
         """Refresh the outbox depth gauge of every sink from the store."""
-        depth = self._store.outbox_depth()
-        for name in self._lanes:
+        depth = await self._store.outbox_depth()
+        for name in self._lanes:  # the lanes as they are once the store answered
             self._metrics.outbox_depth.labels(name).set(depth.get(name, 0))
 
 
@@ -123,11 +124,11 @@ class Lane:
     def __init__(
         self,
         sink: Sink,
-        store: Store,
+        store: StoreThread,
         metrics: Metrics,
         retry: RetryPolicy,
         clock: Callable[[], datetime],
-        depth_changed: Callable[[], None],
+        depth_changed: Callable[[], Awaitable[None]],
     ) -> None:
         self.sink = sink
         self.wakeup = asyncio.Event()
@@ -169,20 +170,20 @@ class Lane:
         message; a mute in force for the sink records matching alerts instead of sending them.
         """
         name = self.sink.name
-        while batch := self._store.pending(name, BATCH):
-            mutes = self._store.mutes(name, self._clock())
+        while batch := await self._store.pending(name, BATCH):
+            mutes = await self._store.mutes(name, self._clock())
             for group in _poll_groups(batch):
-                unsent = self._record_unrecorded(group)
-                unmuted = self._hold_muted(unsent, mutes)
+                unsent = await self._record_unrecorded(group)
+                unmuted = await self._hold_muted(unsent, mutes)
                 if unmuted and not await self._deliver(unmuted):
                     return
         if self._failures:
             log.info("delivery_recovered", sink=name, failed_attempts=self._failures)
             self._failures = 0
             self._retry_after = 0.0
-        self._depth_changed()
+        await self._depth_changed()
 
-    def _hold_muted(
+    async def _hold_muted(
         self, group: list[PendingAlert], mutes: Mapping[str, datetime]
     ) -> list[PendingAlert]:
         """Record the muted alerts of ``group``; return the ones to send."""
@@ -195,7 +196,7 @@ class Lane:
                 send.append(item)
                 continue
             reason = f"muted: {target.replace(':', ' ', 1)} until {mutes[target].isoformat()}"
-            self._store.mark_muted([item.id], self.sink.name, reason, self._clock())
+            await self._store.mark_muted([item.id], self.sink.name, reason, self._clock())
             self._metrics.deliveries.labels(self.sink.name, "muted").inc()
         return send
 
@@ -228,10 +229,10 @@ class Lane:
                             return False
                     return True
             else:
-                self._delivered(sending)
+                await self._delivered(sending)
                 group = group[len(sending) :]
                 continue
-            self._delivered(group[: failure.delivered])
+            await self._delivered(group[: failure.delivered])
             group = group[failure.delivered :]
             self._metrics.deliveries.labels(name, str(failure.reason)).inc()
             failed, crashes = group, 0
@@ -240,15 +241,15 @@ class Lane:
                 failed = group[:1]  # the alerts behind it did not fail, they wait
             if not self._retry.gives_up(failure, crashes):
                 for item in failed:
-                    self._store.mark_attempt_failed(item.id, name, str(failure))
+                    await self._store.mark_attempt_failed(item.id, name, str(failure))
                 if not self._failures:
                     log.warning("delivery_failing", sink=name, reason=str(failure))
                 self._failures += 1
                 self._retry_after = failure.retry_after or 0.0
-                self._depth_changed()
+                await self._depth_changed()
                 return False
             refused, group = group[0], group[1:]
-            self._store.mark_undeliverable(refused.id, name, str(failure), self._clock())
+            await self._store.mark_undeliverable(refused.id, name, str(failure), self._clock())
             self._crashes.pop(refused.id, None)
             self._metrics.undeliverable.labels(name).inc()
             if not self._refusing:
@@ -263,22 +264,22 @@ class Lane:
         self._crashes[item.id] = self._crashes.get(item.id, 0) + 1
         return self._crashes[item.id]
 
-    def _record_unrecorded(self, group: list[PendingAlert]) -> list[PendingAlert]:
+    async def _record_unrecorded(self, group: list[PendingAlert]) -> list[PendingAlert]:
         """Record the alerts the sink already took; return the ones still to send."""
         taken = {item.id for item in group if item.id in self._unrecorded}
         if taken:
-            self._store.mark_delivered(sorted(taken), self.sink.name, self._clock())
+            await self._store.mark_delivered(sorted(taken), self.sink.name, self._clock())
             self._unrecorded.difference_update(taken)
             self._metrics.deliveries.labels(self.sink.name, "delivered").inc(len(taken))
         return [item for item in group if item.id not in taken]
 
-    def _delivered(self, items: Sequence[PendingAlert]) -> None:
+    async def _delivered(self, items: Sequence[PendingAlert]) -> None:
         """Record that the sink took ``items``; a StoreError leaves them to record next time."""
         if not items:
             return
         ids = [item.id for item in items]
         self._unrecorded.update(ids)
-        self._store.mark_delivered(ids, self.sink.name, self._clock())
+        await self._store.mark_delivered(ids, self.sink.name, self._clock())
         self._unrecorded.difference_update(ids)
         for alert_id in ids:
             self._crashes.pop(alert_id, None)

@@ -26,6 +26,7 @@ from monitor.notify.alertmanager.sink import AlertmanagerSink
 from monitor.notify.outbox import Dispatcher
 from monitor.rules.conditions import FiringCondition
 from monitor.store import Store
+from monitor.store_thread import StoreThread
 from tests.alertmanager import (  # noqa: F401 - alertmanager_tools is a fixture
     AlertmanagerServer,
     AlertmanagerTools,
@@ -212,7 +213,7 @@ async def test_alerts_committed_while_alertmanager_is_down_arrive_when_it_is_bac
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     fast = Backoff(initial=0.2, cap=1.0)
-    dispatcher = Dispatcher(store, [sink], metrics, backoff=fast)
+    dispatcher = Dispatcher(StoreThread(store), [sink], metrics, backoff=fast)
     await asyncio.to_thread(harness.server.stop)
     now = datetime.now(UTC)
     alerts: Sequence[Alert] = [firing_condition(now), event(now)]

@@ -30,6 +30,7 @@ from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.notify.telegram.updates import CommandListener, parse_command
 from monitor.rules.conditions import FiringCondition
 from monitor.store import Store
+from monitor.store_thread import StoreThread
 from tests.fakes.telegram import USERNAME, TelegramState, _parse_problem
 from tests.telegram.conftest import AT, GROUP, PRIVATE, commit, short
 from tests.telegram.test_sink import dispatcher, until
@@ -103,8 +104,9 @@ async def chat_bot(telegram: TelegramState, bot: TelegramBot, store: Store) -> A
         TelegramChatSink("telegram:desk", GROUP, bot),
     ]
     view = View()
+    thread = StoreThread(store)
     listener = CommandListener(
-        bot, sinks, Commands(view, store, store), store, IST, clock=lambda: datetime.now(UTC)
+        bot, sinks, Commands(view, thread, thread), thread, IST, clock=lambda: datetime.now(UTC)
     )
     task = asyncio.create_task(listener.run())
     try:
@@ -124,17 +126,18 @@ async def test_status_lists_accounts_failures_and_the_outbox(chat_bot: Bot, stor
     assert _parse_problem(reply) == ""
 
 
-def status(view: View, store: Store) -> list[str]:
+async def status(view: View, store: Store) -> list[str]:
     """The /status reply at NOW, asked in the private chat."""
     chat = Chat(["telegram:me"], IST)
-    return Commands(view, store, store).answer("status", [], chat, NOW)
+    thread = StoreThread(store)
+    return await Commands(view, thread, thread).answer("status", [], chat, NOW)
 
 
-def test_status_lists_the_conditions_firing_now(store: Store) -> None:
+async def test_status_lists_the_conditions_firing_now(store: Store) -> None:
     """/status: each condition firing with its rule, account, subject and since when, in the
     account's zone with the time elapsed; none firing says so."""
     view = View()
-    (quiet,) = status(view, store)
+    (quiet,) = await status(view, store)
     assert "<b>Firing now</b>: none" in quiet
     since = NOW - timedelta(minutes=25)
     view.firing = [
@@ -151,7 +154,7 @@ def test_status_lists_the_conditions_firing_now(store: Store) -> None:
             "position_limit",
         ),
     ]
-    (reply,) = status(view, store)
+    (reply,) = await status(view, store)
     firing = reply.split("<b>Firing now</b>: 2\n", 1)[1].split("\n")[:2]
     assert firing == [
         "🔴 <b>desk-drawdown</b> <code>kotak-main</code> account since 09:05:00 IST (25m)",
@@ -161,7 +164,7 @@ def test_status_lists_the_conditions_firing_now(store: Store) -> None:
     assert _parse_problem(reply) == ""
 
 
-def test_status_lists_at_most_fifty_firing_conditions(store: Store) -> None:
+async def test_status_lists_at_most_fifty_firing_conditions(store: Store) -> None:
     """A position limit firing for hundreds of rows: 50 of them and how many more, in
     messages within Telegram's limit."""
     key = position(1).key
@@ -172,7 +175,7 @@ def test_status_lists_at_most_fifty_firing_conditions(store: Store) -> None:
         )
         for i in range(300)
     ]
-    replies = status(view, store)
+    replies = await status(view, store)
     assert all(utf16_len(reply) <= MESSAGE_LIMIT for reply in replies)
     text = "\n".join(replies)
     assert "<b>Firing now</b>: 300" in text

@@ -21,6 +21,7 @@ from monitor.notify.outbox import Dispatcher
 from monitor.notify.telegram.pacing import PRIVATE_INTERVAL, Pacer
 from monitor.notify.telegram.sink import TelegramBot, TelegramChatSink
 from monitor.store import Store
+from monitor.store_thread import StoreThread
 from tests.fakes.scripted import Reply
 from tests.fakes.telegram import TOKEN, TelegramState, error, retry_after
 from tests.leaks import assert_no_secret_leaks
@@ -32,7 +33,7 @@ FAST = Backoff(initial=0.05, cap=0.2)
 
 def dispatcher(store: Store, *sinks: TelegramChatSink) -> tuple[Dispatcher, Metrics]:
     metrics = Metrics(CollectorRegistry())
-    return Dispatcher(store, sinks, metrics, backoff=FAST), metrics
+    return Dispatcher(StoreThread(store), sinks, metrics, backoff=FAST), metrics
 
 
 async def until(condition: Callable[[], bool], seconds: float = 60) -> None:

@@ -56,17 +56,17 @@ class DaemonView(Protocol):
 class Mutes(Protocol):
     """The mutes kept in the state file, per outbox destination (the store is one)."""
 
-    def mute(self, sinks: Sequence[str], target: str, until: datetime) -> None: ...
+    async def mute(self, sinks: Sequence[str], target: str, until: datetime) -> None: ...
 
-    def unmute(self, sinks: Sequence[str], target: str | None = None) -> int: ...
+    async def unmute(self, sinks: Sequence[str], target: str | None = None) -> int: ...
 
-    def mutes(self, sink: str, now: datetime) -> Mapping[str, datetime]: ...
+    async def mutes(self, sink: str, now: datetime) -> Mapping[str, datetime]: ...
 
 
 class OutboxDepth(Protocol):
     """How many deliveries wait in the outbox, per destination (the store is one)."""
 
-    def outbox_depth(self) -> Mapping[str, int]: ...
+    async def outbox_depth(self) -> Mapping[str, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,20 +85,22 @@ class Commands:
         self._mutes = mutes
         self._outbox = outbox
 
-    def answer(self, command: str, args: Sequence[str], chat: Chat, now: datetime) -> list[str]:
+    async def answer(
+        self, command: str, args: Sequence[str], chat: Chat, now: datetime
+    ) -> list[str]:
         """The reply to ``/command args...``; unknown commands get the help text."""
         if command == "status":
-            lines = self._status(chat, now).split("\n")
+            lines = (await self._status(chat, now)).split("\n")
             return [message.text for message in pack([[line] for line in lines])]
         if command == "positions":
             return [self._positions(args, now)]
         if command == "mute":
-            return [self._mute(args, chat, now)]
+            return [await self._mute(args, chat, now)]
         if command == "unmute":
-            return [self._unmute(args, chat)]
+            return [await self._unmute(args, chat)]
         return [HELP]
 
-    def _status(self, chat: Chat, now: datetime) -> str:
+    async def _status(self, chat: Chat, now: datetime) -> str:
         lines = ["<b>Accounts</b>"]
         for status in self._view.statuses():
             account = status.account
@@ -116,11 +118,11 @@ class Commands:
                 line += f"; {status.failed_polls} failed since: {html_field(status.last_reason)}"
             lines.append(line)
         lines += self._firing(now)
-        depth = self._outbox.outbox_depth()
+        depth = await self._outbox.outbox_depth()
         waiting = sum(depth.values())
         lines.append(f"\n<b>Outbox</b>: {waiting} alert deliveries waiting")
         lines += [f"{html_field(sink)}: {n}" for sink, n in sorted(depth.items()) if n]
-        mutes = self._chat_mutes(chat, now)
+        mutes = await self._chat_mutes(chat, now)
         if mutes:
             lines.append("\n<b>Muted here</b>")
             today = now.astimezone(chat.timezone).date()
@@ -173,7 +175,7 @@ class Commands:
             return f"<code>{html_field(account)}</code>: no good poll yet"
         return positions_page(snapshot, pages[0] if pages else 1, now)
 
-    def _mute(self, args: Sequence[str], chat: Chat, now: datetime) -> str:
+    async def _mute(self, args: Sequence[str], chat: Chat, now: datetime) -> str:
         if len(args) != 2:
             return "Usage: /mute &lt;rule|account&gt; &lt;duration&gt;, e.g. /mute fresh-short 30m"
         target = self._target(args[0])
@@ -187,7 +189,7 @@ class Commands:
                 " (at most 7d), e.g. 30m"
             )
         until = now + duration
-        self._mutes.mute(chat.destinations, target, until)
+        await self._mutes.mute(chat.destinations, target, until)
         at = clock_time(until, chat.timezone, now.astimezone(chat.timezone).date())
         what = html_field(target.replace(":", " ", 1))
         return (
@@ -195,14 +197,14 @@ class Commands:
             f" sent here. /unmute {html_field(args[0])} to lift it."
         )
 
-    def _unmute(self, args: Sequence[str], chat: Chat) -> str:
+    async def _unmute(self, args: Sequence[str], chat: Chat) -> str:
         if not args:
-            lifted = self._mutes.unmute(chat.destinations)
+            lifted = await self._mutes.unmute(chat.destinations)
             return f"🔔 Lifted {lifted} mute{'s' * (lifted != 1)} in this chat."
         target = self._target(args[0])
         if target is None:
             return self._unknown(args[0])
-        if not self._mutes.unmute(chat.destinations, target):
+        if not await self._mutes.unmute(chat.destinations, target):
             return f"{html_field(target.replace(':', ' ', 1))} is not muted here."
         return f"🔔 Unmuted {html_field(target.replace(':', ' ', 1))} in this chat."
 
@@ -228,10 +230,10 @@ class Commands:
             f"\nRules: {rules}\nAccounts: {accounts}"
         )
 
-    def _chat_mutes(self, chat: Chat, now: datetime) -> Mapping[str, datetime]:
+    async def _chat_mutes(self, chat: Chat, now: datetime) -> Mapping[str, datetime]:
         mutes: dict[str, datetime] = {}
         for destination in chat.destinations:
-            mutes.update(self._mutes.mutes(destination, now))
+            mutes.update(await self._mutes.mutes(destination, now))
         return mutes
 
 

@@ -47,9 +47,9 @@ def parse_command(message: str, username: str | None) -> tuple[str, list[str]] |
 class UpdateOffsets(Protocol):
     """Where the listener keeps its update offset across restarts (the store is one)."""
 
-    def get_meta(self, key: str) -> str | None: ...
+    async def get_meta(self, key: str) -> str | None: ...
 
-    def set_meta(self, key: str, value: str) -> None: ...
+    async def set_meta(self, key: str, value: str) -> None: ...
 
 
 class CommandListener:
@@ -88,7 +88,7 @@ class CommandListener:
 
     async def run(self) -> None:
         """Poll for commands until cancelled; Telegram outages back off and recover."""
-        offset = self._stored_offset()
+        offset = await self._stored_offset()
         failures = 0
         while True:
             try:
@@ -116,13 +116,13 @@ class CommandListener:
                     log.exception("telegram_command_crashed", bot=self._bot.name)
                 offset = update.update_id + 1
                 try:
-                    self._offsets.set_meta(self._offset_key, str(offset))
+                    await self._offsets.set_meta(self._offset_key, str(offset))
                 except StoreError as err:
                     log.error("telegram_offset_not_stored", bot=self._bot.name, error=str(err))
 
-    def _stored_offset(self) -> int | None:
+    async def _stored_offset(self) -> int | None:
         try:
-            stored = self._offsets.get_meta(self._offset_key)
+            stored = await self._offsets.get_meta(self._offset_key)
             return int(stored) if stored is not None else None
         except (StoreError, ValueError) as err:
             log.error("telegram_offset_unreadable", bot=self._bot.name, error=str(err))
@@ -151,7 +151,7 @@ class CommandListener:
         log.info("telegram_command", bot=self._bot.name, chat_id=chat_id, command=command)
         chat = Chat(destinations, self._timezone)
         try:
-            replies = self._commands.answer(command, args, chat, self._clock())
+            replies = await self._commands.answer(command, args, chat, self._clock())
         except StoreError as err:
             replies = [f"The state file is not usable right now: {html_field(str(err))}"]
         for reply in replies:

@@ -28,6 +28,7 @@ from monitor.notify.base import DeliveryFailed, Reason
 from monitor.notify.outbox import Dispatcher
 from monitor.notify.webhook.sink import SharedSession, WebhookSink, alert_id
 from monitor.store import Store
+from monitor.store_thread import StoreThread
 from tests.fakes import serve
 from tests.leaks import assert_no_secret_leaks
 from tests.telegram.conftest import AT, commit, short
@@ -115,7 +116,7 @@ async def running(d: Dispatcher, body: Callable[[], Awaitable[None]]) -> None:
 
 def dispatcher(store: Store, sink: WebhookSink) -> tuple[Dispatcher, Metrics]:
     metrics = Metrics(CollectorRegistry())
-    return Dispatcher(store, [sink], metrics, backoff=FAST), metrics
+    return Dispatcher(StoreThread(store), [sink], metrics, backoff=FAST), metrics
 
 
 def deliveries(path: Path) -> list[tuple[str | None, str | None, str | None]]:
