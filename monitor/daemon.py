@@ -30,7 +30,6 @@ from monitor.brokers.simulator import BROKER as SIMULATOR
 from monitor.brokers.simulator import WARM_UP as SIMULATOR_WARM_UP
 from monitor.brokers.simulator import Simulator
 from monitor.brokers.transport import Connection, Transport
-from monitor.clock_watch import watch_clock
 from monitor.config import (
     AccountConfig,
     Config,
@@ -228,7 +227,6 @@ class Daemon:
         self.pollers = Pollers(self.metrics)
         for account, broker in zip(accounts, brokers, strict=True):
             self.pollers.add(self._poller(config, account, broker), broker)
-        self._tasks: list[asyncio.Task[None]] = []
         self._announcing: list[asyncio.Task[None]] = []  # the dead man's switch messages
         self._heartbeat: asyncio.Task[None] | None = None
         self._serving: list[asyncio.Task[None]] = []  # the sinks' loops (a bot's commands)
@@ -253,11 +251,9 @@ class Daemon:
             os.close(self._state_lock)
             raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {err}") from err
         self._transport.open()
-        self.pollers.scheduler.start()
+        self.pollers.start()
         self._delivery = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         self._delivery.add_done_callback(_log_if_crashed)
-        self._tasks = [asyncio.create_task(watch_clock(self.pollers.scheduler), name="clock-watch")]
-        self._tasks[0].add_done_callback(_log_if_crashed)
         self._serve()
         self._reloaded()
         for name in self._notify.skipped:
@@ -344,7 +340,7 @@ class Daemon:
         # Said to the sinks that reload left, while the polls drain: no cost to the shutdown.
         stopping = liveness.stopping_text(socket.gethostname(), reason)
         self._announce(stopping, "stopping", liveness.STOPPING_SECONDS)
-        background = [*self._tasks, *self._serving]  # the clock watch, the sinks' loops
+        background = list(self._serving)  # the sinks' loops
         if self._heartbeat is not None:
             background.append(self._heartbeat)
         for task in background:

@@ -358,9 +358,7 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.INFO)
-    # APScheduler logs every job run at INFO and every skipped run (a slow broker) at WARNING;
-    # skips are counted in a metric instead. httpx logs request URLs (bot tokens) at INFO.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    # httpx logs request URLs (bot tokens) at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # A library's warning (a deprecation, an unclosed session) is a JSON line like the rest,
     # not raw text in the middle of the stream.

@@ -43,6 +43,12 @@ class Metrics:
             "polls", "Polls by account and outcome: ok, a failure kind, deferred or skipped_busy.",
             ["account", "outcome"], namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        self.poll_lag = Histogram(
+            "poll_lag_seconds",
+            "Time from a poll's due time to its start: how far the daemon runs behind.",
+            namespace=NAMESPACE, registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )  # fmt: skip
         self.poll_duration = Histogram(
             "poll_duration_seconds", "Time from starting a poll to its result, by account.",
             ["account", "broker"], namespace=NAMESPACE, registry=registry,
@@ -214,7 +220,7 @@ class AccountMtm:
     the first known MTM neither gauge is exported, so no stale or NaN value is ever scraped.
     """
 
-    __slots__ = ("_day", "_metrics", "_peak", "_unknown", "account")
+    __slots__ = ("_day", "_gauges", "_metrics", "_peak", "_unknown", "account")
 
     def __init__(self, metrics: Metrics, account: str) -> None:
         self.account = account
@@ -223,6 +229,8 @@ class AccountMtm:
         self._unknown.set(0)
         self._day: date | None = None
         self._peak = Decimal(0)
+        # The MTM and drawdown series, looked up once, at the first known MTM.
+        self._gauges: tuple[Gauge, Gauge] | None = None
 
     def observe(self, day: date, snapshot: Snapshot) -> None:
         """Move the gauges by one good poll of ``day`` (carried rows count, as in the rules)."""
@@ -236,5 +244,11 @@ class AccountMtm:
         if day != self._day:
             self._day, self._peak = day, mtm
         self._peak = max(self._peak, mtm)
-        self._metrics.account_mtm.labels(self.account).set(float(mtm))
-        self._metrics.account_drawdown.labels(self.account).set(float(self._peak - mtm))
+        if self._gauges is None:
+            self._gauges = (
+                self._metrics.account_mtm.labels(self.account),
+                self._metrics.account_drawdown.labels(self.account),
+            )
+        account_mtm, drawdown = self._gauges
+        account_mtm.set(float(mtm))
+        drawdown.set(float(self._peak - mtm))

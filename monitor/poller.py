@@ -98,6 +98,11 @@ class AccountPoller:
         """The account is no longer polled: no new poll starts."""
         self._retired = True
 
+    @property
+    def retired(self) -> bool:
+        """True once the account is no longer polled."""
+        return self._retired
+
     def forget_metrics(self) -> None:
         """Take this retired account's share of the firing gauges and its series out of the
         metrics, once no poll of it is in flight."""
@@ -110,12 +115,12 @@ class AccountPoller:
         self._count_firing()
 
     async def poll(self) -> None:
-        """Run one poll (the scheduler never starts a second one while one is in flight).
+        """Run one poll (never two at once: a second waits for the first).
 
         Outside the account's trading window nothing is fetched, except one poll right after
         the window closes, which records the end-of-day state.
         """
-        if self._retired:  # a job already submitted when the account was removed
+        if self._retired:  # a poll already due when the account was removed
             return
         now = self._now()
         window = self.account.window

@@ -24,7 +24,7 @@ def restore_logging() -> Iterator[None]:
     """For tests that configure the global logging state: put it back afterwards."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    levels = {name: logging.getLogger(name).level for name in ("apscheduler", "httpx")}
+    levels = {name: logging.getLogger(name).level for name in ("httpx",)}
     yield
     root.handlers, root.level = handlers, level
     logging.captureWarnings(False)

@@ -1,7 +1,8 @@
 """The benchmarks' generated bodies are real Kotak bodies: the parser takes them, row for row.
 
 ``make bench`` is not part of ``make test``; this keeps its data from drifting away from what
-the parser accepts, so the benchmarks cannot silently time an error path.
+the parser accepts, so the benchmarks cannot silently time an error path, and runs the scale
+figure on a few accounts so its plumbing (the daemon's lag histogram, /proc) keeps working.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from benchmarks import scale
 from benchmarks.data import CHANGED_SHARE, make_alternating, make_data, net_qty
 from monitor.brokers import kotak_neo
 from monitor.diff import diff
@@ -18,6 +21,7 @@ from monitor.model import ChangeKind, Snapshot
 
 AT = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
 N = 1_000
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse(body: bytes, quotes: dict[str, Decimal]) -> Snapshot:
@@ -65,3 +69,16 @@ def test_net_qty_helper_matches_the_parser() -> None:
     rows = json.loads(data.first)["data"]
 
     assert [net_qty(row) for row in rows] == [p.net_qty for p in snapshot.positions.values()]
+
+
+async def test_scale_benchmark_reads_the_daemons_lag_and_cpu_on_a_small_run() -> None:
+    """A smoke run of the scale figure: a few accounts, short stretches, polls counted.
+
+    Only that the figures are read: how many polls fit the stretch, and how late, is the
+    machine's business."""
+    figures = await scale.run(ROOT, accounts=5, interval=1.0, warm_rounds=1, rounds=2)
+
+    assert figures["scale_polls"] > 0
+    assert figures["scale_cpu_share"] > 0
+    assert figures["scale_lag_p99_ms"] > 0
+    assert figures["scale_lag_p99_over_interval"] == figures["scale_lag_p99_ms"] / 1e3

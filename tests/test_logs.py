@@ -21,8 +21,6 @@ LIBRARY_LOGGERS = (
     "aiohttp.client",
     "aiohttp.server",
     "aiohttp.web",
-    "apscheduler.scheduler",
-    "apscheduler.executors.default",
     "telegram.ext.Application",
     "telegram.Bot",
     "httpx",
@@ -76,7 +74,7 @@ def test_json_lines_and_stdlib_loggers_share_the_pipeline() -> None:
 
 @pytest.mark.parametrize("name", LIBRARY_LOGGERS)
 def test_every_library_logger_goes_through_the_processors(name: str) -> None:
-    """A record of aiohttp, APScheduler, python-telegram-bot or httpx: JSON, level, time, name."""
+    """A record of aiohttp, python-telegram-bot or httpx: JSON, level, time, name."""
     stream = io.StringIO()
     configure_logging(stream=stream, json_output=True)
     logging.getLogger(name).error("job %s failed after %d tries", "poll", 3)
