@@ -183,6 +183,10 @@ def _run(args: argparse.Namespace) -> int:
     settings = daemon.Settings(
         args.state or loaded.state_path, host, port, credentials, args.record, notify=notify,
         record_max_bytes=args.record_max_bytes, protect=redactor.add, shard=this_shard,
+        from_flags=frozenset(
+            name for name, flag in (("daemon.state", args.state), ("daemon.listen", args.listen))
+            if flag is not None
+        ),
     )  # fmt: skip
     try:
         asyncio.run(daemon.run(loaded, settings))

@@ -85,6 +85,8 @@ class Settings:
     notify: Notify | None = None  # resolved notify section; None: resolved from os.environ
     record_max_bytes: int = DEFAULT_MAX_BYTES  # then the record file is rotated to FILE.1
     shard: Shard = WHOLE  # this daemon polls only the accounts of its shard
+    # Settings the command line fixed ("daemon.state", "daemon.listen"): the file's are unused.
+    from_flags: frozenset[str] = frozenset()
     # Adds values to what the logs redact: the credentials of accounts a reload adds.
     protect: Callable[[Iterable[str]], None] = lambda values: None
 
@@ -395,9 +397,10 @@ class Daemon:
             except Exception:  # the loop edge: a bug in a reload must not end the daemon
                 log.exception("config_reload_crashed")
                 return self._reload_failed(["the reload failed; see the log"])
-        if changes.needs_restart:
+        restart = [name for name in changes.needs_restart if name not in self.settings.from_flags]
+        if restart:
             log.warning(
-                "config_reload_needs_restart", settings=list(changes.needs_restart),
+                "config_reload_needs_restart", settings=restart,
                 hint="these apply at the next start; the rest is applied",
             )  # fmt: skip
         log.info("config_reloaded", config=str(new.path), **changes.summary())

@@ -1,7 +1,8 @@
-"""A reload that changes an account keeps its credentials out of every output.
+"""Reloads of a daemon running in this process: what they keep secret and what they warn of.
 
 The new poller of a changed account, and the `--record` file, must redact the credentials the
-reload read, as they did the ones read at start.
+reload read, as they did the ones read at start. A setting the command line fixed is not one a
+restart would apply from the file.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from monitor import config, daemon
 from monitor.brokers.errors import BrokerUnavailable
@@ -54,3 +56,28 @@ async def test_a_changed_account_stays_redacted_in_its_alerts_and_its_record(
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert lines, "the premise: a line was recorded"
     assert ROTATED not in record.read_text()
+
+
+@pytest.mark.parametrize(
+    ("from_flags", "warned"), [(frozenset(), True), (frozenset({"daemon.state"}), False)]
+)
+async def test_a_state_file_fixed_by_the_command_line_needs_no_restart_warning(
+    tmp_path: Path, from_flags: frozenset[str], warned: bool
+) -> None:
+    path = tmp_path / "rules.yaml"
+    rules = (
+        "rules: [{name: fresh-short, kind: new_short}]\nnotify: [{kind: console, format: json}]\n"
+    )
+    path.write_text(rules + f"daemon: {{state: {tmp_path / 'a.db'}}}\n")
+    settings = daemon.Settings(tmp_path / "state.db", "127.0.0.1", 0, from_flags=from_flags)
+    running = daemon.Daemon(config.load(path), settings)
+    await running.start()
+    try:
+        path.write_text(rules + f"daemon: {{state: {tmp_path / 'b.db'}}}\n")
+        with capture_logs() as logs:
+            assert await running.reload() == []
+    finally:
+        await running.stop()
+    events = [entry["event"] for entry in logs]
+    assert "config_reloaded" in events, "the premise: the reload applied"
+    assert ("config_reload_needs_restart" in events) is warned
