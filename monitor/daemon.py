@@ -234,6 +234,7 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._delivery: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()  # one reload at a time, and none during stop()
+        self._stopping = False  # stop() has begun: a reload asked for now is refused
         self._reloads: set[asyncio.Task[list[str]]] = set()
 
     async def start(self) -> None:
@@ -336,6 +337,7 @@ class Daemon:
     async def stop(self, reason: str = "asked to stop") -> None:
         """Stop scheduling, finish polls in flight, flush the outbox, release everything."""
         log.info("daemon_stopping", reason=reason)
+        self._stopping = True
         await self._reload_lock.acquire()  # a reload in progress completes first; none after
         # Said to the sinks that reload left, while the polls drain: no cost to the shutdown.
         stopping = liveness.stopping_text(socket.gethostname(), reason)
@@ -383,7 +385,11 @@ class Daemon:
         return asyncio.shield(task)
 
     async def _reload(self) -> list[str]:
+        if self._stopping:  # stop() holds the lock for good: waiting, this would never end
+            return self._reload_refused_stopping()
         async with self._reload_lock:
+            if self._stopping:  # asked for before stop() began, its turn came after
+                return self._reload_refused_stopping()
             try:
                 new, notify, brokers = self._prepare(load(self.config.path))
                 changes = plan(self.config, new, self.settings.shard)
@@ -487,6 +493,10 @@ class Daemon:
         await close_resources(self._resources)
         self._services, self._resources = built.services, built.resources
         self._serve()
+
+    def _reload_refused_stopping(self) -> list[str]:
+        log.warning("config_reload_refused", reason="the daemon is stopping")
+        return ["the daemon is stopping: nothing was reloaded"]
 
     def _reload_failed(self, problems: list[str]) -> list[str]:
         self.metrics.reload_successful.set(0)

@@ -1,7 +1,9 @@
-"""The real daemon as a subprocess: restart safety, graceful shutdown, metrics, refusals."""
+"""The real daemon as a subprocess: restart safety, graceful shutdown, metrics, refusals; and
+in process, a reload asked for while it stops."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -18,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import config
 from monitor.brokers.simulator import Simulator
+from monitor.daemon import Daemon, Settings
 from monitor.engine import Engine
 from monitor.store import Store
 from monitor.store_schema import StateFileRefused, claim_state_file
@@ -275,3 +278,28 @@ def test_a_state_file_with_a_second_hard_link_is_refused(tmp_path: Path) -> None
     (tmp_path / "second-name.db").hardlink_to(state)
     with pytest.raises(StateFileRefused, match=r"has 2 hard links; give it exactly one name"):
         claim_state_file(state)
+
+
+async def test_a_reload_asked_for_while_stopping_is_answered_and_stop_ends(
+    tmp_path: Path,
+) -> None:
+    """A SIGHUP or ``POST /-/reload`` that arrives while the daemon stops is refused at once:
+    waiting for the reload lock that stop() holds for good, it would never be answered, and
+    the HTTP request waiting on it would hold up the listener's cleanup for a minute."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "accounts: [{id: sim, broker: simulator, poll_every: 1s, seed: 3}]\n"
+        "rules: [{name: fresh-short, kind: new_short}]\n"
+        "daemon: {lifecycle: true}\n"
+    )
+    settings = Settings(tmp_path / "state.db", "127.0.0.1", 0)
+    running = Daemon(config.load(path), settings)
+    await running.start()
+    stopping = asyncio.create_task(running.stop())
+    while not running._reload_lock.locked():  # stop() has begun and holds the reload lock
+        await asyncio.sleep(0)
+    async with asyncio.timeout(30):  # generous: a busy machine is slow, not wrong
+        problems = await running.reload()
+        await stopping
+    assert problems
+    assert not running._reloads, "no reload task is left pending"
