@@ -349,12 +349,14 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await self.pollers.stop()
-        if self._delivery is not None:
-            self._delivery.cancel()
-            # A dispatcher that died of a bug has logged it; shutdown still flushes and closes.
-            await asyncio.gather(self._delivery, return_exceptions=True)
         try:
+            # One budget for both: the sends in flight finish and are recorded (so the flush
+            # does not send them again), then everything pending gets its one try.
             async with asyncio.timeout(FLUSH_SECONDS):
+                if self._delivery is not None:
+                    self._delivery.cancel()
+                    # A dispatcher that died of a bug has logged it; shutdown still flushes.
+                    await asyncio.gather(self._delivery, return_exceptions=True)
                 await self.dispatcher.flush()
         except TimeoutError:
             log.warning("flush_timed_out")
