@@ -449,9 +449,17 @@ class Daemon:
         await self.engine.replace_rules(new.rules)
         self.engine.route_to(notify.sinks)
         await self._swap_sinks(notify, changes)
+        # Side by side: each may wait out its poll in flight, and one hung broker's drain
+        # must not come once per removed account.
+        removed = await asyncio.gather(
+            *(self.pollers.remove(ident) for ident in changes.accounts.gone),
+            return_exceptions=True,
+        )
         for ident in changes.accounts.gone:
-            await self.pollers.remove(ident)
             self.engine.forget(ident)
+        for outcome in removed:
+            if isinstance(outcome, BaseException):
+                raise outcome
         for ident in changes.accounts.removed:  # a changed account's new secrets stay redacted
             self._secrets.pop(ident, None)
         beat = (self.config.heartbeat, daemon_zone(self.config))

@@ -303,3 +303,44 @@ async def test_a_reload_asked_for_while_stopping_is_answered_and_stop_ends(
         await stopping
     assert problems
     assert not running._reloads, "no reload task is left pending"
+
+
+async def test_a_reload_stops_the_accounts_it_removes_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each removed account may wait out its poll in flight (bounded): all at once, so a reload
+    that removes N accounts of a hung broker takes one drain, not N of them back to back, and
+    a SIGTERM behind it does not wait N times as long."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # holds the connection open until the client goes
+
+    broker = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = broker.sockets[0].getsockname()[1]
+    monkeypatch.setenv("PM_HUNG_TOKEN", "tok-hung-1")
+    accounts = "".join(
+        f"  - {{id: {name}, broker: portfolio, poll_every: 1s, timeout: 60s,"
+        f' base_url: "http://127.0.0.1:{port}", credentials: {{token: "${{PM_HUNG_TOKEN}}"}}}}\n'
+        for name in ("a", "b")
+    )
+    path = tmp_path / "rules.yaml"
+    path.write_text("accounts:\n" + accounts + "rules: [{name: fresh-short, kind: new_short}]\n")
+    loaded = config.load(path)
+    secrets = {a.id: config.resolve_credentials(loaded, a, os.environ) for a in loaded.accounts}
+    running = Daemon(loaded, Settings(tmp_path / "state.db", "127.0.0.1", 0, secrets))
+    await running.start()
+    try:
+        first, second = running.pollers.pollers
+        async with asyncio.timeout(60):  # generous: a busy machine is slow, not wrong
+            while first._task is None or second._task is None:  # both polls hang in flight
+                await asyncio.sleep(0.01)
+        path.write_text("rules: [{name: fresh-short, kind: new_short}]\n")  # both gone
+        reloading = running.reload()
+        while not (first.retired or second.retired):
+            await asyncio.sleep(0)
+        assert first.retired and second.retired, "one account waits on the other's drain"
+        async with asyncio.timeout(60):
+            assert await reloading == []
+    finally:
+        await running.stop()
+        broker.close()
