@@ -489,16 +489,21 @@ class Daemon:
         built = make_sinks(notify, self._sink_context())
         running = {sink.name for sink in self.dispatcher.sinks}
         wanted = {sink.name for sink in built.sinks}
-        for name in sorted(running - wanted):
-            sink = await self.dispatcher.remove_sink(name)
-            parked = await self.store.park_sink(name, SINK_REMOVED, datetime.now(UTC))
-            self.metrics.undeliverable.labels(name).inc(parked)
-            self.metrics.outbox_depth.labels(name).set(0)
-            log.warning("sink_removed", sink=name, undeliverable=parked, reason=SINK_REMOVED)
+        gone = sorted(running - wanted)
+        replaced = [sink.name for sink in built.sinks if sink.name in running]
+        # Side by side: each may let its send in flight finish, and N hung destinations must
+        # not hold the reload (and a shutdown behind it) for N grace periods.
+        old = await asyncio.gather(
+            *(self.dispatcher.remove_sink(name) for name in [*gone, *replaced])
+        )
+        for name, sink in zip([*gone, *replaced], old, strict=True):
+            if name in gone:
+                parked = await self.store.park_sink(name, SINK_REMOVED, datetime.now(UTC))
+                self.metrics.undeliverable.labels(name).inc(parked)
+                self.metrics.outbox_depth.labels(name).set(0)
+                log.warning("sink_removed", sink=name, undeliverable=parked, reason=SINK_REMOVED)
             await sink.close()
         for sink in built.sinks:
-            if sink.name in running:
-                await (await self.dispatcher.remove_sink(sink.name)).close()
             self.dispatcher.add_sink(sink)
         await close_resources(self._resources)
         self._services, self._resources = built.services, built.resources

@@ -22,6 +22,7 @@ from monitor import config
 from monitor.brokers.simulator import Simulator
 from monitor.daemon import Daemon, Settings
 from monitor.engine import Engine
+from monitor.model import Alert, Severity
 from monitor.store import Store
 from monitor.store_schema import StateFileRefused, claim_state_file
 from tests.daemon_process import DaemonProcess
@@ -344,3 +345,52 @@ async def test_a_reload_stops_the_accounts_it_removes_side_by_side(
     finally:
         await running.stop()
         broker.close()
+
+
+async def test_a_reload_lets_the_sinks_it_rebuilds_finish_their_sends_side_by_side(
+    tmp_path: Path,
+) -> None:
+    """Each sink a reload removes or rebuilds may finish its send in flight (bounded): all at
+    once, so N hung destinations cost the reload, and a SIGTERM behind it, one grace period
+    rather than N of them back to back."""
+    connected: list[int] = []
+    both = asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.append(1)
+        if len(connected) >= 2:
+            both.set()
+        await reader.read()  # holds the request unanswered until the client goes
+
+    hook = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{hook.sockets[0].getsockname()[1]}/hook"
+    path = tmp_path / "rules.yaml"
+
+    def write(timeout: str) -> None:
+        hooks = "".join(
+            f"  - {{kind: webhook, name: {name}, url: '{url}', timeout: {timeout}}}\n"
+            for name in ("one", "two")
+        )
+        path.write_text("rules: [{name: fresh-short, kind: new_short}]\nnotify:\n" + hooks)
+
+    write("60s")
+    running = Daemon(config.load(path), Settings(tmp_path / "state.db", "127.0.0.1", 0))
+    await running.start()
+    try:
+        at = datetime.now(TZ)
+        note = Alert("fresh-short", "new_short", Severity.WARNING, "sim", None, None, at, "m", {})
+        await running.store.commit_alerts([(note, ["one", "two"])])
+        running.dispatcher.wake()
+        async with asyncio.timeout(60):  # generous: a busy machine is slow, not wrong
+            await both.wait()  # both sends hang in flight
+        write("59s")  # both destinations change: rebuilt
+        reloading = running.reload()
+        lanes = running.dispatcher._lanes
+        while "one" in lanes and "two" in lanes:
+            await asyncio.sleep(0)
+        assert "one" not in lanes and "two" not in lanes, "one sink waits on the other's send"
+        async with asyncio.timeout(60):
+            assert await reloading == []
+    finally:
+        await running.stop()
+        hook.close()
