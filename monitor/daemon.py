@@ -496,18 +496,29 @@ class Daemon:
         old = await asyncio.gather(
             *(self.dispatcher.remove_sink(name) for name in [*gone, *replaced])
         )
+        # A removed sink's outbox that cannot be parked (a locked state file) stays pending and
+        # fails the reload, but only after the new sinks deliver: none is left without a lane.
+        unparked: list[StoreError] = []
         for name, sink in zip([*gone, *replaced], old, strict=True):
             if name in gone:
-                parked = await self.store.park_sink(name, SINK_REMOVED, datetime.now(UTC))
-                self.metrics.undeliverable.labels(name).inc(parked)
-                self.metrics.outbox_depth.labels(name).set(0)
-                log.warning("sink_removed", sink=name, undeliverable=parked, reason=SINK_REMOVED)
+                try:
+                    parked = await self.store.park_sink(name, SINK_REMOVED, datetime.now(UTC))
+                except StoreError as err:
+                    unparked.append(err)
+                else:
+                    self.metrics.undeliverable.labels(name).inc(parked)
+                    self.metrics.outbox_depth.labels(name).set(0)
+                    log.warning(
+                        "sink_removed", sink=name, undeliverable=parked, reason=SINK_REMOVED
+                    )
             await sink.close()
         for sink in built.sinks:
             self.dispatcher.add_sink(sink)
         await close_resources(self._resources)
         self._services, self._resources = built.services, built.resources
         self._serve()
+        if unparked:
+            raise unparked[0]
 
     def _reload_refused_stopping(self) -> list[str]:
         log.warning("config_reload_refused", reason="the daemon is stopping")

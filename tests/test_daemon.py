@@ -23,7 +23,7 @@ from monitor.brokers.simulator import Simulator
 from monitor.daemon import Daemon, Settings
 from monitor.engine import Engine
 from monitor.model import Alert, Severity
-from monitor.store import Store
+from monitor.store import Store, StoreError
 from monitor.store_schema import StateFileRefused, claim_state_file
 from tests.daemon_process import DaemonProcess
 
@@ -394,3 +394,26 @@ async def test_a_reload_lets_the_sinks_it_rebuilds_finish_their_sends_side_by_si
     finally:
         await running.stop()
         hook.close()
+
+
+async def test_a_reload_whose_parking_fails_still_delivers_to_the_sinks_it_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parking a removed sink's outbox can fail (a locked state file): the reload fails, but
+    the sinks it had already taken out for rebuilding are back, not left without a lane."""
+    path = tmp_path / "rules.yaml"
+    rules = "rules: [{name: fresh-short, kind: new_short}]\nnotify:\n"
+    path.write_text(rules + "  - {kind: console, name: desk}\n  - {kind: console, name: old}\n")
+    running = Daemon(config.load(path), Settings(tmp_path / "state.db", "127.0.0.1", 0))
+    await running.start()
+    try:
+        path.write_text(rules + "  - {kind: console, name: desk, min_severity: warning}\n")
+
+        async def locked(*args: object) -> int:
+            raise StoreError("database is locked")
+
+        monkeypatch.setattr(running.store, "park_sink", locked)
+        assert await running.reload(), "the premise: the reload failed"
+        assert [sink.name for sink in running.dispatcher.sinks] == ["desk"]
+    finally:
+        await running.stop()
