@@ -236,6 +236,7 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._delivery: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()  # one reload at a time, and none during stop()
+        self._stopping = False  # stop() has begun: a reload asked for now is refused
         self._reloads: set[asyncio.Task[list[str]]] = set()
 
     async def start(self) -> None:
@@ -338,6 +339,7 @@ class Daemon:
     async def stop(self, reason: str = "asked to stop") -> None:
         """Stop scheduling, finish polls in flight, flush the outbox, release everything."""
         log.info("daemon_stopping", reason=reason)
+        self._stopping = True
         await self._reload_lock.acquire()  # a reload in progress completes first; none after
         # Said to the sinks that reload left, while the polls drain: no cost to the shutdown.
         stopping = liveness.stopping_text(socket.gethostname(), reason)
@@ -349,12 +351,14 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await self.pollers.stop()
-        if self._delivery is not None:
-            self._delivery.cancel()
-            # A dispatcher that died of a bug has logged it; shutdown still flushes and closes.
-            await asyncio.gather(self._delivery, return_exceptions=True)
         try:
+            # One budget for both: the sends in flight finish and are recorded (so the flush
+            # does not send them again), then everything pending gets its one try.
             async with asyncio.timeout(FLUSH_SECONDS):
+                if self._delivery is not None:
+                    self._delivery.cancel()
+                    # A dispatcher that died of a bug has logged it; shutdown still flushes.
+                    await asyncio.gather(self._delivery, return_exceptions=True)
                 await self.dispatcher.flush()
         except TimeoutError:
             log.warning("flush_timed_out")
@@ -385,7 +389,11 @@ class Daemon:
         return asyncio.shield(task)
 
     async def _reload(self) -> list[str]:
+        if self._stopping:  # stop() holds the lock for good: waiting, this would never end
+            return self._reload_refused_stopping()
         async with self._reload_lock:
+            if self._stopping:  # asked for before stop() began, its turn came after
+                return self._reload_refused_stopping()
             try:
                 new, notify, brokers = self._prepare(load(self.config.path))
                 changes = plan(self.config, new, self.settings.shard)
@@ -444,9 +452,17 @@ class Daemon:
         await self.engine.replace_rules(new.rules)
         self.engine.route_to(notify.sinks)
         await self._swap_sinks(notify, changes)
+        # Side by side: each may wait out its poll in flight, and one hung broker's drain
+        # must not come once per removed account.
+        removed = await asyncio.gather(
+            *(self.pollers.remove(ident) for ident in changes.accounts.gone),
+            return_exceptions=True,
+        )
         for ident in changes.accounts.gone:
-            await self.pollers.remove(ident)
             self.engine.forget(ident)
+        for outcome in removed:
+            if isinstance(outcome, BaseException):
+                raise outcome
         for ident in changes.accounts.removed:  # a changed account's new secrets stay redacted
             self._secrets.pop(ident, None)
         beat = (self.config.heartbeat, daemon_zone(self.config))
@@ -476,20 +492,40 @@ class Daemon:
         built = make_sinks(notify, self._sink_context())
         running = {sink.name for sink in self.dispatcher.sinks}
         wanted = {sink.name for sink in built.sinks}
-        for name in sorted(running - wanted):
-            sink = await self.dispatcher.remove_sink(name)
-            parked = await self.store.park_sink(name, SINK_REMOVED, datetime.now(UTC))
-            self.metrics.undeliverable.labels(name).inc(parked)
-            self.metrics.outbox_depth.labels(name).set(0)
-            log.warning("sink_removed", sink=name, undeliverable=parked, reason=SINK_REMOVED)
+        gone = sorted(running - wanted)
+        replaced = [sink.name for sink in built.sinks if sink.name in running]
+        # Side by side: each may let its send in flight finish, and N hung destinations must
+        # not hold the reload (and a shutdown behind it) for N grace periods.
+        old = await asyncio.gather(
+            *(self.dispatcher.remove_sink(name) for name in [*gone, *replaced])
+        )
+        # A removed sink's outbox that cannot be parked (a locked state file) stays pending and
+        # fails the reload, but only after the new sinks deliver: none is left without a lane.
+        unparked: list[StoreError] = []
+        for name, sink in zip([*gone, *replaced], old, strict=True):
+            if name in gone:
+                try:
+                    parked = await self.store.park_sink(name, SINK_REMOVED, datetime.now(UTC))
+                except StoreError as err:
+                    unparked.append(err)
+                else:
+                    self.metrics.undeliverable.labels(name).inc(parked)
+                    self.metrics.outbox_depth.labels(name).set(0)
+                    log.warning(
+                        "sink_removed", sink=name, undeliverable=parked, reason=SINK_REMOVED
+                    )
             await sink.close()
         for sink in built.sinks:
-            if sink.name in running:
-                await (await self.dispatcher.remove_sink(sink.name)).close()
             self.dispatcher.add_sink(sink)
         await close_resources(self._resources)
         self._services, self._resources = built.services, built.resources
         self._serve()
+        if unparked:
+            raise unparked[0]
+
+    def _reload_refused_stopping(self) -> list[str]:
+        log.warning("config_reload_refused", reason="the daemon is stopping")
+        return ["the daemon is stopping: nothing was reloaded"]
 
     def _reload_failed(self, problems: list[str]) -> list[str]:
         self.metrics.reload_successful.set(0)

@@ -16,10 +16,14 @@ import contextlib
 import math
 import random
 
+import structlog
+
 from monitor.brokers import Broker
 from monitor.health import HealthTracker, PollOutcome
 from monitor.metrics import Metrics
 from monitor.poller import AccountPoller
+
+log = structlog.get_logger(__name__)
 
 POLL_DRAIN_SECONDS = 5.0
 
@@ -98,7 +102,10 @@ class Pollers:
         while not poller.retired:
             await asyncio.sleep(due - loop.time())
             lag.observe(loop.time() - due)
-            await poller.poll()
+            try:
+                await poller.poll()
+            except Exception:  # the timer's edge: a bug in one poll must not end the polling
+                log.exception("poll_crashed", account=poller.account.id)
             due += gap
             gap = every
             late = loop.time() - due

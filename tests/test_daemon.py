@@ -1,7 +1,9 @@
-"""The real daemon as a subprocess: restart safety, graceful shutdown, metrics, refusals."""
+"""The real daemon as a subprocess: restart safety, graceful shutdown, metrics, refusals; and
+in process, a reload asked for while it stops."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -18,8 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import config
 from monitor.brokers.simulator import Simulator
+from monitor.daemon import Daemon, Settings
 from monitor.engine import Engine
-from monitor.store import Store
+from monitor.model import Alert, Severity
+from monitor.store import Store, StoreError
 from monitor.store_schema import StateFileRefused, claim_state_file
 from tests.daemon_process import DaemonProcess
 
@@ -275,3 +279,141 @@ def test_a_state_file_with_a_second_hard_link_is_refused(tmp_path: Path) -> None
     (tmp_path / "second-name.db").hardlink_to(state)
     with pytest.raises(StateFileRefused, match=r"has 2 hard links; give it exactly one name"):
         claim_state_file(state)
+
+
+async def test_a_reload_asked_for_while_stopping_is_answered_and_stop_ends(
+    tmp_path: Path,
+) -> None:
+    """A SIGHUP or ``POST /-/reload`` that arrives while the daemon stops is refused at once:
+    waiting for the reload lock that stop() holds for good, it would never be answered, and
+    the HTTP request waiting on it would hold up the listener's cleanup for a minute."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "accounts: [{id: sim, broker: simulator, poll_every: 1s, seed: 3}]\n"
+        "rules: [{name: fresh-short, kind: new_short}]\n"
+        "daemon: {lifecycle: true}\n"
+    )
+    settings = Settings(tmp_path / "state.db", "127.0.0.1", 0)
+    running = Daemon(config.load(path), settings)
+    await running.start()
+    stopping = asyncio.create_task(running.stop())
+    while not running._reload_lock.locked():  # stop() has begun and holds the reload lock
+        await asyncio.sleep(0)
+    async with asyncio.timeout(30):  # generous: a busy machine is slow, not wrong
+        problems = await running.reload()
+        await stopping
+    assert problems
+    assert not running._reloads, "no reload task is left pending"
+
+
+async def test_a_reload_stops_the_accounts_it_removes_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each removed account may wait out its poll in flight (bounded): all at once, so a reload
+    that removes N accounts of a hung broker takes one drain, not N of them back to back, and
+    a SIGTERM behind it does not wait N times as long."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # holds the connection open until the client goes
+
+    broker = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = broker.sockets[0].getsockname()[1]
+    monkeypatch.setenv("PM_HUNG_TOKEN", "tok-hung-1")
+    accounts = "".join(
+        f"  - {{id: {name}, broker: portfolio, poll_every: 1s, timeout: 60s,"
+        f' base_url: "http://127.0.0.1:{port}", credentials: {{token: "${{PM_HUNG_TOKEN}}"}}}}\n'
+        for name in ("a", "b")
+    )
+    path = tmp_path / "rules.yaml"
+    path.write_text("accounts:\n" + accounts + "rules: [{name: fresh-short, kind: new_short}]\n")
+    loaded = config.load(path)
+    secrets = {a.id: config.resolve_credentials(loaded, a, os.environ) for a in loaded.accounts}
+    running = Daemon(loaded, Settings(tmp_path / "state.db", "127.0.0.1", 0, secrets))
+    await running.start()
+    try:
+        first, second = running.pollers.pollers
+        async with asyncio.timeout(60):  # generous: a busy machine is slow, not wrong
+            while first._task is None or second._task is None:  # both polls hang in flight
+                await asyncio.sleep(0.01)
+        path.write_text("rules: [{name: fresh-short, kind: new_short}]\n")  # both gone
+        reloading = running.reload()
+        while not (first.retired or second.retired):
+            await asyncio.sleep(0)
+        assert first.retired and second.retired, "one account waits on the other's drain"
+        async with asyncio.timeout(60):
+            assert await reloading == []
+    finally:
+        await running.stop()
+        broker.close()
+
+
+async def test_a_reload_lets_the_sinks_it_rebuilds_finish_their_sends_side_by_side(
+    tmp_path: Path,
+) -> None:
+    """Each sink a reload removes or rebuilds may finish its send in flight (bounded): all at
+    once, so N hung destinations cost the reload, and a SIGTERM behind it, one grace period
+    rather than N of them back to back."""
+    connected: list[int] = []
+    both = asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.append(1)
+        if len(connected) >= 2:
+            both.set()
+        await reader.read()  # holds the request unanswered until the client goes
+
+    hook = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{hook.sockets[0].getsockname()[1]}/hook"
+    path = tmp_path / "rules.yaml"
+
+    def write(timeout: str) -> None:
+        hooks = "".join(
+            f"  - {{kind: webhook, name: {name}, url: '{url}', timeout: {timeout}}}\n"
+            for name in ("one", "two")
+        )
+        path.write_text("rules: [{name: fresh-short, kind: new_short}]\nnotify:\n" + hooks)
+
+    write("60s")
+    running = Daemon(config.load(path), Settings(tmp_path / "state.db", "127.0.0.1", 0))
+    await running.start()
+    try:
+        at = datetime.now(TZ)
+        note = Alert("fresh-short", "new_short", Severity.WARNING, "sim", None, None, at, "m", {})
+        await running.store.commit_alerts([(note, ["one", "two"])])
+        running.dispatcher.wake()
+        async with asyncio.timeout(60):  # generous: a busy machine is slow, not wrong
+            await both.wait()  # both sends hang in flight
+        write("59s")  # both destinations change: rebuilt
+        reloading = running.reload()
+        lanes = running.dispatcher._lanes
+        while "one" in lanes and "two" in lanes:
+            await asyncio.sleep(0)
+        assert "one" not in lanes and "two" not in lanes, "one sink waits on the other's send"
+        async with asyncio.timeout(60):
+            assert await reloading == []
+    finally:
+        await running.stop()
+        hook.close()
+
+
+async def test_a_reload_whose_parking_fails_still_delivers_to_the_sinks_it_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parking a removed sink's outbox can fail (a locked state file): the reload fails, but
+    the sinks it had already taken out for rebuilding are back, not left without a lane."""
+    path = tmp_path / "rules.yaml"
+    rules = "rules: [{name: fresh-short, kind: new_short}]\nnotify:\n"
+    path.write_text(rules + "  - {kind: console, name: desk}\n  - {kind: console, name: old}\n")
+    running = Daemon(config.load(path), Settings(tmp_path / "state.db", "127.0.0.1", 0))
+    await running.start()
+    try:
+        path.write_text(rules + "  - {kind: console, name: desk, min_severity: warning}\n")
+
+        async def locked(*args: object) -> int:
+            raise StoreError("database is locked")
+
+        monkeypatch.setattr(running.store, "park_sink", locked)
+        assert await running.reload(), "the premise: the reload failed"
+        assert [sink.name for sink in running.dispatcher.sinks] == ["desk"]
+    finally:
+        await running.stop()

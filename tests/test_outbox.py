@@ -413,3 +413,33 @@ async def test_a_sink_removed_mid_delivery_records_what_it_took_instead_of_resen
     await asyncio.gather(running, return_exceptions=True)
     assert isinstance(removed, Slow) and removed.delivered == ["a"]
     assert await thread.outbox_depth() == {}, "recorded as delivered: nothing to send again"
+
+
+async def test_stopping_lets_a_send_in_flight_finish_so_the_flush_does_not_send_it_again(
+    tmp_path: Path,
+) -> None:
+    """Shutdown stops the lanes, then flushes: a group the sink was sending is let finish and
+    recorded, rather than cut off and handed to the destination a second time by the flush."""
+    store = Store(tmp_path / "s.db")
+    commit(store, ["a"], ["one"])
+    entered, release = asyncio.Event(), asyncio.Event()
+    taken: list[str] = []  # what reached the destination, answered or not
+
+    class Slow(FlakySink):
+        async def send(self, alerts: Sequence[Alert]) -> None:
+            taken.extend(a.message for a in alerts)
+            entered.set()
+            await release.wait()
+            await super().send(alerts)
+
+    thread = StoreThread(store)
+    dispatcher = Dispatcher(thread, [Slow("one")], metrics())
+    running = asyncio.create_task(dispatcher.run())
+    await asyncio.wait_for(entered.wait(), 60)
+    running.cancel()  # as the daemon's stop() does, then it flushes
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), 60)
+    await asyncio.wait_for(dispatcher.flush(), 60)
+    assert taken == ["a"]
+    assert await thread.outbox_depth() == {}

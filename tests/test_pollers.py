@@ -107,3 +107,35 @@ async def test_a_removed_account_polls_no_more(tmp_path: Path) -> None:
         assert pollers.pollers == []
     finally:
         await pollers.stop()
+
+
+class CrashingOnce(AccountPoller):
+    """A poller whose first poll raises past its own guard, as a bug outside the fetch,
+    evaluation and commit would (a metric, a log call, a sink's routing)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.crashed = 0
+
+    async def poll(self) -> None:
+        if not self.crashed:
+            self.crashed += 1
+            raise RuntimeError("a bug after the poll")
+        await super().poll()
+
+
+async def test_a_poll_that_raises_does_not_end_the_accounts_polling(tmp_path: Path) -> None:
+    metrics = Metrics(CollectorRegistry())
+    account = AccountConfig(ACCOUNT, "kotak_neo", timedelta(seconds=INTERVAL), IST)
+    broker = HeldBroker()
+    broker.release.set()
+    engine = Engine(Store(tmp_path / "state.db"), [], [])
+    pollers = Pollers(metrics)
+    poller = CrashingOnce(account, broker, engine, metrics, on_alerts=lambda: None)
+    pollers.add(poller, broker)
+    pollers.start()
+    try:
+        await broker.until(2)  # a dead timer never gets here: the test's timeout ends it
+    finally:
+        await pollers.stop()
+    assert poller.crashed == 1

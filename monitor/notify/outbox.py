@@ -88,8 +88,12 @@ class Dispatcher:
         for lane in self._lanes.values():
             lane.wakeup.set()
 
-    async def run(self) -> None:
-        """Deliver until cancelled. Anything left in the outbox at start is sent first."""
+    async def run(self, grace: float = REMOVE_GRACE_SECONDS) -> None:
+        """Deliver until cancelled. Anything left in the outbox at start is sent first.
+
+        Cancelled, each lane's group in flight may finish and be recorded within ``grace``
+        seconds (a second cancel cuts it short), so a ``flush`` after it does not hand the
+        destination the same alerts again."""
         self._running = True
         for lane in self._lanes.values():
             self._serve(lane)
@@ -98,11 +102,17 @@ class Dispatcher:
             await asyncio.Future()  # the lanes run as tasks of their own until cancelled
         finally:
             self._running = False
-            serving = list(self._serving.values())
+            serving = dict(self._serving)
             self._serving.clear()
-            for task in serving:
-                task.cancel()
-            await asyncio.gather(*serving, return_exceptions=True)
+            try:
+                async with asyncio.timeout(grace):
+                    await asyncio.gather(
+                        *(_settle(self._lanes[name], task) for name, task in serving.items())
+                    )
+            finally:
+                for task in serving.values():
+                    task.cancel()
+                await asyncio.gather(*serving.values(), return_exceptions=True)
 
     def _serve(self, lane: Lane) -> None:
         task = asyncio.create_task(lane.serve(), name=f"sink-{lane.sink.name}")
@@ -297,6 +307,14 @@ class Lane:
             self._crashes.pop(alert_id, None)
         self._metrics.deliveries.labels(self.sink.name, "delivered").inc(len(items))
         self._refusing = False
+
+
+async def _settle(lane: Lane, task: asyncio.Task[None]) -> None:
+    """End ``lane``'s task once no group is in flight: one being sent finishes and is
+    recorded first."""
+    async with lane.sending:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def mute_targets(alert: Alert) -> tuple[str, str]:
