@@ -26,6 +26,7 @@ MAX_CONNECTIONS = 1024
 BACKLOG = 32  # connections accepted per turn of the loop, so the cap is passed by few
 LINE_BYTES = 4096  # request line and each header; our requests are a path and a few headers
 MAX_HEADERS = 32
+SHUTDOWN_SECONDS = 1.0  # for handlers still running when the daemon stops
 
 
 def make_app(
@@ -88,6 +89,9 @@ async def serve(
         max_field_size=LINE_BYTES,
         max_headers=MAX_HEADERS,
         handler_cancellation=True,  # a client gone mid-request stops its handler
+        # Shutdown waits this long for handlers still running (a scrape, a reload), not
+        # aiohttp's minute: the daemon exits within 10 s of SIGTERM.
+        shutdown_timeout=SHUTDOWN_SECONDS,
     )
     await runner.setup()
     site = _CappedSite(runner, host, port, connection_cap(), refused)
