@@ -24,6 +24,7 @@ from tempfile import TemporaryDirectory
 from prometheus_client import CollectorRegistry
 
 from monitor import __version__, config, daemon, replay, rule_tests, shard
+from monitor.brokers.clients import fetch_once
 from monitor.brokers.errors import BrokerError
 from monitor.config import secrets
 from monitor.health import AccountStatus
@@ -32,7 +33,7 @@ from monitor.metrics import Metrics
 from monitor.model import ZERO, Alert, Severity, Snapshot, format_money, format_qty
 from monitor.notify.base import DeliveryFailed, Sink
 from monitor.notify.kind import SinkContext
-from monitor.notify.registry import SINK_KINDS
+from monitor.notify.registry import SINK_KINDS, close_resources, make_sinks
 from monitor.printable import printable
 from monitor.recording import DEFAULT_MAX_BYTES
 from monitor.reload import daemon_zone, running_accounts
@@ -207,7 +208,7 @@ def _snapshot(args: argparse.Namespace) -> int:
     secrets = config.resolve_credentials(loaded, account, os.environ)
     configure_logging(secrets=secrets.values())
     try:
-        snapshot = asyncio.run(daemon.fetch_once(loaded, account, secrets))
+        snapshot = asyncio.run(fetch_once(loaded, account, secrets))
     except BrokerError as err:
         # A broker may echo what it was sent in its error text.
         reason = Redactor(secrets.values()).scrub(str(err))
@@ -321,13 +322,13 @@ async def _send_tests(
         store=thread, clock=lambda: datetime.now(UTC),
         metrics=Metrics(CollectorRegistry()),  # a one-shot test: nothing scrapes its counts
     )  # fmt: skip
-    built = daemon.make_sinks(notify, context)
+    built = make_sinks(notify, context)
     try:
         outcomes = await asyncio.gather(*(_send_test(sink, test) for sink in built.sinks))
     finally:
         for sink in built.sinks:
             await sink.close()
-        await daemon.close_resources(built.resources)
+        await close_resources(built.resources)
         await thread.close(daemon.CLOSE_SECONDS)
     return dict(zip((sink.name for sink in built.sinks), outcomes, strict=True))
 

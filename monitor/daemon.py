@@ -19,17 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
-import aiohttp
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor import __version__
-from monitor.brokers import FORMATS, Broker
-from monitor.brokers.simulator import BROKER as SIMULATOR
-from monitor.brokers.simulator import WARM_UP as SIMULATOR_WARM_UP
-from monitor.brokers.simulator import Simulator
-from monitor.brokers.transport import Connection, Transport
+from monitor.brokers import Broker
+from monitor.brokers.clients import make_broker
+from monitor.brokers.transport import Transport
 from monitor.config import (
     AccountConfig,
     Config,
@@ -48,9 +45,9 @@ from monitor.metrics import Metrics
 from monitor.model import Snapshot
 from monitor.notify import liveness
 from monitor.notify.console.sink import ConsoleSink
-from monitor.notify.kind import Destination, Resource, SinkContext, SinkSet
+from monitor.notify.kind import SinkContext
 from monitor.notify.outbox import Dispatcher
-from monitor.notify.registry import SINK_KINDS
+from monitor.notify.registry import close_resources, make_sinks
 from monitor.notify.telegram.sink import TelegramChatSink
 from monitor.poller import AccountPoller
 from monitor.pollers import Pollers
@@ -91,60 +88,6 @@ class Settings:
     protect: Callable[[Iterable[str]], None] = lambda values: None
 
 
-def make_broker(
-    config: Config,
-    account: AccountConfig,
-    secrets: Mapping[str, str],
-    transport: Transport,
-    *,
-    recording: bool = False,
-) -> Broker:
-    """The live source for an account; ``recording`` keeps each poll's exchange for
-    ``run --record``."""
-    if account.broker == SIMULATOR:
-        zone = account.timezone
-        return Simulator(
-            account.id, seed=account.seed, tick=account.poll_every, timezone=zone,
-            started=datetime.now(zone) - SIMULATOR_WARM_UP,
-        )  # fmt: skip
-    live = FORMATS[account.broker].live
-    assert account.base_url is not None  # noqa: S101 - type narrowing: config requires it  # nosec B101
-    total = account.request_timeout.total_seconds()
-    connect = min(account.connect_timeout.total_seconds(), total)
-    zone = account.timezone
-    connection = Connection(
-        account=account.id,
-        base_url=account.base_url,
-        secrets=secrets,
-        options=account.options,
-        transport=transport,
-        timeouts=aiohttp.ClientTimeout(total=total, connect=connect),
-        clock=lambda: datetime.now(zone),
-        recording=recording,
-    )
-    try:
-        return live.client(connection)
-    except ValueError as err:  # a credential the client cannot use, such as a bad TOTP secret
-        raise ConfigError([f"{config.path}: account '{account.id}': credentials: {err}"]) from err
-
-
-def make_sinks(notify: Notify, context: SinkContext) -> SinkSet:
-    """Every destination's sink, built by its kind, in file order; with the loops the kinds
-    run beside them and the resources their destinations share."""
-    by_kind: dict[str, list[Destination]] = {}
-    for destination in notify.destinations:
-        by_kind.setdefault(destination.config.kind, []).append(destination)
-    built = SinkSet()
-    for kind, destinations in by_kind.items():
-        part = SINK_KINDS[kind].build(destinations, context)
-        built.sinks += part.sinks
-        built.services += part.services
-        built.resources += part.resources
-    order = {sink.name: index for index, sink in enumerate(notify.sinks)}
-    built.sinks.sort(key=lambda sink: order[sink.name])
-    return built
-
-
 class _View:
     """The daemon as the bot's commands see it, whatever a reload swapped in."""
 
@@ -162,20 +105,6 @@ class _View:
 
     def firing_conditions(self) -> list[FiringCondition]:
         return self._daemon.engine.firing_conditions()
-
-
-async def fetch_once(
-    config: Config, account: AccountConfig, secrets: Mapping[str, str]
-) -> Snapshot:
-    """Log in and fetch one snapshot of ``account``: what ``position-monitor snapshot`` shows."""
-    transport = Transport()
-    broker = make_broker(config, account, secrets, transport)
-    transport.open()
-    try:
-        return await broker.fetch()
-    finally:
-        await broker.close()
-        await transport.close()
 
 
 class Daemon:
@@ -582,13 +511,6 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._serving, return_exceptions=True)
         self._serving = []
-
-
-async def close_resources(resources: Sequence[Resource]) -> None:
-    """Close what a kind's sinks shared; closing one must not stop the rest."""
-    for resource in resources:
-        with contextlib.suppress(Exception):
-            await resource.close()
 
 
 def _state_age(path: Path) -> timedelta | None:
