@@ -6,16 +6,19 @@ daemon (``python -m monitor run`` on a generated rules.yaml with the bundled rul
 the bare aiohttp loop of ``benchmarks.bare``, making the same requests on the same schedule,
 the other. Running both at once puts them under the same load of this shared machine, which
 moves by a third from one minute to the next. Each child's CPU time (user + system, from
-/proc) is read when its first two rounds are done and again after ``ROUNDS`` more; the figure
+/proc) is read when its warm rounds are done and again after ``ROUNDS`` more; the figure
 is the daemon's CPU per poll over the bare loop's, the median of five such pairs. Positions
 and prices stay the same, so every poll after the baseline is the steady state of an account
 that did not trade: the same positions body (which the Kotak client decodes once), no change,
-nothing to alert.
+nothing to alert. The warm rounds outlast the longest ``for`` of the bundled rules, so a
+condition that holds from the baseline on (the fake's book is below the daily loss limit) has
+fired before the measured rounds, not in the middle of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
 import signal
@@ -26,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.data import make_rows, net_qty
+from monitor import config
+from monitor.rules.base import Rule
+from monitor.rules.conditions import ConditionRule
 from tests.fakes import serve
 from tests.fakes.kotak_neo import POSITIONS_PATH, KotakNeoState, make_app
 
@@ -88,6 +94,25 @@ def fake_state() -> KotakNeoState:
     )
 
 
+def warm_rounds(root: Path, interval: float, rounds: int) -> int:
+    """``rounds`` warm rounds, and as many more as the longest ``for`` of the bundled rules
+    takes (plus one), so no condition fires in the measured rounds."""
+    held = max(
+        (
+            r.lifecycle.hold_for.total_seconds()
+            for r in bundled_rules(root)
+            if isinstance(r, ConditionRule)
+        ),
+        default=0.0,
+    )
+    return rounds + math.ceil(held / interval) + 1
+
+
+def bundled_rules(root: Path) -> tuple[Rule, ...]:
+    """The rules of the bundled rules.yaml."""
+    return tuple(config.load(root / "rules.yaml").rules)
+
+
 def open_instruments(state: KotakNeoState) -> list[str]:
     """``exSeg|tok`` of the open rows: what a poll asks prices for."""
     return [f"{r['exSeg']}|{r['tok']}" for r in state.rows if net_qty(r)]
@@ -148,6 +173,7 @@ class Contender:
     name: str
     process: asyncio.subprocess.Process
     counter: Counter
+    warm: int  # rounds before the measured ones
     start: tuple[float, int, int] | None = None  # CPU seconds, polls, failed requests
     run: Run | None = None
 
@@ -157,7 +183,7 @@ class Contender:
         if self.process.returncode is not None:
             raise RuntimeError(f"{self.name} exited early: status {self.process.returncode}")
         if self.start is None:
-            if polls >= WARM_ROUNDS * ACCOUNTS:
+            if polls >= self.warm * ACCOUNTS:
                 self.start = (cpu_seconds(self.process.pid), polls, self.counter.failed)
         elif self.run is None and polls >= self.start[1] + ROUNDS * ACCOUNTS:
             cpu, first, failed = self.start
@@ -167,9 +193,9 @@ class Contender:
 
 
 async def measure_pair(
-    commands: dict[str, tuple[list[str], KotakNeoState]], env: dict[str, str], logs: Path
+    commands: dict[str, tuple[list[str], KotakNeoState]], env: dict[str, str], logs: Path, warm: int
 ) -> dict[str, Run]:
-    """Start every command at once, measure each over ``ROUNDS`` rounds after the warm ones,
+    """Start every command at once, measure each over ``ROUNDS`` rounds after ``warm`` rounds,
     stop them all."""
     contenders: list[Contender] = []
     try:
@@ -179,7 +205,7 @@ async def measure_pair(
                 process = await asyncio.create_subprocess_exec(
                     *command, env=env, stdout=output, stderr=output, stdin=subprocess.DEVNULL
                 )
-            contenders.append(Contender(name, process, Counter(state)))
+            contenders.append(Contender(name, process, Counter(state), warm))
         async with asyncio.timeout(TIMEOUT):
             while any(c.run is None for c in contenders):
                 for contender in contenders:
@@ -206,6 +232,7 @@ async def run(repeat: int, root: Path) -> dict[str, float]:
     daemon_state, bare_state = fake_state(), fake_state()
     daemon_runs: list[Run] = []
     bare_runs: list[Run] = []
+    warm = warm_rounds(root, INTERVAL, WARM_ROUNDS)
     async with serve(make_app(daemon_state)) as daemon_base, serve(make_app(bare_state)) as base:
         with tempfile.TemporaryDirectory(prefix="pm-bench-") as tmp:
             workdir = Path(tmp)
@@ -222,9 +249,8 @@ async def run(repeat: int, root: Path) -> dict[str, float]:
                     sys.executable, "-m", "monitor", "run", "--config", str(rules),
                     "--state", str(workdir / f"state-{index}.db"), "--listen", "127.0.0.1:0",
                 ]  # fmt: skip
-                runs = await measure_pair(
-                    {"daemon": (daemon, daemon_state), "bare": (bare, bare_state)}, env, workdir
-                )
+                contenders = {"daemon": (daemon, daemon_state), "bare": (bare, bare_state)}
+                runs = await measure_pair(contenders, env, workdir, warm)
                 daemon_runs.append(runs["daemon"])
                 bare_runs.append(runs["bare"])
     return summarize(daemon_runs, bare_runs)

@@ -63,6 +63,8 @@ class _EngineCore:
         self._rules = tuple(rules)
         self._sinks = tuple(sinks)
         self._accounts: dict[str, _AccountState] = {}
+        # By account: the rule states last counted, and their firing counts.
+        self._firing: dict[str, tuple[dict[str, Any], dict[str, int]]] = {}
 
     def _rules_dropped(self, rules: Sequence[Rule]) -> list[str]:
         """The rules whose state a swap to ``rules`` drops: every rule not equal (same name,
@@ -85,6 +87,7 @@ class _EngineCore:
         """Drop what memory holds of an account no longer polled; its stored state stays, for
         when it is polled again."""
         self._accounts.pop(account, None)
+        self._firing.pop(account, None)
 
     def route_to(self, sinks: Sequence[SinkConfig]) -> None:
         """Route the alerts of the next polls to ``sinks``."""
@@ -112,9 +115,19 @@ class _EngineCore:
 
     def firing_counts(self, account: str) -> dict[str, int]:
         """How many subjects each condition rule has firing in ``account`` now (every
-        condition rule named, 0 for none; all 0 before the account's first poll)."""
+        condition rule named, 0 for none; all 0 before the account's first poll).
+
+        Counted again only when the account's states moved: the same dict otherwise, so a
+        caller can tell nothing changed by identity."""
         known = self._accounts.get(account)
-        return firing_counts(self._rules, {} if known is None else known.rule_states)
+        if known is None:
+            return firing_counts(self._rules, {})
+        cached = self._firing.get(account)
+        if cached is not None and cached[0] is known.rule_states:
+            return cached[1]
+        counts = firing_counts(self._rules, known.rule_states)
+        self._firing[account] = (known.rule_states, counts)
+        return counts
 
     def _evaluate(self, known: _AccountState, snapshot: Snapshot, timezone: ZoneInfo) -> _Poll:
         evaluation = evaluate_poll(
@@ -147,12 +160,14 @@ class _EngineCore:
             and evaluation.trading_day == known.trading_day
             and not (evaluation.changes or routed or changed_states or changed_entries or flipped)
         )
-        write = None
-        if not unchanged:
-            write = (
-                evaluated, evaluation.trading_day, evaluation.changes, changed_states, routed,
-                changed_entries, flipped,
-            )  # fmt: skip
+        if unchanged:
+            # The states are equal to the last ones: keeping those very objects tells whoever
+            # derives figures from them (the firing counts) that nothing moved.
+            return _Poll(evaluation, None, replace(known, snapshot=evaluated))
+        write = (
+            evaluated, evaluation.trading_day, evaluation.changes, changed_states, routed,
+            changed_entries, flipped,
+        )  # fmt: skip
         after = _AccountState(
             evaluated, evaluation.trading_day, evaluation.states, entries_written=True
         )

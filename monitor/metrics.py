@@ -24,7 +24,7 @@ from prometheus_client import (
 
 from monitor import __version__
 from monitor.health import PollOutcome
-from monitor.model import Alert, AlertState, ChangeKind, Severity, Snapshot
+from monitor.model import Alert, AlertState, ChangeKind, Position, PositionKey, Severity, Snapshot
 from monitor.notify.base import Reason
 
 NAMESPACE = "position_monitor"
@@ -220,7 +220,7 @@ class AccountMtm:
     the first known MTM neither gauge is exported, so no stale or NaN value is ever scraped.
     """
 
-    __slots__ = ("_day", "_gauges", "_metrics", "_peak", "_unknown", "account")
+    __slots__ = ("_day", "_gauges", "_last", "_metrics", "_peak", "_unknown", "account")
 
     def __init__(self, metrics: Metrics, account: str) -> None:
         self.account = account
@@ -231,14 +231,23 @@ class AccountMtm:
         self._peak = Decimal(0)
         # The MTM and drawdown series, looked up once, at the first known MTM.
         self._gauges: tuple[Gauge, Gauge] | None = None
+        # The rows last observed and whether their MTM was unknown: a poll that hands back
+        # the very same rows (nothing traded, no price moved) moves nothing.
+        self._last: tuple[Mapping[PositionKey, Position], bool] | None = None
 
-    def observe(self, day: date, snapshot: Snapshot) -> None:
-        """Move the gauges by one good poll of ``day`` (carried rows count, as in the rules)."""
-        figures = [p.mtm for p in snapshot.positions.values()]
+    def observe(self, day: date, snapshot: Snapshot) -> bool:
+        """Move the gauges by one good poll of ``day`` (carried rows count, as in the rules);
+        True when its MTM is unknown."""
+        positions = snapshot.positions
+        if self._last is not None and self._last[0] is positions and day == self._day:
+            return self._last[1]
+        figures = [p.mtm for p in positions.values()]
         known = [mtm for mtm in figures if mtm is not None]
-        if len(known) < len(figures):
+        unknown = len(known) < len(figures)
+        self._last = (positions, unknown)
+        if unknown:
             self._unknown.set(1)
-            return
+            return True
         self._unknown.set(0)
         mtm = sum(known, Decimal(0))
         if day != self._day:
@@ -252,3 +261,4 @@ class AccountMtm:
         account_mtm, drawdown = self._gauges
         account_mtm.set(float(mtm))
         drawdown.set(float(self._peak - mtm))
+        return False

@@ -196,12 +196,11 @@ class AccountPoller:
         recovered = self.health.succeeded(now, snapshot.taken_at)
         self._last_success.set(snapshot.taken_at.timestamp())
         self._positions.set(len(snapshot.positions))
-        self._mtm.observe(evaluation.trading_day, evaluation.snapshot)
+        if self._mtm.observe(evaluation.trading_day, evaluation.snapshot):
+            self._metrics.mtm_unknown.labels(account).inc()
         if evaluation.changes:
             for kind, count in Counter(change.kind for change in evaluation.changes).items():
                 self._metrics.changes.labels(account, str(kind)).inc(count)
-        if any(p.mtm is None for p in snapshot.positions.values()):
-            self._metrics.mtm_unknown.labels(account).inc()
         if failed_polls:
             self._log.info("poll_recovered", failed_polls=failed_polls)
         if evaluation.baseline:
@@ -267,6 +266,8 @@ class AccountPoller:
 
     def _count_firing(self) -> None:
         firing = self._engine.firing_counts(self.account.id)
+        if firing is self._firing:  # the states did not move since the last count
+            return
         # A rule gone since the last count (a reload) takes this account's share with it.
         gone = dict.fromkeys(self._firing.keys() - firing.keys(), 0)
         self._metrics.count_firing(self._firing, {**firing, **gone})

@@ -98,6 +98,21 @@ def test_resolved_conditions_leave_the_list(engine: Engine) -> None:
     assert engine.firing_counts("kotak-main") == {"loss-limit": 0, "size-cap": 0}
 
 
+def test_counts_are_counted_again_only_when_the_states_moved(engine: Engine) -> None:
+    """A poll that changed nothing leaves the very counts of the last one (the poller then
+    skips the gauges); a pending loss limit that fires gives new counts."""
+    book = (pos("1", -150, mtm=-2000), pos("2", 50, mtm=0))
+    engine.ingest(snap(*book, at=minutes(0)), IST)
+    pending = engine.firing_counts("kotak-main")
+    assert pending == {"loss-limit": 0, "size-cap": 1}
+    engine.ingest(snap(*book, at=minutes(1)), IST)  # still pending: nothing moved
+    assert engine.firing_counts("kotak-main") is pending
+    engine.ingest(snap(*book, at=minutes(5)), IST)  # the for ran out: the loss limit fires
+    fired = engine.firing_counts("kotak-main")
+    assert fired == {"loss-limit": 1, "size-cap": 1}
+    assert fired is not pending
+
+
 def test_every_account_is_listed_in_the_order_first_polled(engine: Engine) -> None:
     """Two accounts over the position limit: both listed, each with its own account."""
     engine.ingest(snap(pos("1", 500, account="b2"), account="b2"), IST)

@@ -3,6 +3,7 @@ the first scrape, and each account's MTM and drawdown."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -131,8 +132,12 @@ def test_drawdown_is_measured_from_the_days_peak_and_unknown_mtm_keeps_the_last_
 
     gauges.observe(DAY + timedelta(days=1), snap(pos("1", 25, mtm=-800)))
     assert mtm_gauges(metrics) == (-800, 0, 0)
-    gauges.observe(DAY + timedelta(days=1), snap(pos("1", 25, mtm=-1200)))
+    last = snap(pos("1", 25, mtm=-1200))
+    gauges.observe(DAY + timedelta(days=1), last)
     assert mtm_gauges(metrics) == (-1200, 400, 0)
+    # The very same rows on the next day (a client hands back unchanged rows): a new peak.
+    gauges.observe(DAY + timedelta(days=2), dataclasses.replace(last, taken_at=last.taken_at))
+    assert mtm_gauges(metrics) == (-1200, 0, 0)
 
 
 async def test_a_good_poll_moves_the_accounts_mtm_gauges(tmp_path: Path) -> None:

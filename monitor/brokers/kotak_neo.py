@@ -257,6 +257,13 @@ def build(
     rows: list[_Unpriced], *, account: str, taken_at: datetime, quotes: Mapping[str, Decimal]
 ) -> Snapshot:
     """The snapshot of decoded rows priced with ``quotes`` (keyed ``exSeg:tok``)."""
+    return Snapshot(
+        account=account, broker=BROKER, taken_at=taken_at, positions=price(rows, quotes)
+    )
+
+
+def price(rows: list[_Unpriced], quotes: Mapping[str, Decimal]) -> dict[PositionKey, Position]:
+    """The positions of decoded rows priced with ``quotes`` (keyed ``exSeg:tok``)."""
     positions: dict[PositionKey, Position] = {}
     for index, row in enumerate(rows):
         key = row.key
@@ -273,7 +280,7 @@ def build(
             unrealized=None,
             mtm=_mtm(row, ltp, index),
         )
-    return Snapshot(account=account, broker=BROKER, taken_at=taken_at, positions=positions)
+    return positions
 
 
 def _mtm(row: _Unpriced, ltp: Decimal | None, index: int) -> Decimal | None:
@@ -329,6 +336,27 @@ class _Decoded:
 
 
 @dataclass(frozen=True, slots=True)
+class _Quotes:
+    """Last prices keyed ``exSeg:tok``, and the digest of the quotes bodies they were decoded
+    from (None when a call failed or was skipped: such prices are never reused)."""
+
+    prices: dict[str, Decimal]
+    digest: bytes | None
+
+
+_NO_QUOTES = _Quotes({}, None)  # a poll while the quotes API asked to be left alone
+
+
+@dataclass(frozen=True, slots=True)
+class _Priced:
+    """The last poll's positions, and the decoded body and prices they were priced from."""
+
+    decoded: _Decoded
+    quotes: _Quotes
+    positions: dict[PositionKey, Position]
+
+
+@dataclass(frozen=True, slots=True)
 class _Session:
     token: str
     sid: str
@@ -348,6 +376,8 @@ class Client(SessionClient):
         self._session: _Session | None = None
         self._quotes_not_before = 0.0  # monotonic time before which quotes are not asked for
         self._decoded: _Decoded | None = None  # of the last positions body
+        self._quoted: _Quotes | None = None  # of the last quotes bodies
+        self._priced: _Priced | None = None  # the last poll's positions
 
     def _logged_in(self) -> bool:
         return self._session is not None
@@ -404,11 +434,25 @@ class Client(SessionClient):
         taken_at = self._conn.clock()
         self.last_exchange = self._conn.exchange(response.status, response.body, {})
         decoded = self._decode(require_success(BROKER, response))
-        quotes = {}
+        quotes = _NO_QUOTES
         if time.monotonic() >= self._quotes_not_before:
             quotes = await self._quotes(session, decoded.instruments)
-        self.last_exchange = self._conn.exchange(response.status, response.body, quotes)
-        return build(decoded.rows, account=self._conn.account, taken_at=taken_at, quotes=quotes)
+        self.last_exchange = self._conn.exchange(response.status, response.body, quotes.prices)
+        return Snapshot(
+            account=self._conn.account, broker=BROKER, taken_at=taken_at,
+            positions=self._price(decoded, quotes),
+        )  # fmt: skip
+
+    def _price(self, decoded: _Decoded, quotes: _Quotes) -> dict[PositionKey, Position]:
+        """The positions of this poll. Between two trades an account's positions and prices
+        repeat byte for byte, and then so do its positions: the last poll's are reused, and
+        the engine's diff finds them unchanged at a glance."""
+        last = self._priced
+        if last is not None and last.decoded is decoded and last.quotes is quotes:
+            return last.positions
+        positions = price(decoded.rows, quotes.prices)
+        self._priced = _Priced(decoded, quotes, positions)
+        return positions
 
     def _decode(self, body: bytes) -> _Decoded:
         """A positions body decoded. The body carries no prices, so between two trades every
@@ -422,9 +466,11 @@ class Client(SessionClient):
             self._decoded = _Decoded(digest, rows, open_instruments(rows), by_text)
         return self._decoded
 
-    async def _quotes(self, session: _Session, instruments: list[str]) -> dict[str, Decimal]:
-        """Last prices keyed ``exSeg:tok``; a failed quote call leaves those prices unknown."""
-        quotes: dict[str, Decimal] = {}
+    async def _quotes(self, session: _Session, instruments: list[str]) -> _Quotes:
+        """Last prices keyed ``exSeg:tok``; a failed quote call leaves those prices unknown.
+        Bodies identical to the last poll's give the last poll's prices, undecoded."""
+        bodies: list[bytes] = []
+        complete = True
         for start in range(0, len(instruments), QUOTES_PER_CALL):
             batch = ",".join(instruments[start : start + QUOTES_PER_CALL])
             # ``|`` and ``,`` must reach the server literally, so the URL is sent pre-encoded.
@@ -436,18 +482,39 @@ class Client(SessionClient):
                     BROKER, "GET", url, headers={"Authorization": self._secrets["access_token"]},
                     limiter=self._limiter,
                 )  # fmt: skip
-                for quote in decode_json(require_success(BROKER, response), list[_Quote], BROKER):
-                    price = grouped_bounded(quote.ltp, MONEY, BROKER, "quotes[].ltp")
-                    if price is not None:
-                        quotes[f"{quote.exchange}:{quote.exchange_token}"] = price
+                bodies.append(require_success(BROKER, response))
             except RateLimited as err:
                 # Positions still stand; the quotes API is left alone for as long as it asked.
                 self._quotes_not_before = time.monotonic() + min(err.retry_after or 60.0, 300.0)
+                complete = False
                 break
             except BrokerUnavailable:
+                complete = False
                 break  # the rest would time out the same way; this poll goes without prices
             except (BadResponse, AuthExpired):
                 # Positions stand without prices: their MTM is unknown this poll. (Quotes use
                 # the access token alone, so logging in again could not help a refusal here.)
-                continue
-        return quotes
+                complete = False
+        digest = _digest(bodies) if complete else None
+        if digest is not None and self._quoted is not None and self._quoted.digest == digest:
+            return self._quoted
+        prices: dict[str, Decimal] = {}
+        for body in bodies:
+            try:
+                for quote in decode_json(body, list[_Quote], BROKER):
+                    price = grouped_bounded(quote.ltp, MONEY, BROKER, "quotes[].ltp")
+                    if price is not None:
+                        prices[f"{quote.exchange}:{quote.exchange_token}"] = price
+            except BadResponse:
+                digest = None  # prices before the bad one stand, the rest are unknown
+        self._quoted = _Quotes(prices, digest)
+        return self._quoted
+
+
+def _digest(bodies: list[bytes]) -> bytes:
+    """One digest of several bodies, each length-prefixed so no two splits collide."""
+    hashed = hashlib.blake2b(digest_size=16)
+    for body in bodies:
+        hashed.update(len(body).to_bytes(8, "big"))
+        hashed.update(body)
+    return hashed.digest()

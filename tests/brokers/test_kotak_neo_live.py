@@ -420,6 +420,40 @@ async def test_an_unchanged_positions_body_is_decoded_once_and_a_changed_one_aga
     assert fourth.positions == third.positions
 
 
+async def test_positions_and_prices_repeated_byte_for_byte_give_back_the_last_rows():
+    """Between trades and ticks a poll reads the very bytes of the last: it hands back the last
+    poll's rows themselves (the diff then sees no change at a glance). A new price, a trade, or
+    a quotes call that failed gives rows priced afresh, never the stale ones."""
+    state = make_state()
+    async with live(state) as client:
+        first = await client.fetch()
+        second = await client.fetch()
+        assert second.positions is first.positions
+        assert second.taken_at >= first.taken_at
+
+        state.ltps = {**LTPS, "nse_fo|53179": "102.2000"}  # a tick: the FO row's MTM moves
+        ticked = await client.fetch()
+        assert ticked.positions is not second.positions
+        assert ticked.positions[FO].ltp == Decimal("102.2000")
+        assert ticked.positions[FO].mtm != first.positions[FO].mtm
+        assert ticked.positions[CM] == first.positions[CM]
+
+        state.script("quotes", not_ok_reply(500, "Unexpected error", 500))
+        failed = await client.fetch()
+        assert failed.positions[FO].mtm is None
+
+        recovered = await client.fetch()  # the same bytes as the ticked poll's
+        assert recovered.positions[FO].mtm == ticked.positions[FO].mtm
+        assert recovered.positions is not failed.positions
+
+        state.rows[0]["flSellQty"] = "30"  # a trade: net 25 -> 15, same prices
+        traded = await client.fetch()
+        assert traded.positions[FO].net_qty == 15
+        assert traded.positions[CM] == first.positions[CM]
+
+    assert len(state.calls("quotes")) == 6
+
+
 async def test_without_a_recorder_no_exchange_is_kept():
     """Outside ``run --record`` the client keeps no body: nothing would read it."""
     async with live(make_state(), recording=False) as client:
