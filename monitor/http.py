@@ -2,6 +2,9 @@
 ``POST /-/reload`` when the lifecycle endpoint is enabled (as Prometheus's
 ``--web.enable-lifecycle``; README, "Reloading the configuration").
 
+``/metrics`` is rendered on a worker thread, one scrape at a time: the text of thousands of
+accounts takes a good part of a second to build, and polls must not wait for it.
+
 Bounded against slow or idle clients, since polling shares the process's file limit with it:
 a client has a few seconds to send a request (and to send the next one on a kept-alive
 connection), request lines and headers are small, and while a quarter of the file limit is
@@ -15,9 +18,10 @@ import resource
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.exposition import choose_encoder
 
 from monitor.health import HealthTracker
 
@@ -60,11 +64,29 @@ def make_app(
         return web.Response(text="configuration reloaded\n")
 
     app = web.Application()
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/metrics", metrics_handler(registry))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/-/reload", reload_config)
     return app
+
+
+def metrics_handler(registry: CollectorRegistry) -> Handler:
+    """``GET /metrics`` in the format the scraper accepts (``name[]`` narrows it to those
+    families), rendered off the loop; compressed when the scraper accepts it."""
+    rendering = asyncio.Lock()  # two scrapes at once would only share the interpreter
+
+    async def metrics(request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(",".join(request.headers.getall(hdrs.ACCEPT, [])))
+        names = request.query.getall("name[]", [])
+        source = registry.restricted_registry(names) if names else registry
+        async with rendering:
+            body = await asyncio.to_thread(encoder, source)
+        response = web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type})
+        response.enable_compression()
+        return response
+
+    return metrics
 
 
 def connection_cap() -> int:

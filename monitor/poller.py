@@ -63,7 +63,7 @@ class AccountPoller:
             account.id, account.broker, alert_series(engine.rules_for(account.id))
         )
         # Series every good poll touches, looked up once.
-        self._duration = metrics.poll_duration.labels(account.id, account.broker)
+        self._duration = metrics.poll_duration.labels(account.broker)
         self._mtm = AccountMtm(metrics, account.id)
         self._polls_ok = metrics.polls.labels(account.id, PollOutcome.OK)
         self._last_success = metrics.last_success.labels(account.id)
