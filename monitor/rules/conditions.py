@@ -41,6 +41,7 @@ from monitor.rules.lifecycle import (
     Lifecycle,
     Outcome,
     Transition,
+    at_rest,
     read_lifecycle,
     step,
 )
@@ -76,13 +77,13 @@ class ConditionRule:
 
     Only what can have moved is judged again. Given the state it made of the previous snapshot
     of the same day, a position-scope rule judges the rows in ``Poll.changed_keys`` and the
-    subjects whose condition is not inactive (pending, firing or counting ``keep_firing_for``:
-    time moves them), and carries every other subject's state forward; an account-scope rule
-    whose condition is inactive is not judged when no row changed. That is exact because
-    ``assess`` is settled: an inactive subject's last poll found it not active, and the same
-    figure with the peak that poll kept gives the same outcome and peak again, which ``step``
-    turns into the same inactive condition whatever the time. Without such a state (the first
-    poll, a rule new to a reload, a baseline, a new day) every subject is judged.
+    subjects whose condition is not at rest (``lifecycle.at_rest``: pending, counting
+    ``keep_firing_for`` or firing with a ``repeat_interval``, which time moves), and carries
+    every other subject's state forward; an account-scope rule whose condition is at rest is
+    not judged when no row changed. That is exact because ``assess`` is settled: the same
+    figure with the peak the last poll kept gives that poll's outcome and peak again, and a
+    condition at rest stays as it is on that outcome whatever the time. Without such a state
+    (the first poll, a rule new to a reload, a baseline, a new day) every subject is judged.
     """
 
     kind: ClassVar[str]  # the rule kind string used in rules.yaml and alerts
@@ -124,7 +125,7 @@ class ConditionRule:
             judged, alerts = self._judge_rows(previous, poll, poll.snapshot.positions)
             return {k: t for k, t in judged.items() if t is not UNTRACKED}, alerts
         if self.scope is Scope.ACCOUNT:
-            if not changed and state.get(None, UNTRACKED).condition is INACTIVE:
+            if not changed and at_rest(state.get(None, UNTRACKED).condition, self.lifecycle):
                 return state, []
             return self._evaluate_account(state, poll)
         return self._evaluate_changed_rows(state, poll, changed)
@@ -142,14 +143,19 @@ class ConditionRule:
     def _evaluate_changed_rows(
         self, previous: ConditionState, poll: Poll, changed: frozenset[PositionKey]
     ) -> tuple[ConditionState, list[Alert]]:
-        """Judge the rows that changed and the subjects that are not inactive; carry the
-        others' state forward and drop the state of rows no longer in the snapshot."""
+        """Judge the rows that changed and the subjects not at rest; carry the others' state
+        forward and drop the state of rows no longer in the snapshot."""
         positions = poll.snapshot.positions
+        lifecycle = self.lifecycle
         due = {key for key in changed if key in positions}
         due.update(
             key
             for key, tracked in previous.items()
-            if tracked.condition is not INACTIVE and key is not None and key in positions
+            # Most subjects are inactive: the identity check spares them the call.
+            if tracked.condition is not INACTIVE
+            and not at_rest(tracked.condition, lifecycle)
+            and key is not None
+            and key in positions
         )
         # A subject's row leaves the snapshot only by a change: a removal.
         gone = [key for key in changed if key in previous and key not in positions]

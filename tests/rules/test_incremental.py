@@ -268,27 +268,42 @@ class Measured(MtmDrawdown):
         return position.mtm
 
 
-def measured(scope: Scope = Scope.POSITION) -> Measured:
+DEFAULT = Lifecycle()
+
+
+def measured(scope: Scope = Scope.POSITION, lifecycle: Lifecycle = DEFAULT) -> Measured:
     Measured.seen.clear()
-    return Measured("dd", Severity.WARNING, PositionFilter(), scope, Lifecycle(), Decimal(1000))
+    return Measured("dd", Severity.WARNING, PositionFilter(), scope, lifecycle, Decimal(1000))
 
 
-def firing(peak: int) -> Tracked:
-    return Tracked(Condition(None, T0, T0, None), Decimal(peak))
+def firing(peak: int, clear_since: datetime | None = None) -> Tracked:
+    return Tracked(Condition(None, T0, T0, clear_since), Decimal(peak))
 
 
-def test_a_poll_that_changed_nothing_judges_only_the_conditions_that_are_not_inactive() -> None:
-    """Rows 1 and 3 are unchanged and inactive: carried forward unjudged; 2 fires: judged."""
-    rule = measured()
-    rows = [pos("1", 1, mtm=100), pos("2", 1, mtm=-2000), pos("3", 1, mtm=50)]
+def test_a_poll_that_changed_nothing_judges_only_the_conditions_that_time_moves() -> None:
+    """Unchanged rows: 1 is inactive and 2 fires with nothing to repeat, both carried forward
+    unjudged; 3 waits out ``for`` and 4 counts ``keep_firing_for``: judged. With a
+    ``repeat_interval`` (and no ``for``) the firing 2 is judged too, and repeats."""
+    five = timedelta(minutes=5)
+    rule = measured(lifecycle=Lifecycle(hold_for=five, keep_firing_for=five))
+    rows = [pos("1", 1, mtm=100), pos("2", 1, mtm=-2000), pos("3", 1, mtm=-1500), pos("4", 1)]
     state = {
         key("1"): Tracked(INACTIVE, Decimal(100)),
         key("2"): firing(0),
-        key("3"): Tracked(INACTIVE, Decimal(70)),
+        key("3"): Tracked(Condition(pending_since=T0), Decimal(0)),
+        key("4"): firing(0, clear_since=T0),
     }
-    after, alerts = rule.evaluate(state, Poll(snap(*rows), (), False, False, frozenset()))
-    assert (after, alerts, Measured.seen) == (state, [], ["2"])
+    later = snap(*rows, at=T0 + timedelta(minutes=1))
+    after, alerts = rule.evaluate(state, Poll(later, (), False, False, frozenset()))
+    assert (after, alerts, Measured.seen) == (state, [], ["3", "4"])
     assert after is state
+    repeating = measured(lifecycle=Lifecycle(repeat_interval=timedelta(minutes=1)))
+    _, alerts = repeating.evaluate(state, Poll(later, (), False, False, frozenset()))
+    assert [a.message.split(":")[0] for a in alerts] == [
+        "Still",  # 2
+        "MTM drawdown on SYM3 (nse_fo NRML)",  # 3: pending no more
+    ]
+    assert Measured.seen == ["2", "3", "4"]
 
 
 def test_changed_rows_are_judged_in_row_order_and_removed_ones_dropped() -> None:
