@@ -1,7 +1,7 @@
-"""Condition rules judge only what can have moved: the rows that changed and the subjects that
-are not inactive. Over long random poll sequences that gives exactly the states, alerts (in
-order) and stored entries of judging every subject, and every condition kind's ``assess`` is
-settled, which is what makes it exact."""
+"""Condition rules judge only what can have moved: the rows that changed and the subjects whose
+condition is not at rest. Over long random poll sequences that gives exactly the states, alerts
+(in order) and stored entries of judging every subject, and every condition kind's ``assess``
+is settled, which is what makes it exact."""
 
 from __future__ import annotations
 
