@@ -94,7 +94,10 @@ def evaluate_poll(
     last_poll = previous.taken_at if previous is not None else None
     turn = next_trading_day(previous_day, last_poll, current.taken_at, timezone)
     current, changes = carry_missing(previous, current, diff(previous, current), turn.new_day)
-    poll = Poll(current, changes, baseline, turn.new_day)
+    changed_keys = None
+    if previous is not None and not turn.new_day:
+        changed_keys = frozenset(c.key for c in changes) | (current.carried ^ previous.carried)
+    poll = Poll(current, changes, baseline, turn.new_day, changed_keys)
     alerts: list[Alert] = []
     next_states: dict[str, Any] = {}
     for rule in rules:

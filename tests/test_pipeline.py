@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from monitor.model import Change, ChangeKind, Severity, Snapshot
+from monitor.model import Alert, Change, ChangeKind, Severity, Snapshot
 from monitor.pipeline import Evaluation, evaluate_poll, trading_day
-from monitor.rules.base import Globs, PositionFilter
+from monitor.rules.base import Globs, Poll, PositionFilter
 from monitor.rules.conditions import Scope
 from monitor.rules.lifecycle import Lifecycle
 from monitor.rules.mtm_drawdown import MtmDrawdown
@@ -179,10 +180,55 @@ def test_rules_excluded_by_account_neither_run_nor_get_state() -> None:
 
 
 def test_states_are_passed_to_the_rules() -> None:
-    """The rule state given for a rule name is what the rule continues from."""
+    """The rule state given for a rule name is what the rule continues from: the peak of the
+    previous poll, not the MTM of this one."""
     states = {"desk-drawdown": {None: drawdown_entry(9000)}}
-    current = snap(pos("1", 1, mtm=8000))
-    evaluation = evaluate_after(current, current, [DRAWDOWN], states, IST)
-    assert evaluation.changes == []
+    previous, current = snap(pos("1", 1, mtm=9000)), snap(pos("1", 1, mtm=8000))
+    evaluation = evaluate_after(previous, current, [DRAWDOWN], states, IST)
     assert [a.details["drawdown"] for a in evaluation.alerts] == [Decimal(1000)]
     assert states == {"desk-drawdown": {None: drawdown_entry(9000)}}  # not mutated
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecorder:
+    """A rule that keeps the polls it is handed."""
+
+    polls: list[Poll] = field(default_factory=list)
+    name: str = "recorder"
+    severity: Severity = Severity.INFO
+    filter: PositionFilter = field(default_factory=PositionFilter)
+    kind: str = "recorder"
+
+    def evaluate(self, state: object, poll: Poll) -> tuple[object, list[Alert]]:
+        self.polls.append(poll)
+        return None, []
+
+    def dump_state(self, state: object) -> object:
+        return None
+
+    def load_state(self, account: str, data: object) -> object:
+        return None
+
+    def dump_entries(self, before: object, after: object) -> None:
+        return None
+
+
+def test_rules_are_told_which_rows_changed_or_turned_carried() -> None:
+    """Changed rows and rows carried or back from a carry are named; a baseline and a new day
+    name none (None): there is no previous snapshot of the day to compare with."""
+    rules = [PollRecorder()]
+    first = snap(pos("1", 1, mtm=1), pos("2", 1, mtm=2), pos("3", 1, mtm=3))
+    evaluation = evaluate_poll(None, None, first, rules, {}, IST)
+    missing = snap(pos("1", 1, mtm=9), pos("2", 1, mtm=2), at=first.taken_at + timedelta(seconds=5))
+    carrying = evaluate_after(evaluation.snapshot, missing, rules, {}, IST)
+    assert carrying.snapshot.carried == {key("3")}
+    back = snap(*first.positions.values(), at=missing.taken_at + timedelta(seconds=5))
+    evaluate_after(carrying.snapshot, back, rules, {}, IST)
+    tomorrow = snap(*first.positions.values(), at=first.taken_at + timedelta(days=1))
+    evaluate_after(carrying.snapshot, tomorrow, rules, {}, IST)
+    assert [poll.changed_keys for poll in rules[0].polls] == [
+        None,
+        {key("1"), key("3")},
+        {key("1"), key("3")},
+        None,
+    ]

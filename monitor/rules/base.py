@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from monitor.model import Alert, Change, DetailValue, Position, Severity, Snapshot
+from monitor.model import Alert, Change, DetailValue, Position, PositionKey, Severity, Snapshot
 
 
 class RuleConfigError(ValueError):
@@ -32,6 +32,10 @@ class Poll:
     changes: Sequence[Change]
     baseline: bool  # first poll with no stored state: nothing to compare against
     new_day: bool  # first poll of a new trading day: peaks reset, vanished rows are dropped
+    # The rows that may differ from the previous snapshot of the same day: those in
+    # ``changes`` and those whose carried flag turned on or off. None when there is no such
+    # snapshot (a baseline, a new day) or the caller does not know: every row is then judged.
+    changed_keys: frozenset[PositionKey] | None = None
 
 
 @dataclass(frozen=True, slots=True)

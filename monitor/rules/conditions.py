@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -41,6 +41,7 @@ from monitor.rules.lifecycle import (
     Lifecycle,
     Outcome,
     Transition,
+    at_rest,
     read_lifecycle,
     step,
 )
@@ -73,6 +74,16 @@ class ConditionRule:
     A kind judges one figure per subject: ``measure`` gives it for a row (MTM by default), and
     the account's is the sum over the rows the rule counts. A subject whose figure is unknown
     is not evaluated that poll.
+
+    Only what can have moved is judged again. Given the state it made of the previous snapshot
+    of the same day, a position-scope rule judges the rows in ``Poll.changed_keys`` and the
+    subjects whose condition is not at rest (``lifecycle.at_rest``: pending, counting
+    ``keep_firing_for`` or firing with a ``repeat_interval``, which time moves), and carries
+    every other subject's state forward; an account-scope rule whose condition is at rest is
+    not judged when no row changed. That is exact because ``assess`` is settled: the same
+    figure with the peak the last poll kept gives that poll's outcome and peak again, and a
+    condition at rest stays as it is on that outcome whatever the time. Without such a state
+    (the first poll, a rule new to a reload, a baseline, a new day) every subject is judged.
     """
 
     kind: ClassVar[str]  # the rule kind string used in rules.yaml and alerts
@@ -90,7 +101,11 @@ class ConditionRule:
 
     def assess(self, figure: Decimal, peak: Decimal | None) -> tuple[Outcome, Decimal | None]:
         """Whether the condition holds for a subject with this figure, and the peak to keep
-        after this poll (for a kind that measures from one; else None)."""
+        after this poll (for a kind that measures from one; else None).
+
+        It must be settled: called again with the same figure and the peak it returned, it
+        returns the same outcome and peak. Rows that did not change are not judged again (see
+        the class), so a kind that is not settled would be judged on stale outcomes."""
         raise NotImplementedError
 
     def figures(self, figure: Decimal, peak: Decimal | None) -> tuple[str, dict[str, DetailValue]]:
@@ -101,10 +116,19 @@ class ConditionRule:
         self, state: ConditionState | None, poll: Poll
     ) -> tuple[ConditionState, list[Alert]]:
         """Advance every subject's condition with this poll; alert on its transitions."""
-        previous: ConditionState = {} if state is None or poll.new_day else state
+        changed = poll.changed_keys
+        if state is None or changed is None or poll.baseline or poll.new_day:
+            # Not this rule's state of the previous snapshot of the day: judge every subject.
+            previous: ConditionState = {} if state is None or poll.new_day else state
+            if self.scope is Scope.ACCOUNT:
+                return self._evaluate_account(previous, poll)
+            judged, alerts = self._judge_rows(previous, poll, poll.snapshot.positions)
+            return {k: t for k, t in judged.items() if t is not UNTRACKED}, alerts
         if self.scope is Scope.ACCOUNT:
-            return self._evaluate_account(previous, poll)
-        return self._evaluate_positions(previous, poll)
+            if not changed and at_rest(state.get(None, UNTRACKED).condition, self.lifecycle):
+                return state, []
+            return self._evaluate_account(state, poll)
+        return self._evaluate_changed_rows(state, poll, changed)
 
     def _evaluate_account(
         self, previous: ConditionState, poll: Poll
@@ -116,18 +140,59 @@ class ConditionRule:
         alerts = [] if alert is None else [alert]
         return ({} if tracked is UNTRACKED else {None: tracked}), alerts
 
-    def _evaluate_positions(
-        self, previous: ConditionState, poll: Poll
+    def _evaluate_changed_rows(
+        self, previous: ConditionState, poll: Poll, changed: frozenset[PositionKey]
     ) -> tuple[ConditionState, list[Alert]]:
-        state: ConditionState = {}
+        """Judge the rows that changed and the subjects not at rest; carry the others' state
+        forward and drop the state of rows no longer in the snapshot."""
+        positions = poll.snapshot.positions
+        lifecycle = self.lifecycle
+        due = {key for key in changed if key in positions}
+        due.update(
+            key
+            for key, tracked in previous.items()
+            # Most subjects are inactive: the identity check spares them the call.
+            if tracked.condition is not INACTIVE
+            and not at_rest(tracked.condition, lifecycle)
+            and key is not None
+            and key in positions
+        )
+        # A subject's row leaves the snapshot only by a change: a removal.
+        gone = [key for key in changed if key in previous and key not in positions]
+        keys: Iterable[PositionKey] = due
+        if len(due) > 1:  # in the snapshot's row order, the order its alerts are listed in
+            keys = [key for key in positions if key in due]
+        judged, alerts = self._judge_rows(previous, poll, keys)
+        moved = [(k, t) for k, t in judged.items() if t is not previous.get(k, UNTRACKED)]
+        if not (moved or gone):
+            return previous, alerts  # the very same state: the store's comparison is one check
+        state = dict(previous)
+        for key in gone:
+            del state[key]
+        for key, tracked in moved:
+            if tracked is UNTRACKED:
+                del state[key]  # it moved, so it had an entry
+            else:
+                state[key] = tracked
+        return state, alerts
+
+    def _judge_rows(
+        self, previous: ConditionState, poll: Poll, keys: Iterable[PositionKey]
+    ) -> tuple[dict[PositionKey, Tracked], list[Alert]]:
+        """The condition of each row of ``keys`` (in the snapshot's order) after this poll,
+        UNTRACKED for a row the filters leave out, and the alerts in that order."""
+        judged: dict[PositionKey, Tracked] = {}
         alerts = []
+        positions = poll.snapshot.positions
         check_filter = self.filter.filters_positions
         # A carried row went missing from this answer (docs/architecture.md, "Rows that vanish"):
         # it keeps its state rather than being judged on figures the broker did not report.
         carried = poll.snapshot.carried
         measure, advance = self.measure, self._advance  # looked up once: this runs per row
-        for key, position in poll.snapshot.positions.items():
+        for key in keys:
+            position = positions[key]
             if check_filter and not self.filter.allows(position):
+                judged[key] = UNTRACKED
                 continue
             tracked = previous.get(key, UNTRACKED)
             figure = measure(position)
@@ -135,9 +200,8 @@ class ConditionRule:
                 tracked, alert = advance(tracked, figure, position, poll)
                 if alert is not None:
                     alerts.append(alert)
-            if tracked is not UNTRACKED:
-                state[key] = tracked
-        return state, alerts
+            judged[key] = tracked
+        return judged, alerts
 
     def account_figure(self, snapshot: Snapshot) -> Decimal | None:
         """The account's figure: the sum over the positions this rule counts (0 when none),
@@ -218,6 +282,8 @@ class ConditionRule:
         """The rows of ``dump_state`` that changed since ``before``, by entry name (the row's
         key columns), and None for a subject no longer kept; every row when ``before`` is None.
         The store keeps them one by one: a poll writes only the subjects that moved."""
+        if after is before:  # a poll that moved nothing hands back the state it got
+            return {}
         entries: dict[str, object | None] = {}
         previous = before or {}
         kept = 0
@@ -225,7 +291,8 @@ class ConditionRule:
             old = previous.get(key)
             if old is not None:
                 kept += 1
-            if old != tracked or before is None:
+            # Most subjects are carried forward as the very same object: identity settles them.
+            if before is None or (old is not tracked and old != tracked):
                 entries[_entry(key)] = _row(key, tracked)
         if kept < len(previous):  # a subject of ``before`` is gone: resolved, removed, new day
             for key in previous.keys() - after.keys():

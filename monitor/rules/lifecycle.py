@@ -109,6 +109,15 @@ def step(
     return condition, Transition.NONE
 
 
+def at_rest(condition: Condition, lifecycle: Lifecycle) -> bool:
+    """Whether later polls finding the outcome that left ``condition`` as it is leave it so and
+    say nothing, whatever their time: inactive, or firing with no ``keep_firing_for`` count and
+    no ``repeat_interval``. A pending ``for``, a count and a repeat move with time."""
+    if condition.pending_since is not None or condition.clear_since is not None:
+        return False
+    return condition.firing_since is None or lifecycle.repeat_interval is None
+
+
 def read_lifecycle(options: Mapping[str, object]) -> Lifecycle:
     """The four lifecycle options from a rule's fields, each validated; RuleConfigError names
     the field that is wrong."""

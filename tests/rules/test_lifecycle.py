@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.model import Severity
 from monitor.rules.base import PositionFilter, RuleConfigError
@@ -16,6 +18,7 @@ from monitor.rules.lifecycle import (
     Lifecycle,
     Outcome,
     Transition,
+    at_rest,
     read_lifecycle,
     step,
 )
@@ -216,3 +219,41 @@ def test_condition_kinds_take_lifecycle_options(kind: str) -> None:
     assert getattr(rule, "lifecycle") == Lifecycle(  # noqa: B009 - not on the Rule protocol
         timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=3), True
     )
+
+
+@given(
+    hold=st.sampled_from([0, 1, 5]),
+    keep=st.sampled_from([0, 1, 5]),
+    repeat=st.sampled_from([None, 1, 5]),
+    polls=st.lists(st.tuples(st.integers(1, 4), st.sampled_from([A, C, N, U])), max_size=30),
+    later=st.integers(1, 24 * 60),
+)
+def test_a_condition_at_rest_stays_so_on_the_outcome_that_left_it_there(
+    hold: int, keep: int, repeat: int | None, polls: list[tuple[int, Outcome]], later: int
+) -> None:
+    """After any poll that leaves a condition at rest, the same outcome at any later time
+    leaves it as it is and says nothing: what lets an unchanged row at rest go unjudged."""
+    lifecycle = Lifecycle(
+        timedelta(minutes=hold),
+        timedelta(minutes=keep),
+        None if repeat is None else timedelta(minutes=repeat),
+    )
+    condition, minute = INACTIVE, 0
+    for gap, outcome in polls:
+        minute += gap
+        condition, _ = step(condition, outcome, at(minute), lifecycle)
+        if at_rest(condition, lifecycle):
+            assert step(condition, outcome, at(minute + later), lifecycle) == (
+                condition,
+                Transition.NONE,
+            )
+
+
+def test_what_time_moves_is_not_at_rest() -> None:
+    """Pending, counting ``keep_firing_for``, or firing with repeats: not at rest."""
+    repeats = Lifecycle(repeat_interval=timedelta(minutes=1))
+    firing = Condition(None, at(0), at(0), None)
+    assert at_rest(INACTIVE, repeats) and at_rest(firing, Lifecycle())
+    assert not at_rest(firing, repeats)
+    assert not at_rest(Condition(pending_since=at(0)), Lifecycle())
+    assert not at_rest(Condition(None, at(0), at(0), at(1)), Lifecycle())
