@@ -1,12 +1,14 @@
 """Detection latency: from a positions body read off the wire to its alerts committed.
 
-Each poll is timed from the moment the positions body and the prices of its quotes calls are
-in hand (the quotes round trips are the broker's time, not the monitor's) to the moment
-``Engine.ingest`` has committed the poll (changed rows, rule states, alerts and their pending
-deliveries) to a real SQLite file in a temporary directory, WAL mode as the daemon runs it.
-The polls alternate between two bodies of 1,000 positions that differ in 5% of the rows, so
-every poll changes positions and raises alerts. A body is decoded as the live client decodes
-it: rows repeated byte for byte from the last body reuse their decoding.
+Each poll is timed on the daemon's path: from the moment the positions body and the prices of
+its quotes calls are in hand (the quotes round trips are the broker's time, not the monitor's)
+to the moment ``await LiveEngine.ingest`` returns in an asyncio loop, that is, once the store's
+own thread has committed the poll (changed rows, rule states, alerts and their pending
+deliveries) to a real SQLite file in a temporary directory, WAL mode as the daemon runs it, with
+its checkpointer copying the WAL into the main file beside the commits. The polls alternate
+between two bodies of 1,000 positions that differ in 5% of the rows, so every poll changes
+positions and raises alerts. A body is decoded as the live client decodes it: rows repeated
+byte for byte from the last body reuse their decoding.
 
 ``detect_p99_over_floor`` sets the p99 against the floor of the same body (msgspec decoding it
 into typed Structs, as in the pipeline benchmark), timed just before each poll, so a busy
@@ -15,6 +17,7 @@ moment of the machine weighs on both.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import tempfile
 import time
@@ -28,9 +31,11 @@ from benchmarks.timing import percentile
 from monitor import config
 from monitor.brokers import kotak_neo
 from monitor.config import SinkConfig
-from monitor.engine import Engine
+from monitor.daemon import CLOSE_SECONDS
+from monitor.engine import LiveEngine
 from monitor.rules.base import Rule
 from monitor.store import Store
+from monitor.store_thread import StoreThread
 
 POSITIONS = 1_000
 POLLS = 1_000
@@ -42,7 +47,7 @@ def run() -> dict[str, float]:
     and over the floor's median in each run, with each run's p99, the p50 and the worst poll."""
     data = make_alternating(POSITIONS)
     loaded = config.load(ROOT / "rules.yaml")
-    runs = [_timed_polls(data, loaded.rules, loaded.sinks) for _ in range(REPEAT)]
+    runs = [asyncio.run(_timed_polls(data, loaded.rules, loaded.sinks)) for _ in range(REPEAT)]
     p99s = [percentile(times, 0.99) * 1e3 for times, _ in runs]
     ratios = [percentile(times, 0.99) / statistics.median(floors) for times, floors in runs]
     figures = {"detect_p99_ms": statistics.median(p99s)}
@@ -55,18 +60,18 @@ def run() -> dict[str, float]:
     return figures
 
 
-def _timed_polls(
+async def _timed_polls(
     data: Alternating, rules: Sequence[Rule], sinks: Sequence[SinkConfig]
 ) -> tuple[list[float], list[float]]:
     """Seconds from body to commit of each poll after a baseline, on a fresh state file, and
     of the floor decode of each poll's body."""
     with tempfile.TemporaryDirectory(prefix="pm-bench-") as tmp:
-        store = Store(Path(tmp) / "state.db")
+        store = StoreThread(Store(Path(tmp) / "state.db"))
         try:
-            engine = Engine(store, rules, sinks)
+            engine = LiveEngine(store, rules, sinks)
             rows, known = kotak_neo.decode_rows(data.first, ACCOUNT, {})
             first = kotak_neo.build(rows, account=ACCOUNT, taken_at=FIRST_AT, quotes=data.quotes)
-            engine.ingest(first, IST)
+            await engine.ingest(first, IST)
             times, floors = [], []
             for index in range(1, POLLS + 1):
                 body = data.odd if index % 2 else data.even
@@ -77,10 +82,11 @@ def _timed_polls(
                 start = time.perf_counter()
                 rows, known = kotak_neo.decode_rows(body, ACCOUNT, known)
                 snapshot = kotak_neo.build(rows, account=ACCOUNT, taken_at=at, quotes=data.quotes)
-                evaluation = engine.ingest(snapshot, IST)
+                evaluation = await engine.ingest(snapshot, IST)
                 times.append(time.perf_counter() - start)
                 if not evaluation.alerts:
                     raise RuntimeError(f"poll {index} raised no alert: the data cannot time one")
         finally:
-            store.close()
+            if not await store.close(CLOSE_SECONDS):
+                raise RuntimeError("the state file did not close in time")
     return times, floors

@@ -138,7 +138,11 @@ class Daemon:
             os.close(self._state_lock)
             raise StartupError(str(err)) from err
         # Opened here, used from now on only by its own thread: see docs/architecture.md.
-        self.store = StoreThread(store, queued=self.metrics.state_calls.inc)
+        self.store = StoreThread(
+            store,
+            queued=self.metrics.state_calls.inc,
+            checkpoint_failed=self.metrics.state_checkpoint_failures.inc,
+        )
         self._notify = notify
         # Account id -> zone, shared with the Telegram sinks and updated in place by a reload.
         self._zones: dict[str, tzinfo] = {account.id: account.timezone for account in accounts}

@@ -103,6 +103,12 @@ class Metrics:
             "state_write_failures", "Polls whose result could not be written to the state file.",
             namespace=NAMESPACE, registry=registry,
         )  # fmt: skip
+        self.state_checkpoint_failures = Counter(
+            "state_checkpoint_failures",
+            "Checkpoints of the state file's write-ahead log that failed; while they fail, the"
+            " log grows.",
+            namespace=NAMESPACE, registry=registry,
+        )  # fmt: skip
         self.state_calls = Gauge(
             "state_calls_waiting", "State file calls queued or running on the store's thread.",
             namespace=NAMESPACE, registry=registry,

@@ -68,7 +68,7 @@ class PendingAlert:
 
 
 class Store:
-    """The state file. Synchronous: each call is one short transaction on the loop thread.
+    """The state file. Synchronous: each call is one short transaction in the caller's thread.
 
     One class for polls, outbox, mutes and meta values, longer than most: they share one
     connection, and one poll's rows, rule states and alerts must commit in one transaction.
@@ -90,6 +90,17 @@ class Store:
     def close(self) -> None:
         """Close the connection; the WAL is checkpointed into the main file."""
         self._db.close()
+
+    def stop_auto_checkpoints(self) -> None:
+        """Commit without ever checkpointing the WAL, for a store whose WAL another connection
+        checkpoints (``monitor.store_checkpointer``); SQLite's default checkpoints inside the
+        commit that takes the WAL past 1,000 pages."""
+        self._db.execute("PRAGMA wal_autocheckpoint = 0")
+
+    @property
+    def total_changes(self) -> int:
+        """Rows written through this connection since it was opened."""
+        return self._db.total_changes
 
     def load_account(self, account: str) -> StoredAccount | None:
         """The last good snapshot and rule states of ``account``, or None if never polled.

@@ -133,6 +133,22 @@ def open_state_file(path: str) -> sqlite3.Connection:
     return db
 
 
+def open_for_checkpoints(path: str) -> sqlite3.Connection:
+    """A second connection to an open state file, for WAL checkpoints only: it never creates
+    the file and writes no row; raises sqlite3.Error when it cannot be opened."""
+    db = sqlite3.connect(
+        Path(path).absolute().as_uri() + "?mode=rw", uri=True, isolation_level=None
+    )
+    try:
+        # Synced as the store's own checkpoints are: the WAL before it is copied, the main file
+        # after.
+        db.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def _check(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA busy_timeout = 5000")
     db.execute("PRAGMA journal_mode = WAL")

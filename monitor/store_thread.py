@@ -8,10 +8,15 @@ a poll's commit is in the file before the outbox can read its alerts, and alerts
 outbox in commit order. A call waits on a locked file for SQLite's busy timeout (5 s), then fails
 with a ``StoreError`` like any other (see README, "Reliability").
 
+Commits do not checkpoint the WAL: a ``Checkpointer`` does, on a connection and a thread of
+its own, after the calls that wrote, so no commit waits on a checkpoint's copy and sync (see
+``monitor.store_checkpointer``).
+
 A call still queued when its caller is cancelled is dropped; one already running completes.
-``close`` drains the queue within a deadline; the thread is a daemon thread, so a call stuck on a
-lock past it cannot hold up the process's exit (SQLite then discards its open transaction, as
-after a kill).
+``close`` drains the queue within a deadline, stops the checkpointer, then closes the file,
+which checkpoints the WAL into the main file. The threads are daemon threads, so a call stuck
+on a lock past the deadline cannot hold up the process's exit (SQLite then discards its open
+transaction, as after a kill).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import date, datetime
@@ -28,6 +34,7 @@ import structlog
 
 from monitor.model import Alert, Change, PositionKey, Snapshot
 from monitor.store import EntryWrite, PendingAlert, Store, StoredAccount
+from monitor.store_checkpointer import Checkpointer
 
 log = structlog.get_logger(__name__)
 
@@ -36,23 +43,36 @@ T = TypeVar("T")
 
 _Call = tuple[Future[Any], Callable[[], Any]]
 
+UNUSED_CLOSE_SECONDS = 1.0  # for a checkpointer that never ran to stop, at once in practice
+
 
 class StoreThread:
     """A ``Store`` used only from one thread; its methods are the store's, awaitable.
 
     ``queued(delta)`` is told of every call entering (+1) and leaving (-1) the thread's queue,
-    for the gauge of calls waiting on the state file.
+    for the gauge of calls waiting on the state file; ``checkpoint_failed()`` of every WAL
+    checkpoint that failed.
     """
 
-    def __init__(self, store: Store, *, queued: Callable[[int], None] = lambda delta: None):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        queued: Callable[[int], None] = lambda delta: None,
+        checkpoint_failed: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.path = store.path
         self._queued = queued
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        store.stop_auto_checkpoints()  # before any call: from now on the checkpointer's work
+        self._checkpointer = Checkpointer(store.path, failed=checkpoint_failed)
+        self._closed = False
         self._thread = threading.Thread(target=self._serve, name="state-file", daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
+        written = self.store.total_changes
         while (call := self._calls.get()) is not None:
             future, work = call
             if not future.set_running_or_notify_cancel():
@@ -63,6 +83,9 @@ class StoreThread:
                 future.set_exception(err)
             else:
                 future.set_result(result)
+            if not self._closed and self.store.total_changes != written:
+                written = self.store.total_changes
+                self._checkpointer.wrote()
 
     async def _run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``work`` on the thread, after every call made before it; await its result."""
@@ -80,11 +103,13 @@ class StoreThread:
         return future.result()
 
     async def close(self, deadline: float) -> bool:
-        """Let the calls already made finish, then close the file; False when that took longer
-        than ``deadline`` seconds (the thread is left to the process's exit)."""
+        """Let the calls already made finish, stop the checkpointer, then close the file; False
+        when that took longer than ``deadline`` seconds (the threads are left to the process's
+        exit)."""
+        until = time.monotonic() + deadline
         try:
             async with asyncio.timeout(deadline):
-                await self._run(self.store.close)
+                await self._run(self._close_file, until)
         except TimeoutError:
             log.warning("state_file_close_timed_out", seconds=deadline)
             return False
@@ -94,8 +119,16 @@ class StoreThread:
 
     def close_unused(self) -> None:
         """Close the file when startup failed before any call was made."""
-        self.wait(self.store.close)
+        self.wait(self._close_file, time.monotonic() + UNUSED_CLOSE_SECONDS)
         self._calls.put(None)
+
+    def _close_file(self, until: float) -> None:
+        """Stop the checkpointer by ``until`` (monotonic), then close the file: the last
+        connection to close copies the WAL into the main file and removes it."""
+        self._closed = True
+        if not self._checkpointer.close(max(0.0, until - time.monotonic())):
+            log.warning("state_checkpoints_close_timed_out", path=self.path)
+        self.store.close()
 
     async def load_account(self, account: str) -> StoredAccount | None:
         """``Store.load_account`` on the thread."""

@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,6 +85,14 @@ def fill(directory: Path) -> Path:
         (directory / "probe").write_bytes(b"\0" * 4096)
     assert full.value.errno == errno.ENOSPC
     return filler
+
+
+def long_rows(count: int) -> list[dict[str, Any]]:
+    """``count`` long positions of distinct instruments, shaped like the seed's row."""
+    return [
+        {**portfolio.SEED_ROWS[0], "tok": str(90_000 + n), "ts": f"LONG{n}-EQ"}
+        for n in range(count)
+    ]
 
 
 async def remount(directory: Path, mode: str) -> None:
@@ -209,6 +218,9 @@ async def test_disk_full_then_freed_and_a_read_only_filesystem(
 
         filler = fill(small_fs)
         fake.rows[0]["netQty"] = "-10"
+        # Long rows that raise no alert, so the poll's commit needs more pages than the WAL
+        # already holds: a small commit would reuse the log's space after a checkpoint.
+        fake.rows += long_rows(3_000)
         await daemon.wait_sample("position_monitor_state_write_failures_total", 3)
         assert daemon.alerts() == []
         other = harness.daemon(config, small_fs / "other.db")
