@@ -7,8 +7,9 @@ own thread has committed the poll (changed rows, rule states, alerts and their p
 deliveries) to a real SQLite file in a temporary directory, WAL mode as the daemon runs it, with
 its checkpointer copying the WAL into the main file beside the commits. The polls alternate
 between two bodies of 1,000 positions that differ in 5% of the rows, so every poll changes
-positions and raises alerts. A body is decoded as the live client decodes it: rows repeated
-byte for byte from the last body reuse their decoding.
+positions and raises alerts. A body is decoded and priced as the live client does it: rows
+repeated byte for byte from the last body reuse their decoding, and with the same price their
+position.
 
 ``detect_p99_over_floor`` sets the p99 against the floor of the same body (msgspec decoding it
 into typed Structs, as in the pipeline benchmark), timed just before each poll, so a busy
@@ -33,6 +34,7 @@ from monitor.brokers import kotak_neo
 from monitor.config import SinkConfig
 from monitor.daemon import CLOSE_SECONDS
 from monitor.engine import LiveEngine
+from monitor.model import Snapshot
 from monitor.rules.base import Rule
 from monitor.store import Store
 from monitor.store_thread import StoreThread
@@ -70,8 +72,8 @@ async def _timed_polls(
         try:
             engine = LiveEngine(store, rules, sinks)
             rows, known = kotak_neo.decode_rows(data.first, ACCOUNT, {})
-            first = kotak_neo.build(rows, account=ACCOUNT, taken_at=FIRST_AT, quotes=data.quotes)
-            await engine.ingest(first, IST)
+            positions = kotak_neo.price(rows, data.quotes)
+            await engine.ingest(Snapshot(ACCOUNT, kotak_neo.BROKER, FIRST_AT, positions), IST)
             times, floors = [], []
             for index in range(1, POLLS + 1):
                 body = data.odd if index % 2 else data.even
@@ -80,8 +82,10 @@ async def _timed_polls(
                 FLOOR.decode(body)
                 floors.append(time.perf_counter() - start)
                 start = time.perf_counter()
+                last = (rows, positions)
                 rows, known = kotak_neo.decode_rows(body, ACCOUNT, known)
-                snapshot = kotak_neo.build(rows, account=ACCOUNT, taken_at=at, quotes=data.quotes)
+                positions = kotak_neo.price(rows, data.quotes, last)
+                snapshot = Snapshot(ACCOUNT, kotak_neo.BROKER, at, positions)
                 evaluation = await engine.ingest(snapshot, IST)
                 times.append(time.perf_counter() - start)
                 if not evaluation.alerts:

@@ -167,7 +167,8 @@ class AccountPoller:
             async with asyncio.timeout(self._deadline):
                 snapshot = await self._broker.fetch()
             self._record(snapshot.taken_at, None)
-            before = await self._engine.resume(snapshot.account)
+            # The state a previous run left, for the first poll's log line only.
+            before = None if self._resumed else await self._engine.resume(snapshot.account)
             evaluation = await self._engine.ingest(snapshot, self.account.timezone)
         except (TimeoutError, BrokerError) as caught:
             err = (

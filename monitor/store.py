@@ -247,15 +247,14 @@ class Store:
             raise StoreError(f"state file {self.path}: {err}") from err
 
     def _insert_alerts(self, alerts: Sequence[tuple[Alert, Sequence[str]]]) -> None:
+        deliveries = []
         for alert, sinks in alerts:
             cursor = self._db.execute(
                 "INSERT INTO alerts (account, rule, payload) VALUES (?, ?, ?)",
                 (alert.account, alert.rule, json.dumps(alert.to_json())),
             )
-            self._db.executemany(
-                "INSERT INTO deliveries (alert_id, sink) VALUES (?, ?)",
-                [(cursor.lastrowid, sink) for sink in sinks],
-            )
+            deliveries += [(cursor.lastrowid, sink) for sink in sinks]
+        self._db.executemany("INSERT INTO deliveries (alert_id, sink) VALUES (?, ?)", deliveries)
 
     def pending(self, sink: str, limit: int = 100) -> list[PendingAlert]:
         """Undelivered alerts for ``sink``, oldest first."""

@@ -262,14 +262,29 @@ def build(
     )
 
 
-def price(rows: list[_Unpriced], quotes: Mapping[str, Decimal]) -> dict[PositionKey, Position]:
-    """The positions of decoded rows priced with ``quotes`` (keyed ``exSeg:tok``)."""
+def price(
+    rows: list[_Unpriced],
+    quotes: Mapping[str, Decimal],
+    last: tuple[list[_Unpriced], Mapping[PositionKey, Position]] | None = None,
+) -> dict[PositionKey, Position]:
+    """The positions of decoded rows priced with ``quotes`` (keyed ``exSeg:tok``).
+
+    ``last`` is the last poll's rows and the positions priced from them: a row decoded then
+    (``decode_rows`` hands back the very row for bytes repeated) with the very same price
+    keeps its position, so only rows that traded or ticked are priced again."""
+    kept = {}
+    if last is not None:  # one position per row, in the rows' order
+        kept = {r.key: (r, p) for r, p in zip(last[0], last[1].values(), strict=True)}
     positions: dict[PositionKey, Position] = {}
     for index, row in enumerate(rows):
         key = row.key
         if key in positions:
             raise BadResponse(BROKER, f"data[{index}]: duplicate position {'|'.join(key[1:])}")
         ltp = quotes.get(f"{key.exchange_segment}:{key.token}")
+        before = kept.get(key)
+        if before is not None and before[0] is row and before[1].ltp is ltp:
+            positions[key] = before[1]
+            continue
         positions[key] = Position(
             key=key,
             symbol=row.symbol,
@@ -450,7 +465,11 @@ class Client(SessionClient):
         last = self._priced
         if last is not None and last.decoded is decoded and last.quotes is quotes:
             return last.positions
-        positions = price(decoded.rows, quotes.prices)
+        positions = price(
+            decoded.rows,
+            quotes.prices,
+            None if last is None else (last.decoded.rows, last.positions),
+        )
         self._priced = _Priced(decoded, quotes, positions)
         return positions
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 from monitor.model import Alert, Change, DetailValue, Position, PositionKey, Severity, Snapshot
@@ -36,6 +37,9 @@ class Poll:
     # ``changes`` and those whose carried flag turned on or off. None when there is no such
     # snapshot (a baseline, a new day) or the caller does not know: every row is then judged.
     changed_keys: frozenset[PositionKey] | None = None
+    # Figures summed over the snapshot, by what was summed: rules that count the same rows
+    # the same way (three account rules on MTM) share one pass over the rows per poll.
+    sums: dict[Hashable, Decimal | None] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

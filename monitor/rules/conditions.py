@@ -133,7 +133,11 @@ class ConditionRule:
     def _evaluate_account(
         self, previous: ConditionState, poll: Poll
     ) -> tuple[ConditionState, list[Alert]]:
-        figure = self.account_figure(poll.snapshot)
+        counted = (self.filter, type(self).measure)  # the same rows, measured the same way
+        if counted in poll.sums:
+            figure = poll.sums[counted]
+        else:
+            figure = poll.sums[counted] = self.account_figure(poll.snapshot)
         if figure is None:
             return previous, []
         tracked, alert = self._advance(previous.get(None, UNTRACKED), figure, None, poll)

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from monitor.model import Severity
-from monitor.rules.base import PositionFilter, RuleConfigError
+from monitor.rules.base import Globs, PositionFilter, RuleConfigError
 from monitor.rules.conditions import Scope
 from monitor.rules.lifecycle import Lifecycle, Outcome
 from monitor.rules.mtm_below import MtmBelow, build
@@ -62,3 +62,20 @@ def test_build_errors_name_the_field(options: dict[str, object], message: str) -
     """Each bad option is one RuleConfigError naming its field."""
     with pytest.raises(RuleConfigError, match=f"^{message}$"):
         build("floor", Severity.WARNING, PositionFilter(), options)
+
+
+def test_rules_on_one_poll_share_a_sum_only_over_the_same_rows() -> None:
+    """Two unfiltered account rules read one sum of the poll; a rule filtered to the cash
+    segment sums its own rows, not the sum the others left on the poll."""
+    one = poll(snap(pos("1", 1, mtm=-60), pos("2", 1, mtm=-40, segment="nse_cm")))
+    cash = build(
+        "cash", Severity.WARNING, PositionFilter(segments=Globs.of(["nse_cm"])), {"threshold": -50}
+    )
+    _, fired = below(-100).evaluate(None, one)
+    _, also = build("again", Severity.INFO, PositionFilter(), {"threshold": -100}).evaluate(
+        None, one
+    )
+    _, none = cash.evaluate(None, one)
+    assert [a.details["mtm"] for a in fired + also] == [Decimal(-100), Decimal(-100)]
+    assert none == []  # -40 in cash alone is above -50
+    assert len(one.sums) == 2  # one sum for both unfiltered rules, one for the cash rule
