@@ -21,7 +21,7 @@ import structlog
 from monitor.config import SinkConfig
 from monitor.health import failing_key
 from monitor.model import Alert, Snapshot
-from monitor.pipeline import Evaluation, evaluate_poll
+from monitor.pipeline import Evaluation, evaluate_poll, next_trading_day
 from monitor.rules.base import Rule
 from monitor.rules.conditions import FiringCondition, firing_conditions, firing_counts
 from monitor.store import EntryWrite, Store, StoredAccount
@@ -38,6 +38,9 @@ class _AccountState:
     # Whether this process has written the account's entry-kept states once in full: until
     # then the store may hold entries of an older state, so the first write replaces them.
     entries_written: bool = False
+    # Whether every rule's state is at rest (``Rule.resting``): a poll that hands back the
+    # very rows of the last then has nothing to evaluate. None until worked out.
+    quiet: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,7 @@ class _EngineCore:
         gone = set(dropped)
         for account, known in self._accounts.items():
             states = {name: s for name, s in known.rule_states.items() if name not in gone}
-            self._accounts[account] = replace(known, rule_states=states)
+            self._accounts[account] = replace(known, rule_states=states, quiet=None)
 
     def forget(self, account: str) -> None:
         """Drop what memory holds of an account no longer polled; its stored state stays, for
@@ -130,6 +133,18 @@ class _EngineCore:
         return counts
 
     def _evaluate(self, known: _AccountState, snapshot: Snapshot, timezone: ZoneInfo) -> _Poll:
+        last = known.snapshot
+        if known.quiet and last is not None and last.positions is snapshot.positions:
+            # The client handed back the very rows of the last poll (it read the same bytes)
+            # and no rule holds anything time alone moves: on the same day nothing can happen.
+            turn = next_trading_day(known.trading_day, last.taken_at, snapshot.taken_at, timezone)
+            if (
+                turn.day == known.trading_day
+                and not turn.new_day
+                and last.broker == snapshot.broker
+            ):
+                evaluation = Evaluation(snapshot, [], [], known.rule_states, False, False, turn.day)
+                return _Poll(evaluation, None, replace(known, snapshot=snapshot))
         evaluation = evaluate_poll(
             known.snapshot, known.trading_day, snapshot, self._rules, known.rule_states, timezone
         )
@@ -163,15 +178,21 @@ class _EngineCore:
         if unchanged:
             # The states are equal to the last ones: keeping those very objects tells whoever
             # derives figures from them (the firing counts) that nothing moved.
-            return _Poll(evaluation, None, replace(known, snapshot=evaluated))
+            quiet = self._quiet(known.rule_states) if known.quiet is None else known.quiet
+            return _Poll(evaluation, None, replace(known, snapshot=evaluated, quiet=quiet))
         write = (
             evaluated, evaluation.trading_day, evaluation.changes, changed_states, routed,
             changed_entries, flipped,
         )  # fmt: skip
         after = _AccountState(
-            evaluated, evaluation.trading_day, evaluation.states, entries_written=True
-        )
+            evaluated, evaluation.trading_day, evaluation.states, entries_written=True,
+            quiet=self._quiet(evaluation.states),
+        )  # fmt: skip
         return _Poll(evaluation, write, after)
+
+    def _quiet(self, states: dict[str, Any]) -> bool:
+        """Whether every rule that applies (those with a state entry) is at rest."""
+        return all(rule.resting(states[rule.name]) for rule in self._rules if rule.name in states)
 
     def _committed(self, poll: _Poll) -> Evaluation:
         evaluation, snapshot = poll.evaluation, poll.evaluation.snapshot

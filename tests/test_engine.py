@@ -12,7 +12,7 @@ import pytest
 from monitor.config import AccountConfig, SinkConfig
 from monitor.engine import Engine
 from monitor.health import HealthTracker
-from monitor.model import Severity
+from monitor.model import Severity, Snapshot
 from monitor.rules.base import PositionFilter, Rule
 from monitor.rules.conditions import Scope
 from monitor.rules.lifecycle import Lifecycle
@@ -21,7 +21,7 @@ from monitor.rules.mtm_drawdown import MtmDrawdown
 from monitor.rules.new_short import NewShort
 from monitor.rules.squared_off import SquaredOff
 from monitor.store import Store, StoredAccount, StoreError
-from tests.snapshots import ACCOUNT, IST, T0, drawdown_entry, pos, snap
+from tests.snapshots import ACCOUNT, BROKER, IST, T0, drawdown_entry, pos, snap
 
 DAY = date(2026, 11, 23)  # the trading day of T0 in Asia/Kolkata
 
@@ -372,3 +372,38 @@ def test_a_resolved_alert_is_committed_with_its_poll(restarting: Restarting) -> 
         ("resolved", minutes(7)),
     ]
     assert [p.alert for p in restarting.store.pending("pager")] == stored
+
+
+def test_the_very_same_rows_again_are_evaluated_only_while_time_can_move_a_rule(
+    tmp_path: Path,
+) -> None:
+    """A client hands back the very rows of its last poll when it read the same bytes. While a
+    loss limit waits out its ``for`` such polls are still evaluated and it fires on time; once
+    every rule is at rest they change nothing, until a new day starts afresh with them."""
+    loss_limit = MtmBelow(
+        "loss-limit", Severity.CRITICAL, PositionFilter(), Scope.ACCOUNT,
+        Lifecycle(hold_for=timedelta(minutes=5)), Decimal(-1000),
+    )  # fmt: skip
+    drawdown = RULES[2]
+    store = Store(tmp_path / "state.db")
+    engine = Engine(store, (loss_limit, drawdown), SINKS)
+    rows = snap(pos("1", 5, mtm=-4000), pos("2", -5, mtm=1000)).positions
+
+    def again(at: datetime) -> Snapshot:
+        return Snapshot(ACCOUNT, BROKER, at, rows)  # the very same mapping, a new time
+
+    engine.ingest(again(minutes(0)), IST)  # baseline: the limit starts its for
+    assert engine.ingest(again(minutes(1)), IST).alerts == []
+    firing = engine.ingest(again(minutes(5)), IST)
+    [fired] = firing.alerts
+    assert (fired.rule, fired.details["mtm"]) == ("loss-limit", Decimal(-3000))
+    quiet = engine.ingest(again(minutes(6)), IST)
+    assert (quiet.alerts, quiet.changes, quiet.new_day) == ([], [], False)
+    assert quiet.states is firing.states, "premise: the quiet poll was not evaluated"
+    assert quiet.states["loss-limit"][None].condition.firing_since == minutes(5)
+    assert engine.last_snapshot(ACCOUNT).taken_at == minutes(6)
+
+    next_day = engine.ingest(again(minutes(24 * 60)), IST)
+    assert next_day.new_day and next_day.trading_day == DAY + timedelta(days=1)
+    assert next_day.states["desk-drawdown"][None].peak == Decimal(-3000)  # a fresh peak
+    store.close()

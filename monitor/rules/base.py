@@ -117,6 +117,11 @@ class Rule(Protocol):
         writes only the entries that moved."""
         ...
 
+    def resting(self, state: Any) -> bool:
+        """Whether a poll that changed no row, on the same trading day, would leave ``state``
+        as it is and raise nothing, whatever its time: the engine then skips evaluating it."""
+        ...
+
 
 def position_alert(
     rule: Rule, poll: Poll, position: Position, message: str, details: Mapping[str, DetailValue]

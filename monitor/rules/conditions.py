@@ -303,6 +303,16 @@ class ConditionRule:
                 entries[_entry(key)] = None
         return entries
 
+    def resting(self, state: ConditionState | None) -> bool:
+        """Whether every subject is at rest (``lifecycle.at_rest``); never for a state this rule
+        has not judged yet."""
+        if state is None:
+            return False
+        lifecycle = self.lifecycle
+        return all(
+            t.condition is INACTIVE or at_rest(t.condition, lifecycle) for t in state.values()
+        )
+
     def load_state(self, account: str, data: object) -> ConditionState:
         """The inverse of ``dump_state`` for the account that owns the stored rows."""
         if not isinstance(data, list):

@@ -69,3 +69,7 @@ class EventRule:
 
     def dump_entries(self, before: None, after: None) -> None:
         """Not kept entry by entry."""
+
+    def resting(self, state: None) -> bool:
+        """Always: an event kind alerts only on changes."""
+        return True
