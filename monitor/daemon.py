@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -553,6 +554,10 @@ async def run(config: Config, settings: Settings, stop: asyncio.Event | None = N
     stop = stop or asyncio.Event()
     daemon = Daemon(config, settings)
     await daemon.start()
+    # What startup built (modules, the configuration, every account's client and poller) lives
+    # as long as the process: frozen out of the cycle collector, a full collection walks only
+    # what polls allocate. At 5,000 accounts one took 0.4 s, and the polls due then waited.
+    gc.freeze()
     loop = asyncio.get_running_loop()
     received: list[str] = []
 
