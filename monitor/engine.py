@@ -138,11 +138,7 @@ class _EngineCore:
             # The client handed back the very rows of the last poll (it read the same bytes)
             # and no rule holds anything time alone moves: on the same day nothing can happen.
             turn = next_trading_day(known.trading_day, last.taken_at, snapshot.taken_at, timezone)
-            if (
-                turn.day == known.trading_day
-                and not turn.new_day
-                and last.broker == snapshot.broker
-            ):
+            if turn.day == known.trading_day:  # a new day, or one left, starts another day
                 evaluation = Evaluation(snapshot, [], [], known.rule_states, False, False, turn.day)
                 return _Poll(evaluation, None, replace(known, snapshot=snapshot))
         evaluation = evaluate_poll(
