@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from monitor.store import Store
 from tests.fakes import serve
 from tests.fakes.portfolio import PortfolioState, failed, make_app
 from tests.fakes.scripted import json_reply
+from tests.waiting import wait_until
 
 TOKEN = "pf-token-5d1e9c3a7b"  # a fake server's token
 
@@ -37,14 +37,6 @@ notify:
   - kind: console
     format: json
 """
-
-
-async def wait_until(predicate: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    """Poll ``predicate`` until it holds."""
-    async with asyncio.timeout(seconds):
-        while not predicate():
-            await asyncio.sleep(0.05)
-    assert predicate(), what
 
 
 def committed(state_path: Path) -> list[Alert]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from monitor.store import Store
 from monitor.store_checkpointer import Checkpointer
 from monitor.store_thread import StoreThread
 from tests.snapshots import ACCOUNT, T0, pos, snap
+from tests.waiting import wait_until
 
 DAY = date(2026, 11, 23)
 POSITIONS = 200  # every row's MTM moves each poll: about 1 MB of WAL per 40 polls
@@ -66,14 +66,6 @@ def commit_synchronously(store: Store) -> list[int]:
         if number % POLLS_PER_ROUND == POLLS_PER_ROUND - 1:
             sizes.append(wal_bytes(Path(store.path)))
     return sizes
-
-
-async def wait_until(predicate: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    """Poll ``predicate`` until it holds."""
-    async with asyncio.timeout(seconds):
-        while not predicate():
-            await asyncio.sleep(0.02)
-    assert predicate(), what
 
 
 async def test_the_wal_stays_bounded_and_every_commit_is_kept(tmp_path: Path) -> None:

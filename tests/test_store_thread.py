@@ -7,16 +7,16 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 from monitor import config
 from monitor.daemon import Daemon, Settings
-from monitor.model import Alert
 from monitor.store import Store
 from monitor.store_thread import StoreThread
 from tests.fakes import serve
 from tests.fakes.portfolio import PortfolioState, make_app
+from tests.test_live_daemon import committed
+from tests.waiting import wait_until
 
 TOKEN = "pf-token-5d1e9c3a7b"  # a fake server's token
 LOCK_SECONDS = 6  # longer than SQLite's 5 s busy timeout
@@ -56,23 +56,6 @@ time.sleep(float(sys.argv[2]))
 db.execute("COMMIT")
 print("released", flush=True)
 """
-
-
-async def wait_until(predicate: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    """Poll ``predicate`` until it holds."""
-    async with asyncio.timeout(seconds):
-        while not predicate():
-            await asyncio.sleep(0.05)
-    assert predicate(), what
-
-
-def committed(state_path: Path) -> list[Alert]:
-    """The alerts in the state file."""
-    store = Store(state_path)
-    try:
-        return store.alerts()
-    finally:
-        store.close()
 
 
 def sample(text: str, name: str) -> float:

@@ -1,40 +1,28 @@
 """The dead man's switch end to end: the real daemon as a subprocess says "started", "stopping"
 on SIGTERM and a daily heartbeat to the fake Bot API, and names a chat it cannot reach."""
 
+# The daemon-level fixtures are test_daemon.py's, imported: pytest injects them by parameter
+# name, which the linter reads as redefining the imports.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from monitor import __version__
 from tests.daemon_process import DaemonProcess
 from tests.fakes import ThreadedServer
-from tests.fakes.telegram import TOKEN, TelegramState, make_app
+from tests.fakes.telegram import TOKEN, TelegramState
 from tests.faketime import faketime_env
 from tests.leaks import assert_no_secret_leaks
-from tests.telegram.test_daemon import CHAT, write_config
-
-
-@pytest.fixture
-def telegram(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TelegramState, ThreadedServer]]:
-    """The fake Bot API, and the two variables that switch the bundled Telegram entry on."""
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("TELEGRAM_CHAT_ID", CHAT)
-    state = TelegramState(chats={CHAT})
-    with ThreadedServer(lambda: make_app(state)) as server:
-        yield state, server
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        daemon.stop()
+from tests.telegram.test_daemon import (  # noqa: F401 - daemons and telegram are fixtures
+    CHAT,
+    daemons,
+    telegram,
+    write_config,
+)
 
 
 def said(fake: TelegramState, server: ThreadedServer, mark: str) -> list[str]:
